@@ -1,0 +1,189 @@
+//! `voicelake`: run the pipeline locally, on the same code as the Lambda.
+
+mod input;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use voicelake_shared::cost::PriceTable;
+use voicelake_shared::lake::{self, LakeFile};
+use voicelake_shared::report::ReportBuilder;
+use voicelake_shared::synth::{self, SynthOptions};
+use voicelake_shared::{BatchOutput, Config, timefmt};
+
+#[derive(Parser)]
+#[command(name = "voicelake", version, about = "Voice-agent latency metrics and a Parquet lake from CloudWatch logs, run locally.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay log files through the pipeline into a local lake and print the latency report.
+    Replay(ReplayArgs),
+    /// Write realistic synthetic traffic as CloudWatch Logs subscription events (JSON lines).
+    Generate(GenerateArgs),
+    /// Generate traffic and replay it: DIR/traffic.jsonl, the lake under DIR/lake, the report.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    #[arg(long, default_value = "demo")]
+    dir: PathBuf,
+    #[arg(long, default_value_t = 200)]
+    calls: usize,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// Subscription events (one per file or per line), `aws logs filter-log-events` output, or raw log lines.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Where to write the lake: turns/, sessions/ and rejects/ partitioned by dt and hour, as on S3.
+    #[arg(long)]
+    lake: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// The environment name written to rows (the Environment metric dimension on AWS).
+    #[arg(long, default_value = voicelake_shared::config::DEFAULT_ENVIRONMENT)]
+    environment: String,
+    /// Turn latency target in milliseconds.
+    #[arg(long, default_value_t = voicelake_shared::config::DEFAULT_LATENCY_TARGET_MS)]
+    target_ms: f64,
+    /// A price table (JSON, the shape of shared/data/prices.json) instead of the built-in one.
+    #[arg(long)]
+    prices: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    #[arg(long, default_value_t = 200)]
+    calls: usize,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[arg(long)]
+    out: PathBuf,
+    /// Event time of the first call (RFC 3339). Default: two hours ago, on the hour.
+    #[arg(long)]
+    start: Option<String>,
+    /// Only well-formed agent events: no foreign lines, no malformed input.
+    #[arg(long)]
+    clean: bool,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Replay(args) => replay(args),
+        Command::Generate(args) => generate(args),
+        Command::Demo(args) => {
+            let traffic = args.dir.join("traffic.jsonl");
+            generate(GenerateArgs { calls: args.calls, seed: args.seed, out: traffic.clone(), start: None, clean: false })?;
+            let lake = args.dir.join("lake");
+            if lake.exists() {
+                // A demo replays from scratch; a second run must not double its lake.
+                std::fs::remove_dir_all(&lake).with_context(|| format!("clearing {}", lake.display()))?;
+            }
+            replay(ReplayArgs {
+                files: vec![traffic],
+                lake,
+                format: Format::Text,
+                environment: voicelake_shared::config::DEFAULT_ENVIRONMENT.into(),
+                target_ms: voicelake_shared::config::DEFAULT_LATENCY_TARGET_MS,
+                prices: None,
+            })
+        }
+    }
+}
+
+fn generate(args: GenerateArgs) -> Result<()> {
+    let start_ms = match &args.start {
+        Some(s) => timefmt::parse_event_time(s).with_context(|| format!("--start {s:?} is not an RFC 3339 time within 2000..2100"))?,
+        None => (now_ms() / 3_600_000 - 2) * 3_600_000,
+    };
+    let opts = SynthOptions { calls: args.calls, seed: args.seed, start_ms, noise: !args.clean };
+    let batches = synth::generate(&opts);
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&args.out, synth::subscription_lines(&batches)).with_context(|| format!("writing {}", args.out.display()))?;
+    let events: usize = batches.iter().map(|b| b.log_events.len()).sum();
+    eprintln!("wrote {} subscription events ({events} log events, {} calls) to {}", batches.len(), args.calls, args.out.display());
+    Ok(())
+}
+
+fn replay(args: ReplayArgs) -> Result<()> {
+    let mut config = Config { environment: args.environment.clone(), latency_target_ms: args.target_ms, ..Config::default() };
+    if let Some(path) = &args.prices {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        config.prices = PriceTable::from_json(&text).with_context(|| format!("{}", path.display()))?;
+    }
+    if !(config.latency_target_ms.is_finite() && config.latency_target_ms > 0.0) {
+        bail!("--target-ms must be a positive number of milliseconds");
+    }
+    let now = now_ms();
+    let mut all = BatchOutput::default();
+    let mut report = ReportBuilder::default();
+    for path in &args.files {
+        for unit in input::read(path, now)? {
+            let out = match unit {
+                input::Unit::Payload(data) => voicelake_shared::process_payload(&data, &config, now),
+                input::Unit::Batch(batch) => voicelake_shared::process_batch(&batch, &config, now),
+            };
+            report.add(&out);
+            all.turns.extend(out.turns);
+            all.sessions.extend(out.sessions);
+            all.rejects.extend(out.rejects);
+        }
+    }
+    let mut files = lake::encode_partitioned(&all.turns)?;
+    files.extend(lake::encode_partitioned(&all.sessions)?);
+    files.extend(lake::encode_partitioned(&all.rejects)?);
+    let written = write_lake(&args.lake, &files, &format!("replay-{now}"))?;
+    let report = report.finish(&config);
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut stdout, &report)?;
+            writeln!(stdout)?;
+            eprintln!("lake: {written} Parquet files under {}", args.lake.display());
+        }
+        Format::Text => {
+            write!(stdout, "{}", report.render())?;
+            writeln!(
+                stdout,
+                "\nlake: {written} Parquet files under {} ({} turn rows, {} session rows, {} rejects)",
+                args.lake.display(),
+                all.turns.len(),
+                all.sessions.len(),
+                all.rejects.len()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn write_lake(root: &Path, files: &[LakeFile], name: &str) -> Result<usize> {
+    for file in files {
+        let path = root.join(file.key(name));
+        let dir = path.parent().expect("lake keys have folders");
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(&path, &file.bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(files.len())
+}

@@ -1,0 +1,259 @@
+//! `voicelake generate` and `voicelake replay`, run as a user runs them.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
+use voicelake_shared::envelope::SubscriptionEvent;
+use voicelake_shared::lake;
+use voicelake_shared::report::percentile;
+use voicelake_shared::{BatchOutput, Config};
+
+const START: &str = "2026-11-23T12:00:00Z";
+
+fn voicelake(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_voicelake")).args(args).output().expect("the binary runs");
+    assert!(out.status.success(), "voicelake {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn generate(dir: &Path, calls: usize, clean: bool) -> PathBuf {
+    let path = dir.join("traffic.jsonl");
+    let calls = calls.to_string();
+    let mut args = vec!["generate", "--calls", &calls, "--seed", "11", "--start", START, "--out", path.to_str().unwrap()];
+    if clean {
+        args.push("--clean");
+    }
+    voicelake(&args);
+    path
+}
+
+fn replay_json(input: &Path, lake: &Path) -> Value {
+    serde_json::from_str(&voicelake(&["replay", input.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--format", "json"])).unwrap()
+}
+
+fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if dir.exists() {
+        for entry in walk(dir) {
+            if entry.extension().is_some_and(|e| e == "parquet") {
+                files.push(entry);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn replay_writes_the_lake_that_holds_exactly_the_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), 80, false);
+    let report = replay_json(&input, &dir.path().join("lake"));
+    for key in ["turns", "sessions", "rejected", "skipped"] {
+        assert!(report[key].is_u64(), "{key} in {report}");
+    }
+    for key in ["count", "p50", "p95", "p99", "max"] {
+        assert!(report["latency_ms"][key].is_number(), "latency_ms.{key} in {report}");
+    }
+
+    // The rows, computed without the binary from the same input.
+    let config = Config::default();
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut expected = BatchOutput::default();
+    for line in std::fs::read_to_string(&input).unwrap().lines() {
+        let event: SubscriptionEvent = serde_json::from_str(line).unwrap();
+        let out = voicelake_shared::process_payload(&event.awslogs.data, &config, now);
+        expected.turns.extend(out.turns);
+        expected.sessions.extend(out.sessions);
+        expected.rejects.extend(out.rejects);
+    }
+    assert_eq!(report["rejected"].as_u64().unwrap() as usize, expected.rejects.len());
+
+    for (table, rows) in [
+        ("turns", lake::encode_partitioned(&expected.turns).unwrap()),
+        ("sessions", lake::encode_partitioned(&expected.sessions).unwrap()),
+        ("rejects", lake::encode_partitioned(&expected.rejects).unwrap()),
+    ] {
+        let files = parquet_files(&dir.path().join("lake").join(table));
+        assert_eq!(files.len(), rows.len(), "{table}: one file per hour partition");
+        for (file, expected) in files.iter().zip(&rows) {
+            let rel = file.strip_prefix(dir.path().join("lake")).unwrap().to_string_lossy().into_owned();
+            assert!(rel.starts_with(&format!("{table}/dt={}/hour={}/replay-", expected.partition.dt, expected.partition.hour)), "{rel}");
+            let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap()).unwrap().build().unwrap();
+            let read: Vec<_> = reader.collect::<Result<_, _>>().unwrap();
+            let want = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(expected.bytes.clone())).unwrap().build().unwrap();
+            let want: Vec<_> = want.collect::<Result<_, _>>().unwrap();
+            assert_eq!(read, want, "{rel}");
+            assert_eq!(read.iter().map(|b| b.num_rows()).sum::<usize>(), expected.rows);
+        }
+    }
+}
+
+/// The contract's latency rules, written again over plain JSON values, assembling within each
+/// subscription batch as the contract says.
+fn independent_latencies(input: &Path) -> Vec<f64> {
+    fn object(message: &str) -> Option<Value> {
+        let at = message.find('{')?;
+        let v: Value = serde_json::Deserializer::from_str(&message[at..]).into_iter::<Value>().next()?.ok()?;
+        if v.get("_event_type").is_some()
+            || v.get("type").is_some()
+            || v.get("message").is_some_and(|m| m.as_str().is_some_and(|m| m.ends_with(" metrics")))
+        {
+            if let Some(inner) = v.get("analytics_data") {
+                let mut inner = inner.clone();
+                if inner.get("_timestamp").is_none() {
+                    inner["_timestamp"] = v["timestamp"].clone();
+                }
+                return Some(inner);
+            }
+            return Some(v);
+        }
+        None
+    }
+    let secs = |v: &Value| v.as_f64().map(|s| s * 1000.0);
+    let mut latencies = Vec::new();
+    for line in std::fs::read_to_string(input).unwrap().lines() {
+        let event: Value = serde_json::from_str(line).unwrap();
+        let gz = base64::engine::general_purpose::STANDARD.decode(event["awslogs"]["data"].as_str().unwrap()).unwrap();
+        let mut json = String::new();
+        flate2::read::GzDecoder::new(gz.as_slice()).read_to_string(&mut json).unwrap();
+        let batch: Value = serde_json::from_str(&json).unwrap();
+        // speech_id → (eou, ttft, ttfb); log_metrics: per room, the open turn
+        let mut by_speech: BTreeMap<String, [Option<f64>; 3]> = BTreeMap::new();
+        let mut logged: BTreeMap<String, Vec<[Option<f64>; 3]>> = BTreeMap::new();
+        for e in batch["logEvents"].as_array().unwrap() {
+            let Some(v) = object(e["message"].as_str().unwrap()) else { continue };
+            if v["_event_type"] == "voice_metrics" {
+                let sum = || Some(secs(&v["eou"]["end_of_utterance_delay"])? + secs(&v["llm"]["ttft"])? + secs(&v["tts"]["ttfb"])?);
+                latencies.extend(secs(&v["total_latency"]).or_else(sum));
+            } else if v["type"] == "metrics_collected" {
+                let m = &v["metrics"];
+                let Some(speech) = m["speech_id"].as_str() else { continue };
+                let slot = by_speech.entry(speech.to_owned()).or_default();
+                let (i, field) = match m["type"].as_str().unwrap() {
+                    "eou_metrics" => (0, "end_of_utterance_delay"),
+                    "llm_metrics" => (1, "ttft"),
+                    "tts_metrics" => (2, "ttfb"),
+                    _ => continue,
+                };
+                slot[i] = slot[i].or(secs(&m[field]));
+            } else if let Some(kind) = v["message"].as_str().filter(|m| m.ends_with(" metrics")) {
+                let turns = logged.entry(v["room_id"].as_str().unwrap().to_owned()).or_default();
+                match kind {
+                    "EOU metrics" => turns.push([secs(&v["end_of_utterance_delay"]), None, None]),
+                    "LLM metrics" => {
+                        if let Some(t) = turns.last_mut() {
+                            t[1] = t[1].or(secs(&v["ttft"]));
+                        }
+                    }
+                    "TTS metrics" => {
+                        if let Some(t) = turns.last_mut() {
+                            t[2] = t[2].or(secs(&v["ttfb"]));
+                        }
+                    }
+                    _ => {}
+                }
+            } else if v["type"] == "conversation_item_added" && v["item"]["role"] == "assistant" {
+                latencies.extend(secs(&v["item"]["metrics"]["e2e_latency"]));
+            }
+        }
+        for parts in by_speech.values().chain(logged.values().flatten()) {
+            if let [Some(a), Some(b), Some(c)] = parts {
+                latencies.push(a + b + c);
+            }
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    latencies
+}
+
+#[test]
+fn the_report_s_percentiles_equal_an_independent_computation_from_the_raw_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), 120, true);
+    let report = replay_json(&input, &dir.path().join("lake"));
+    let latencies = independent_latencies(&input);
+    assert!(latencies.len() > 500);
+    let got = &report["latency_ms"];
+    assert_eq!(got["count"].as_u64(), Some(latencies.len() as u64));
+    for (key, p) in [("p50", 50.0), ("p95", 95.0), ("p99", 99.0), ("max", 100.0)] {
+        let expected = percentile(&latencies, p).unwrap();
+        let actual = got[key].as_f64().unwrap();
+        assert!((actual - expected).abs() < 1e-6, "{key}: report {actual}, independent {expected}");
+    }
+}
+
+#[test]
+fn replay_reads_aws_cli_output_raw_lines_and_single_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let lines: Vec<String> = std::fs::read_to_string(fixtures.join("app/voice_metrics.log")).unwrap().lines().map(str::to_owned).collect();
+
+    // `aws logs filter-log-events --log-group-name … > events.json`
+    let events: Vec<Value> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            serde_json::json!({"logStreamName": "agent/1", "timestamp": 1_795_442_401_000i64 + i as i64,
+            "message": m, "ingestionTime": 1_795_442_402_000i64, "eventId": format!("{i:056}")})
+        })
+        .collect();
+    let cli = dir.path().join("events.json");
+    std::fs::write(&cli, serde_json::to_string_pretty(&serde_json::json!({"events": events, "searchedLogStreams": []})).unwrap()).unwrap();
+    let from_cli = replay_json(&cli, &dir.path().join("a"));
+
+    // The same messages as raw JSON lines.
+    let raw = dir.path().join("raw.log");
+    std::fs::write(&raw, lines.join("\n")).unwrap();
+    let from_raw = replay_json(&raw, &dir.path().join("b"));
+
+    // A single subscription event, pretty-printed, as `sam local generate-event` writes one.
+    let single = dir.path().join("event.json");
+    std::fs::copy(fixtures.join("subscription/aws-docs-example.json"), &single).unwrap();
+    let from_single = replay_json(&single, &dir.path().join("c"));
+
+    assert_eq!(from_cli["turns"], 7);
+    assert_eq!(from_cli["latency_ms"], from_raw["latency_ms"]);
+    assert_eq!(from_raw["turns"], 7);
+    assert_eq!(from_single["events"], 2);
+    assert_eq!(from_single["skipped"], 2);
+    let files = parquet_files(&dir.path().join("a"));
+    assert!(files.iter().all(|f| f.to_string_lossy().contains("turns/dt=2026-11-23/hour=14/")), "{files:?}");
+}
+
+#[test]
+fn text_report_names_the_alarms_and_the_slowest_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), 200, false);
+    let text = voicelake(&["replay", input.to_str().unwrap(), "--lake", dir.path().join("lake").to_str().unwrap()]);
+    for expected in
+        ["turn latency", "slowest sessions", "TurnLatencyP95Alarm", "TTSTimeToFirstByteP95Alarm", "WOULD FIRE", "compliance", "lake:"]
+    {
+        assert!(text.contains(expected), "{expected} in\n{text}");
+    }
+}
+
+#[test]
+fn bad_arguments_fail_with_a_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_voicelake")).args(["replay", "/nonexistent.jsonl", "--lake", "/tmp/x"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.jsonl"));
+}

@@ -1,0 +1,164 @@
+//! The default alarms: thresholds, statistics and periods. `template.yaml` declares the same alarms
+//! (a test compares them) and the local report evaluates them on replayed traffic.
+
+use serde::Serialize;
+
+use crate::metrics::m;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Statistic {
+    /// CloudWatch `p95`.
+    P95,
+    Average,
+    Sum,
+    /// `100 × (1 − ToolCallFailures / ToolCalls)`, by metric math.
+    ToolSuccessPercent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Comparison {
+    GreaterThanThreshold,
+    LessThanThreshold,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AlarmSpec {
+    /// The alarm's logical id in `template.yaml`.
+    pub id: &'static str,
+    /// The template parameter holding the threshold.
+    pub parameter: &'static str,
+    pub metric: &'static str,
+    pub statistic: Statistic,
+    pub comparison: Comparison,
+    pub threshold: f64,
+    pub period_seconds: u32,
+    pub evaluation_periods: u32,
+    pub datapoints_to_alarm: u32,
+    /// What an operator should look at first.
+    pub description: &'static str,
+}
+
+/// Five-minute periods, two of the last three breaching: one slow period does not page, a
+/// degradation that lasts ten minutes does. p95 is evaluated even on fewer than 200 samples
+/// (`EvaluateLowSampleCountPercentile: evaluate`) because voice agents often take a few calls an hour.
+pub const DEFAULTS: [AlarmSpec; 6] = [
+    AlarmSpec {
+        id: "TurnLatencyP95Alarm",
+        parameter: "TurnLatencyP95ThresholdMs",
+        metric: m::TURN_LATENCY.name,
+        statistic: Statistic::P95,
+        comparison: Comparison::GreaterThanThreshold,
+        threshold: 1500.0,
+        period_seconds: 300,
+        evaluation_periods: 3,
+        datapoints_to_alarm: 2,
+        description: "p95 turn latency is above target. Compare the component alarms and the dashboard's breakdown (EOU delay, LLM ttft, TTS ttfb) to see which component moved; run the saved query 'voicelake/slowest-turns'.",
+    },
+    AlarmSpec {
+        id: "LLMTimeToFirstTokenP95Alarm",
+        parameter: "LLMTTFTP95ThresholdMs",
+        metric: m::LLM_TTFT.name,
+        statistic: Statistic::P95,
+        comparison: Comparison::GreaterThanThreshold,
+        threshold: 700.0,
+        period_seconds: 300,
+        evaluation_periods: 3,
+        datapoints_to_alarm: 2,
+        description: "p95 LLM time to first token is high. Check the LLM provider's status page, prompt size (LLMPromptTokens) and recent model or prompt changes.",
+    },
+    AlarmSpec {
+        id: "TTSTimeToFirstByteP95Alarm",
+        parameter: "TTSTTFBP95ThresholdMs",
+        metric: m::TTS_TTFB.name,
+        statistic: Statistic::P95,
+        comparison: Comparison::GreaterThanThreshold,
+        threshold: 300.0,
+        period_seconds: 300,
+        evaluation_periods: 3,
+        datapoints_to_alarm: 2,
+        description: "p95 TTS time to first byte is high. Check the TTS provider's status page, voice or model changes, and whether streaming synthesis is still on.",
+    },
+    AlarmSpec {
+        id: "ToolSuccessRateAlarm",
+        parameter: "ToolSuccessRateThresholdPercent",
+        metric: m::TOOL_CALLS.name,
+        statistic: Statistic::ToolSuccessPercent,
+        comparison: Comparison::LessThanThreshold,
+        threshold: 95.0,
+        period_seconds: 900,
+        evaluation_periods: 1,
+        datapoints_to_alarm: 1,
+        description: "Fewer than the target share of tool calls succeed. Run the saved query 'voicelake/tool-failures' to see which tool and error.",
+    },
+    AlarmSpec {
+        id: "CostPerCallAlarm",
+        parameter: "CostPerCallThresholdUsd",
+        metric: m::CALL_COST.name,
+        statistic: Statistic::Average,
+        comparison: Comparison::GreaterThanThreshold,
+        threshold: 0.20,
+        period_seconds: 3600,
+        evaluation_periods: 1,
+        datapoints_to_alarm: 1,
+        description: "Average estimated cost per call is above budget. Run the saved query 'voicelake/cost-by-day' and the Athena query 'cost_by_model' to see which provider and model grew.",
+    },
+    AlarmSpec {
+        id: "RejectedEventsAlarm",
+        parameter: "RejectedEventsThreshold",
+        metric: m::EVENTS_REJECTED.name,
+        statistic: Statistic::Sum,
+        comparison: Comparison::GreaterThanThreshold,
+        threshold: 10.0,
+        period_seconds: 300,
+        evaluation_periods: 1,
+        datapoints_to_alarm: 1,
+        description: "Agents are logging events the pipeline cannot use. Run the saved query 'voicelake/rejects-by-reason' or query the rejects table: each row has the reason and the raw message.",
+    },
+];
+
+impl AlarmSpec {
+    pub fn breaches(&self, value: f64) -> bool {
+        match self.comparison {
+            Comparison::GreaterThanThreshold => value > self.threshold,
+            Comparison::LessThanThreshold => value < self.threshold,
+        }
+    }
+}
+
+/// Whether `breaching` (one flag per consecutive period, missing periods not breaching) holds an
+/// M-of-N window: CloudWatch's `DatapointsToAlarm` of `EvaluationPeriods`.
+pub fn would_fire(spec: &AlarmSpec, breaching: &[bool]) -> bool {
+    let n = spec.evaluation_periods as usize;
+    let m = spec.datapoints_to_alarm as usize;
+    if breaching.is_empty() {
+        return false;
+    }
+    if breaching.len() < n {
+        return breaching.iter().filter(|b| **b).count() >= m;
+    }
+    breaching.windows(n).any(|w| w.iter().filter(|b| **b).count() >= m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_of_three_needs_two_breaches_within_three_periods() {
+        let spec = DEFAULTS[0];
+        assert!(!would_fire(&spec, &[true, false, false, true]));
+        assert!(would_fire(&spec, &[true, false, true]));
+        assert!(would_fire(&spec, &[false, true, true]));
+        assert!(!would_fire(&spec, &[true]));
+        assert!(!would_fire(&spec, &[]));
+    }
+
+    #[test]
+    fn comparison_direction() {
+        let tools = DEFAULTS.iter().find(|a| a.statistic == Statistic::ToolSuccessPercent).unwrap();
+        assert!(tools.breaches(90.0));
+        assert!(!tools.breaches(95.0));
+        assert!(DEFAULTS[0].breaches(1500.1));
+        assert!(!DEFAULTS[0].breaches(1500.0));
+    }
+}

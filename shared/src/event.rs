@@ -1,0 +1,446 @@
+//! The JSON object of one log message, as the agents write it.
+//!
+//! One struct holds every field of every family of the contract (README "Event contract"); which of
+//! them mean something depends on the family, decided in [`crate::normalize`]. Every field is lenient
+//! (see [`crate::lenient`]) and strings are borrowed from the message, so parsing allocates little
+//! and a wrong value costs one field. Unknown keys are skipped.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::lenient::{Flag, List, Num, Obj, Skipped, Stamp, Text};
+
+/// A log message's event object.
+pub type RawEvent<'a> = EventObject<'a, Obj<Box<InnerEvent<'a>>>>;
+
+/// The component metric inside `metrics_collected`. Its own `metrics` key is skipped, so that no
+/// input makes parsing recurse deeper than two levels.
+pub type InnerEvent<'a> = EventObject<'a, Skipped>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, bound(deserialize = "M: Deserialize<'de> + Default"))]
+pub struct EventObject<'a, M> {
+    // Family markers.
+    #[serde(borrow, rename = "_event_type")]
+    pub private_event_type: Text<'a>,
+    #[serde(borrow)]
+    pub event_type: Text<'a>,
+    #[serde(borrow, rename = "type")]
+    pub kind: Text<'a>,
+    /// The log message of LiveKit's JSON formatter: `"LLM metrics"` for `log_metrics()` lines.
+    #[serde(borrow)]
+    pub message: Text<'a>,
+    /// The Python logger name (`livekit.agents`).
+    #[serde(borrow)]
+    pub name: Text<'a>,
+
+    // Identity, in the contract's order of precedence.
+    #[serde(borrow, rename = "_session_id")]
+    pub private_session_id: Text<'a>,
+    #[serde(borrow, alias = "sessionId")]
+    pub session_id: Text<'a>,
+    #[serde(borrow, alias = "roomName")]
+    pub room_name: Text<'a>,
+    #[serde(borrow)]
+    pub room: Text<'a>,
+    #[serde(borrow, alias = "roomId")]
+    pub room_id: Text<'a>,
+    #[serde(borrow, alias = "jobId")]
+    pub job_id: Text<'a>,
+    #[serde(borrow, alias = "speechId")]
+    pub speech_id: Text<'a>,
+    #[serde(borrow, alias = "agentName")]
+    pub agent_name: Text<'a>,
+    #[serde(borrow)]
+    pub agent: Text<'a>,
+    #[serde(borrow, alias = "agentVersion")]
+    pub agent_version: Text<'a>,
+    #[serde(borrow, alias = "tenantId")]
+    pub tenant_id: Text<'a>,
+
+    // Event time: `_timestamp`, `timestamp`, then LiveKit's `created_at`.
+    #[serde(borrow, rename = "_timestamp")]
+    pub private_timestamp: Stamp<'a>,
+    #[serde(borrow)]
+    pub timestamp: Stamp<'a>,
+    #[serde(borrow, alias = "createdAt")]
+    pub created_at: Stamp<'a>,
+
+    // voice_metrics: nested blocks, and flat aliases.
+    pub total_latency: Num,
+    #[serde(alias = "totalLatencyMs")]
+    pub total_latency_ms: Num,
+    pub eou: Obj<Box<EouBlock>>,
+    #[serde(borrow)]
+    pub llm: Obj<Box<ModelBlock<'a>>>,
+    #[serde(borrow)]
+    pub tts: Obj<Box<ModelBlock<'a>>>,
+    #[serde(borrow)]
+    pub stt: Obj<Box<ModelBlock<'a>>>,
+    pub llm_ttft: Num,
+    pub llm_ttft_ms: Num,
+    pub tts_ttfb: Num,
+    pub tts_ttfb_ms: Num,
+    pub eou_delay: Num,
+    pub eou_delay_ms: Num,
+
+    // LiveKit component metrics (`model_dump()` and `log_metrics()` fields), agents-js spellings too.
+    pub ttft: Num,
+    #[serde(alias = "ttftMs")]
+    pub ttft_ms: Num,
+    pub ttfb: Num,
+    #[serde(alias = "ttfbMs")]
+    pub ttfb_ms: Num,
+    pub duration: Num,
+    #[serde(alias = "durationMs")]
+    pub duration_ms: Num,
+    #[serde(alias = "endOfUtteranceDelay")]
+    pub end_of_utterance_delay: Num,
+    #[serde(alias = "endOfUtteranceDelayMs")]
+    pub end_of_utterance_delay_ms: Num,
+    #[serde(alias = "transcriptionDelay")]
+    pub transcription_delay: Num,
+    #[serde(alias = "transcriptionDelayMs")]
+    pub transcription_delay_ms: Num,
+    #[serde(alias = "promptTokens")]
+    pub prompt_tokens: Num,
+    #[serde(alias = "promptCachedTokens")]
+    pub prompt_cached_tokens: Num,
+    #[serde(alias = "completionTokens")]
+    pub completion_tokens: Num,
+    #[serde(alias = "inputTokens")]
+    pub input_tokens: Num,
+    #[serde(alias = "outputTokens")]
+    pub output_tokens: Num,
+    #[serde(alias = "audioDuration")]
+    pub audio_duration: Num,
+    #[serde(alias = "audioDurationMs")]
+    pub audio_duration_ms: Num,
+    #[serde(alias = "charactersCount")]
+    pub characters_count: Num,
+    #[serde(borrow)]
+    pub metadata: Obj<ModelMetadata<'a>>,
+    #[serde(borrow)]
+    pub model_name: Text<'a>,
+    #[serde(borrow)]
+    pub model_provider: Text<'a>,
+    #[serde(borrow)]
+    pub model: Text<'a>,
+    #[serde(borrow)]
+    pub provider: Text<'a>,
+    /// `{"type": "metrics_collected", "metrics": {…}}`: the session event around a component metric.
+    pub metrics: M,
+
+    // LiveKit ≥ 1.7 session events.
+    #[serde(borrow)]
+    pub item: Obj<Box<ChatItem<'a>>>,
+    #[serde(borrow)]
+    pub usage: Obj<Box<UsageBlock<'a>>>,
+
+    // session_analytics.
+    pub duration_seconds: Num,
+    pub session_duration: Num,
+    #[serde(borrow)]
+    pub tool_calls: Box<List<ToolCall<'a>>>,
+    #[serde(borrow)]
+    pub discovered_signals: Obj<Box<BTreeMap<Cow<'a, str>, &'a RawValue>>>,
+    #[serde(borrow)]
+    pub metrics_summary: Obj<Box<MetricsSummary<'a>>>,
+    #[serde(borrow)]
+    pub outcome: Text<'a>,
+    #[serde(alias = "setup_failed")]
+    pub call_setup_failed: Flag,
+    #[serde(borrow, alias = "failure_reason")]
+    pub setup_failure_reason: Text<'a>,
+    #[serde(alias = "total_turns")]
+    pub turn_count: Num,
+    pub mos: Num,
+    pub jitter_ms: Num,
+    pub packet_loss_rate: Num,
+    #[serde(borrow)]
+    pub llm_model: Text<'a>,
+    #[serde(borrow)]
+    pub llm_provider: Text<'a>,
+    #[serde(borrow)]
+    pub tts_model: Text<'a>,
+    #[serde(borrow)]
+    pub tts_provider: Text<'a>,
+    #[serde(borrow)]
+    pub stt_model: Text<'a>,
+    #[serde(borrow)]
+    pub stt_provider: Text<'a>,
+}
+
+/// `eou{end_of_utterance_delay|delay, transcription_delay}` of a `voice_metrics` event.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct EouBlock {
+    pub end_of_utterance_delay: Num,
+    pub end_of_utterance_delay_ms: Num,
+    pub delay: Num,
+    pub delay_ms: Num,
+    pub transcription_delay: Num,
+    pub transcription_delay_ms: Num,
+}
+
+/// `llm{…}`, `tts{…}` and `stt{…}` of a `voice_metrics` event: one shape, fields by component.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ModelBlock<'a> {
+    pub ttft: Num,
+    pub ttft_ms: Num,
+    pub ttfb: Num,
+    pub ttfb_ms: Num,
+    pub duration: Num,
+    pub duration_ms: Num,
+    pub audio_duration: Num,
+    pub audio_duration_ms: Num,
+    pub prompt_tokens: Num,
+    pub prompt_cached_tokens: Num,
+    pub completion_tokens: Num,
+    pub characters_count: Num,
+    #[serde(borrow)]
+    pub model: Text<'a>,
+    #[serde(borrow)]
+    pub provider: Text<'a>,
+}
+
+/// `metadata{model_name, model_provider}` of LiveKit ≥ 1.x component metrics.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ModelMetadata<'a> {
+    #[serde(borrow)]
+    pub model_name: Text<'a>,
+    #[serde(borrow)]
+    pub model_provider: Text<'a>,
+}
+
+/// The chat message of a `conversation_item_added` event.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ChatItem<'a> {
+    #[serde(borrow)]
+    pub id: Text<'a>,
+    #[serde(borrow, rename = "type")]
+    pub kind: Text<'a>,
+    #[serde(borrow)]
+    pub role: Text<'a>,
+    pub interrupted: Flag,
+    #[serde(borrow)]
+    pub created_at: Stamp<'a>,
+    #[serde(borrow)]
+    pub metrics: Obj<ChatMetrics<'a>>,
+}
+
+/// `ChatMessage.metrics` (LiveKit's `MetricsReport`), all in seconds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ChatMetrics<'a> {
+    pub transcription_delay: Num,
+    pub end_of_turn_delay: Num,
+    pub on_user_turn_completed_delay: Num,
+    pub llm_node_ttft: Num,
+    pub tts_node_ttfb: Num,
+    pub e2e_latency: Num,
+    #[serde(borrow)]
+    pub llm_metadata: Obj<ModelMetadata<'a>>,
+    #[serde(borrow)]
+    pub tts_metadata: Obj<ModelMetadata<'a>>,
+    #[serde(borrow)]
+    pub stt_metadata: Obj<ModelMetadata<'a>>,
+}
+
+impl ChatMetrics<'_> {
+    pub fn has_assistant_metrics(&self) -> bool {
+        !(self.e2e_latency.is_missing() && self.llm_node_ttft.is_missing() && self.tts_node_ttfb.is_missing())
+    }
+
+    pub fn has_user_metrics(&self) -> bool {
+        !(self.end_of_turn_delay.is_missing() && self.transcription_delay.is_missing())
+    }
+}
+
+/// `usage` of a `session_usage_updated` event: running totals per provider and model, or the flat
+/// totals of older `UsageSummary` objects.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct UsageBlock<'a> {
+    #[serde(borrow, alias = "modelUsage")]
+    pub model_usage: List<ModelUsageEntry<'a>>,
+    pub llm_prompt_tokens: Num,
+    pub llm_prompt_cached_tokens: Num,
+    pub llm_completion_tokens: Num,
+    pub tts_characters_count: Num,
+    pub tts_audio_duration: Num,
+    pub stt_audio_duration: Num,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ModelUsageEntry<'a> {
+    #[serde(borrow, rename = "type")]
+    pub kind: Text<'a>,
+    #[serde(borrow)]
+    pub provider: Text<'a>,
+    #[serde(borrow)]
+    pub model: Text<'a>,
+    #[serde(alias = "inputTokens")]
+    pub input_tokens: Num,
+    #[serde(alias = "inputCachedTokens")]
+    pub input_cached_tokens: Num,
+    #[serde(alias = "outputTokens")]
+    pub output_tokens: Num,
+    #[serde(alias = "charactersCount")]
+    pub characters_count: Num,
+    #[serde(alias = "audioDuration")]
+    pub audio_duration: Num,
+    #[serde(alias = "sessionDuration")]
+    pub session_duration: Num,
+}
+
+/// One element of `session_analytics.tool_calls`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ToolCall<'a> {
+    #[serde(borrow)]
+    pub tool: Text<'a>,
+    #[serde(borrow)]
+    pub name: Text<'a>,
+    pub success: Flag,
+    #[serde(borrow)]
+    pub status: Text<'a>,
+    #[serde(borrow)]
+    pub error: Text<'a>,
+    pub duration: Num,
+    pub duration_ms: Num,
+}
+
+/// `session_analytics.metrics_summary`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct MetricsSummary<'a> {
+    pub llm_tokens: Num,
+    pub llm_prompt_tokens: Num,
+    pub llm_prompt_cached_tokens: Num,
+    pub llm_completion_tokens: Num,
+    pub stt_audio_seconds: Num,
+    pub tts_audio_seconds: Num,
+    pub tts_characters: Num,
+    #[serde(borrow)]
+    pub llm_model: Text<'a>,
+    #[serde(borrow)]
+    pub tts_model: Text<'a>,
+    #[serde(borrow)]
+    pub stt_model: Text<'a>,
+}
+
+/// The LiveKit component a metrics object describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    Llm,
+    Tts,
+    Stt,
+    Eou,
+    Realtime,
+}
+
+/// What a parsed object is, by the contract's markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    VoiceMetrics,
+    SessionAnalytics,
+    /// An `_event_type`/`event_type` we do not consume.
+    UnknownAppEvent,
+    /// A LiveKit component metric; `logged` when it came from `log_metrics()` (no `speech_id`).
+    Component {
+        component: Component,
+        logged: bool,
+    },
+    /// A LiveKit metrics type with nothing per turn (VAD, interruption, avatar…).
+    IgnoredMetrics,
+    MetricsCollected,
+    ConversationItem,
+    SessionUsage,
+    /// No marker at the top level.
+    Unknown,
+}
+
+impl<'a, M> EventObject<'a, M> {
+    pub fn family(&self) -> Family {
+        if let Some(t) = self.private_event_type.get().or_else(|| self.event_type.get()) {
+            return match t {
+                "voice_metrics" => Family::VoiceMetrics,
+                "session_analytics" => Family::SessionAnalytics,
+                _ => Family::UnknownAppEvent,
+            };
+        }
+        if let Some(t) = self.kind.get() {
+            let component = match t {
+                "llm_metrics" => Some(Component::Llm),
+                "tts_metrics" => Some(Component::Tts),
+                "stt_metrics" => Some(Component::Stt),
+                "eou_metrics" => Some(Component::Eou),
+                "realtime_model_metrics" => Some(Component::Realtime),
+                _ => None,
+            };
+            if let Some(component) = component {
+                return Family::Component { component, logged: false };
+            }
+            match t {
+                "metrics_collected" => return Family::MetricsCollected,
+                "conversation_item_added" => return Family::ConversationItem,
+                "session_usage_updated" => return Family::SessionUsage,
+                t if t.ends_with("_metrics") => return Family::IgnoredMetrics,
+                _ => {}
+            }
+        }
+        if let Some(m) = self.message.get() {
+            let component = match m {
+                "LLM metrics" => Some(Component::Llm),
+                "TTS metrics" => Some(Component::Tts),
+                "STT metrics" => Some(Component::Stt),
+                "EOU metrics" => Some(Component::Eou),
+                "RealtimeModel metrics" => Some(Component::Realtime),
+                _ => None,
+            };
+            if let Some(component) = component {
+                return Family::Component { component, logged: true };
+            }
+            if matches!(m, "VAD metrics" | "Interruption metrics" | "Avatar metrics" | "Decision metrics") {
+                return Family::IgnoredMetrics;
+            }
+        }
+        Family::Unknown
+    }
+
+    /// Fills identity and time that a nested event leaves out from the object around it, e.g. a
+    /// Python JSON formatter's `timestamp` around `extra={"analytics_data": {…}}`.
+    pub fn inherit_from<N>(&mut self, outer: &EventObject<'a, N>) {
+        fn fill<'a>(inner: &mut Text<'a>, outer: &Text<'a>) {
+            if inner.get().is_none() && outer.get().is_some() {
+                *inner = outer.clone();
+            }
+        }
+        fn fill_time<'a>(inner: &mut Stamp<'a>, outer: &Stamp<'a>) {
+            if matches!(inner, Stamp::Missing) {
+                *inner = outer.clone();
+            }
+        }
+        fill(&mut self.private_session_id, &outer.private_session_id);
+        fill(&mut self.session_id, &outer.session_id);
+        fill(&mut self.room_name, &outer.room_name);
+        fill(&mut self.room, &outer.room);
+        fill(&mut self.room_id, &outer.room_id);
+        fill(&mut self.job_id, &outer.job_id);
+        fill(&mut self.agent_name, &outer.agent_name);
+        fill(&mut self.agent, &outer.agent);
+        fill(&mut self.agent_version, &outer.agent_version);
+        fill(&mut self.tenant_id, &outer.tenant_id);
+        fill_time(&mut self.private_timestamp, &outer.private_timestamp);
+        fill_time(&mut self.timestamp, &outer.timestamp);
+        fill_time(&mut self.created_at, &outer.created_at);
+    }
+}

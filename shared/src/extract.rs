@@ -1,0 +1,261 @@
+//! Finding the event object in a log message.
+//!
+//! A message is bare JSON, text followed by JSON (Python logging prefixes, the Lambda
+//! `time\trequest-id\tLEVEL\t{…}` prefix), or anything else. The event is the object itself or one
+//! level down (`extra={"analytics_data": {…}}` under a JSON formatter).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use memchr::memmem;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::event::{Family, RawEvent};
+use crate::reasons::{RejectReason, SkipReason};
+
+/// How many `{` positions are tried before a message counts as having no JSON: prefixes such as
+/// `[{pid}]` put a brace before the object, but nobody logs five of them.
+const MAX_CANDIDATES: usize = 4;
+
+#[derive(Debug)]
+pub enum Extracted<'a> {
+    Event(Box<RawEvent<'a>>),
+    Skip(SkipReason),
+    Reject {
+        reason: RejectReason,
+        detail: String,
+    },
+    /// The object holds Python's `NaN`/`Infinity` tokens, which are not JSON: repair with
+    /// [`repair_non_finite`] and extract again.
+    NeedsRepair,
+}
+
+/// Finds and parses the event object of `message`.
+pub fn extract(message: &str) -> Extracted<'_> {
+    let bytes = message.as_bytes();
+    let mut first_error: Option<serde_json::Error> = None;
+    let mut from = 0;
+    for _ in 0..MAX_CANDIDATES {
+        let Some(offset) = memchr::memchr(b'{', &bytes[from..]) else { break };
+        let start = from + offset;
+        let text = &message[start..];
+        let mut stream = serde_json::Deserializer::from_str(text).into_iter::<RawEvent<'_>>();
+        match stream.next().expect("text starts with '{', so there is a value to read") {
+            Ok(event) => match event.family() {
+                Family::Unknown => {
+                    if let Some(nested) = nested_event(text, &event) {
+                        return Extracted::Event(Box::new(nested));
+                    }
+                    // Another object may follow this one on the same line.
+                    from = start + stream.byte_offset().max(1);
+                }
+                _ => return Extracted::Event(Box::new(event)),
+            },
+            Err(e) => {
+                first_error.get_or_insert(e);
+                from = start + 1;
+            }
+        }
+    }
+    match first_error {
+        None if from == 0 => Extracted::Skip(SkipReason::NoJson),
+        None => Extracted::Skip(SkipReason::NotAnEvent),
+        Some(e) => classify_failure(message, e),
+    }
+}
+
+fn classify_failure(message: &str, error: serde_json::Error) -> Extracted<'_> {
+    if !mentions_our_events(message) {
+        return Extracted::Skip(SkipReason::NoJson);
+    }
+    let text = error.to_string();
+    if text.starts_with("recursion limit exceeded") {
+        return Extracted::Reject { reason: RejectReason::TooDeep, detail: text };
+    }
+    if text.starts_with("duplicate field") {
+        return Extracted::Reject { reason: RejectReason::DuplicateKey, detail: text };
+    }
+    if has_non_finite_token(message) {
+        return Extracted::NeedsRepair;
+    }
+    Extracted::Reject { reason: RejectReason::MalformedJson, detail: text }
+}
+
+/// The object one level down that carries a family marker, with identity inherited from `outer`.
+fn nested_event<'a>(text: &'a str, outer: &RawEvent<'a>) -> Option<RawEvent<'a>> {
+    // Cheap test first: a nested event needs one of these keys, and most foreign lines have none.
+    let b = text.as_bytes();
+    if memmem::find(b, b"event_type\"").is_none() && memmem::find(b, b"\"type\"").is_none() {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let fields: BTreeMap<Cow<'a, str>, &'a RawValue> = Deserialize::deserialize(&mut de).ok()?;
+    fields.values().filter(|raw| raw.get().starts_with('{')).find_map(|raw| {
+        let mut inner: RawEvent<'a> = serde_json::from_str(raw.get()).ok()?;
+        if matches!(inner.family(), Family::Unknown) {
+            return None;
+        }
+        inner.inherit_from(outer);
+        Some(inner)
+    })
+}
+
+/// Whether a message that failed to parse was meant to be one of our events, so that its failure is
+/// a reject a user should see rather than a foreign line to skip.
+pub fn mentions_our_events(message: &str) -> bool {
+    const MARKERS: [&str; 7] = [
+        "_event_type",
+        "\"event_type\"",
+        "_metrics\"",
+        "metrics_collected",
+        "conversation_item_added",
+        "session_usage_updated",
+        " metrics\"",
+    ];
+    let b = message.as_bytes();
+    MARKERS.iter().any(|m| memmem::find(b, m.as_bytes()).is_some())
+}
+
+fn has_non_finite_token(message: &str) -> bool {
+    let b = message.as_bytes();
+    memmem::find(b, b"NaN").is_some() || memmem::find(b, b"Infinity").is_some()
+}
+
+/// Replaces Python's bare `NaN`, `Infinity` and `-Infinity` (what `json.dumps` writes for
+/// non-finite floats) outside strings with `null`. Returns the text and how many were replaced.
+pub fn repair_non_finite(message: &str) -> (String, u32) {
+    let b = message.as_bytes();
+    let mut out = String::with_capacity(message.len());
+    let mut replaced = 0;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut copied_to = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
+            }
+            i += 1;
+            continue;
+        }
+        let token_len = if c == b'"' {
+            in_string = true;
+            0
+        } else if b[i..].starts_with(b"NaN") {
+            3
+        } else if b[i..].starts_with(b"Infinity") {
+            8
+        } else if b[i..].starts_with(b"-Infinity") {
+            9
+        } else {
+            0
+        };
+        if token_len > 0 {
+            out.push_str(&message[copied_to..i]);
+            out.push_str("null");
+            replaced += 1;
+            i += token_len;
+            copied_to = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&message[copied_to..]);
+    (out, replaced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn family(message: &str) -> Family {
+        match extract(message) {
+            Extracted::Event(e) => e.family(),
+            other => panic!("expected an event in {message:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bare_prefixed_and_lambda_prefixed_objects() {
+        let obj = r#"{"_event_type":"voice_metrics","total_latency":1.2}"#;
+        assert_eq!(family(obj), Family::VoiceMetrics);
+        assert_eq!(family(&format!("2026-11-23 14:00:01,123 INFO voice-agent: {obj}")), Family::VoiceMetrics);
+        assert_eq!(family(&format!("2026-11-23T14:00:01.123Z\t3f1c2a4e-1b2c-4d5e-8f90-123456789abc\tINFO\t{obj}\n")), Family::VoiceMetrics);
+        assert_eq!(family(&format!("[{{pid}}] worker: {obj} trailing text")), Family::VoiceMetrics);
+    }
+
+    #[test]
+    fn one_level_down_inherits_identity_from_the_formatter() {
+        let line = r#"{"message": "analytics", "timestamp": "2026-11-23T14:00:00+00:00", "room_id": "RM_1",
+            "analytics_data": {"_event_type": "session_analytics", "_session_id": "s-1"}}"#;
+        let Extracted::Event(e) = extract(line) else { panic!() };
+        assert_eq!(e.family(), Family::SessionAnalytics);
+        assert_eq!(e.private_session_id.get(), Some("s-1"));
+        assert_eq!(e.timestamp.millis(), crate::timefmt::parse_event_time("2026-11-23T14:00:00+00:00"));
+        assert_eq!(e.room_id.get(), Some("RM_1"));
+    }
+
+    #[test]
+    fn two_levels_down_is_not_an_event() {
+        let line = r#"{"a": {"b": {"_event_type": "voice_metrics", "total_latency": 1}}}"#;
+        assert!(matches!(extract(line), Extracted::Skip(SkipReason::NotAnEvent)));
+    }
+
+    #[test]
+    fn a_second_object_on_the_line_is_found() {
+        let line = r#"ctx={"worker": 1} event={"type": "llm_metrics", "ttft": 0.3}"#;
+        assert_eq!(family(line), Family::Component { component: crate::event::Component::Llm, logged: false });
+    }
+
+    #[test]
+    fn plain_text_and_foreign_json_are_skipped() {
+        assert!(matches!(extract("INFO livekit.agents: registered worker"), Extracted::Skip(SkipReason::NoJson)));
+        assert!(matches!(extract(""), Extracted::Skip(SkipReason::NoJson)));
+        assert!(matches!(extract("formatting {user} failed"), Extracted::Skip(SkipReason::NoJson)));
+        assert!(matches!(extract(r#"{"message": "received job request", "job_id": "AJ_1"}"#), Extracted::Skip(SkipReason::NotAnEvent)));
+        assert!(matches!(extract("[1, 2, 3]"), Extracted::Skip(SkipReason::NoJson)));
+    }
+
+    #[test]
+    fn broken_objects_that_name_our_events_are_rejected_with_the_parser_error() {
+        let truncated = r#"{"_event_type": "voice_metrics", "eou": {"delay": 0.2"#;
+        match extract(truncated) {
+            Extracted::Reject { reason: RejectReason::MalformedJson, detail } => assert!(detail.contains("EOF"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+        let dup = r#"{"_event_type": "voice_metrics", "total_latency": 1, "total_latency": 2}"#;
+        assert!(matches!(extract(dup), Extracted::Reject { reason: RejectReason::DuplicateKey, .. }));
+    }
+
+    #[test]
+    fn deep_nesting_neither_recurses_nor_costs_the_event() {
+        // The fields the contract knows have bounded depth and everything else is skipped by an
+        // iterative scanner, so 10,000 levels cannot exhaust a stack.
+        let deep =
+            format!(r#"{{"_event_type": "voice_metrics", "total_latency": 1.1, "x": {}{}}}"#, "[".repeat(10_000), "]".repeat(10_000));
+        let Extracted::Event(e) = extract(&deep) else { panic!("the event survives its deep field") };
+        assert_eq!(e.total_latency, crate::lenient::Num::Value(1.1));
+        let objects = format!(r#"{}"_event_type": "voice_metrics"{}"#, r#"{"a":"#.repeat(10_000), "}".repeat(10_000));
+        assert!(matches!(extract(&objects), Extracted::Skip(_) | Extracted::Reject { .. }));
+        assert!(matches!(extract(&"[".repeat(100_000)), Extracted::Skip(SkipReason::NoJson)));
+    }
+
+    #[test]
+    fn python_non_finite_tokens_are_repaired_outside_strings_only() {
+        let line = r#"{"_event_type": "voice_metrics", "note": "NaN stays", "tts_ttfb": NaN, "x": -Infinity, "y": [Infinity]}"#;
+        assert!(matches!(extract(line), Extracted::NeedsRepair));
+        let (fixed, n) = repair_non_finite(line);
+        assert_eq!(n, 3);
+        assert_eq!(fixed, r#"{"_event_type": "voice_metrics", "note": "NaN stays", "tts_ttfb": null, "x": null, "y": [null]}"#);
+        assert_eq!(family(&fixed), Family::VoiceMetrics);
+        let escaped = r#"{"s": "a \"NaN\" b", "n": NaN}"#;
+        assert_eq!(repair_non_finite(escaped), (r#"{"s": "a \"NaN\" b", "n": null}"#.to_string(), 1));
+    }
+}

@@ -1,0 +1,322 @@
+//! The lake tables: one Arrow schema each, Parquet encoding, and the JSON records Firehose converts.
+//!
+//! The schemas here are the single definition of the lake: rows are decoded against them in strict
+//! mode (a row field without a column is an error), the Glue tables in `template.yaml` are checked
+//! against [`glue_columns`], and Firehose records carry the same fields plus the partition keys.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use serde::Serialize;
+
+use crate::rows::{RejectRow, SessionRow, TurnRow};
+use crate::timefmt::Partition;
+
+/// Partition keys of every table, in order. They are in the S3 path, not in the Parquet files.
+pub const PARTITION_KEYS: [&str; 2] = ["dt", "hour"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Table {
+    Turns,
+    Sessions,
+    Rejects,
+}
+
+impl Table {
+    pub const ALL: [Table; 3] = [Table::Turns, Table::Sessions, Table::Rejects];
+
+    /// The table name, also its folder in the bucket.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Turns => "turns",
+            Table::Sessions => "sessions",
+            Table::Rejects => "rejects",
+        }
+    }
+
+    pub fn schema(self) -> SchemaRef {
+        match self {
+            Table::Turns => TURNS.clone(),
+            Table::Sessions => SESSIONS.clone(),
+            Table::Rejects => REJECTS.clone(),
+        }
+    }
+}
+
+/// A row of a lake table.
+pub trait LakeRow: Serialize {
+    const TABLE: Table;
+    fn event_time(&self) -> i64;
+}
+
+impl LakeRow for TurnRow {
+    const TABLE: Table = Table::Turns;
+    fn event_time(&self) -> i64 {
+        self.event_time
+    }
+}
+
+impl LakeRow for SessionRow {
+    const TABLE: Table = Table::Sessions;
+    fn event_time(&self) -> i64 {
+        self.event_time
+    }
+}
+
+impl LakeRow for RejectRow {
+    const TABLE: Table = Table::Rejects;
+    fn event_time(&self) -> i64 {
+        self.event_time
+    }
+}
+
+fn utf8(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+fn f64(name: &str) -> Field {
+    Field::new(name, DataType::Float64, true)
+}
+fn i64(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Int64, nullable)
+}
+fn boolean(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Boolean, nullable)
+}
+fn event_time() -> Field {
+    Field::new("event_time", DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into())), false)
+}
+fn list_of(name: &str, item: DataType, item_nullable: bool) -> Field {
+    Field::new(name, DataType::List(Arc::new(Field::new("element", item, item_nullable))), false)
+}
+
+static TURNS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("event_id", false),
+        event_time(),
+        utf8("session_id", true),
+        utf8("speech_id", true),
+        utf8("agent_name", false),
+        utf8("agent_version", true),
+        utf8("tenant_id", true),
+        utf8("environment", false),
+        f64("total_latency_ms"),
+        utf8("latency_source", true),
+        boolean("is_complete", false),
+        boolean("over_target", true),
+        f64("eou_delay_ms"),
+        f64("transcription_delay_ms"),
+        f64("llm_ttft_ms"),
+        f64("llm_duration_ms"),
+        f64("tts_ttfb_ms"),
+        f64("tts_duration_ms"),
+        f64("tts_audio_duration_ms"),
+        f64("stt_duration_ms"),
+        f64("stt_audio_duration_ms"),
+        i64("prompt_tokens", true),
+        i64("prompt_cached_tokens", true),
+        i64("completion_tokens", true),
+        i64("tts_characters", true),
+        utf8("llm_provider", true),
+        utf8("llm_model", true),
+        utf8("tts_provider", true),
+        utf8("tts_model", true),
+        utf8("stt_provider", true),
+        utf8("stt_model", true),
+        utf8("source_format", false),
+        Field::new("component_events", DataType::Int32, false),
+        list_of("value_issues", DataType::Utf8, false),
+        utf8("log_group", false),
+        utf8("log_stream", false),
+    ]))
+});
+
+static SESSIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let tool_call = Fields::from(vec![utf8("name", false), boolean("success", true), f64("duration_ms"), utf8("error", true)]);
+    let model_usage = Fields::from(vec![
+        utf8("kind", false),
+        utf8("provider", false),
+        utf8("model", false),
+        i64("input_tokens", true),
+        i64("cached_input_tokens", true),
+        i64("output_tokens", true),
+        i64("characters", true),
+        f64("audio_seconds"),
+        f64("cost_usd"),
+    ]);
+    let signals = Field::new("entries", DataType::Struct(Fields::from(vec![utf8("key", false), utf8("value", true)])), false);
+    Arc::new(Schema::new(vec![
+        utf8("event_id", false),
+        event_time(),
+        utf8("session_id", false),
+        utf8("agent_name", false),
+        utf8("agent_version", true),
+        utf8("tenant_id", true),
+        utf8("environment", false),
+        utf8("record_type", false),
+        utf8("source_format", false),
+        f64("duration_seconds"),
+        utf8("outcome", true),
+        boolean("call_setup_failed", true),
+        utf8("setup_failure_reason", true),
+        i64("turn_count", true),
+        list_of("tool_calls", DataType::Struct(tool_call), false),
+        i64("tool_call_count", false),
+        i64("tool_failure_count", false),
+        Field::new("discovered_signals", DataType::Map(Arc::new(signals), false), false),
+        i64("llm_prompt_tokens", true),
+        i64("llm_cached_tokens", true),
+        i64("llm_completion_tokens", true),
+        f64("stt_audio_seconds"),
+        f64("tts_audio_seconds"),
+        i64("tts_characters", true),
+        list_of("model_usage", DataType::Struct(model_usage), false),
+        f64("estimated_cost_usd"),
+        f64("mos"),
+        f64("jitter_ms"),
+        f64("packet_loss_rate"),
+        list_of("value_issues", DataType::Utf8, false),
+        utf8("log_group", false),
+        utf8("log_stream", false),
+    ]))
+});
+
+static REJECTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("event_id", true),
+        event_time(),
+        utf8("reason", false),
+        utf8("detail", false),
+        utf8("stage", false),
+        utf8("raw_message", false),
+        i64("raw_bytes", false),
+        boolean("raw_truncated", false),
+        utf8("environment", false),
+        utf8("log_group", true),
+        utf8("log_stream", true),
+    ]))
+});
+
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("{table} rows do not match the table schema: {source}")]
+    Schema { table: &'static str, source: arrow::error::ArrowError },
+    #[error("writing {table} Parquet failed: {source}")]
+    Parquet { table: &'static str, source: parquet::errors::ParquetError },
+}
+
+/// Rows as an Arrow batch of their table.
+pub fn record_batch<R: LakeRow>(rows: &[R]) -> Result<RecordBatch, LakeError> {
+    let table = R::TABLE;
+    let schema_err = |source| LakeError::Schema { table: table.name(), source };
+    let mut decoder = arrow::json::ReaderBuilder::new(table.schema())
+        .with_strict_mode(true)
+        .with_batch_size(rows.len().max(1))
+        .build_decoder()
+        .map_err(schema_err)?;
+    decoder.serialize(rows).map_err(schema_err)?;
+    Ok(decoder.flush().map_err(schema_err)?.unwrap_or_else(|| RecordBatch::new_empty(table.schema())))
+}
+
+/// Parquet bytes of one batch: Snappy (as Firehose writes), one row group unless over a million rows.
+pub fn to_parquet(table: Table, batch: &RecordBatch) -> Result<Vec<u8>, LakeError> {
+    let err = |source| LakeError::Parquet { table: table.name(), source };
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_created_by(concat!("voicelake ", env!("CARGO_PKG_VERSION")).to_owned())
+        .build();
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).map_err(err)?;
+    writer.write(batch).map_err(err)?;
+    writer.close().map_err(err)?;
+    Ok(out)
+}
+
+/// One Parquet object of the lake.
+#[derive(Debug, Clone)]
+pub struct LakeFile {
+    pub table: Table,
+    pub partition: Partition,
+    pub rows: usize,
+    pub bytes: Vec<u8>,
+}
+
+impl LakeFile {
+    /// The key below the lake root, the same layout Firehose writes: `turns/dt=…/hour=…/NAME.parquet`.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}/{}/{name}.parquet", self.table.name(), self.partition.path())
+    }
+}
+
+/// Rows grouped by event-time partition, each group encoded as one Parquet file.
+pub fn encode_partitioned<R: LakeRow>(rows: &[R]) -> Result<Vec<LakeFile>, LakeError> {
+    let mut groups: BTreeMap<Partition, Vec<&R>> = BTreeMap::new();
+    for row in rows {
+        groups.entry(Partition::of(row.event_time())).or_default().push(row);
+    }
+    groups
+        .into_iter()
+        .map(|(partition, rows)| {
+            let batch = record_batch(&rows)?;
+            Ok(LakeFile { table: R::TABLE, partition, rows: rows.len(), bytes: to_parquet(R::TABLE, &batch)? })
+        })
+        .collect()
+}
+
+impl<R: LakeRow> LakeRow for &R {
+    const TABLE: Table = R::TABLE;
+    fn event_time(&self) -> i64 {
+        (*self).event_time()
+    }
+}
+
+/// A Firehose record: the row's JSON with the partition keys that dynamic partitioning reads
+/// (`.dt`, `.hour`), newline-terminated so the objects Firehose concatenates stay one per line.
+/// Record format conversion drops the partition keys, which are not columns.
+pub fn firehose_record<R: LakeRow>(row: &R) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Record<'r, R> {
+        #[serde(flatten)]
+        row: &'r R,
+        dt: &'r str,
+        hour: &'r str,
+    }
+    let p = Partition::of(row.event_time());
+    let mut bytes = serde_json::to_vec(&Record { row, dt: &p.dt, hour: &p.hour }).expect("lake rows always serialize");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// The Hive/Glue type of an Arrow type, as `template.yaml` must declare it.
+pub fn glue_type(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Utf8 => "string".into(),
+        DataType::Int32 => "int".into(),
+        DataType::Int64 => "bigint".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Boolean => "boolean".into(),
+        DataType::Timestamp(_, _) => "timestamp".into(),
+        DataType::List(item) => format!("array<{}>", glue_type(item.data_type())),
+        DataType::Struct(fields) => {
+            let inner: Vec<String> = fields.iter().map(|f| format!("{}:{}", f.name(), glue_type(f.data_type()))).collect();
+            format!("struct<{}>", inner.join(","))
+        }
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => {
+                format!("map<{},{}>", glue_type(kv[0].data_type()), glue_type(kv[1].data_type()))
+            }
+            other => unreachable!("a map's entries are a key/value struct, not {other}"),
+        },
+        other => unreachable!("the lake schemas use no {other} column"),
+    }
+}
+
+/// `(name, glue type)` of each column of a table, in order, without the partition keys.
+pub fn glue_columns(table: Table) -> Vec<(String, String)> {
+    table.schema().fields().iter().map(|f| (f.name().clone(), glue_type(f.data_type()))).collect()
+}

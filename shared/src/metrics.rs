@@ -1,0 +1,444 @@
+//! CloudWatch metric datums of a batch, as the pure input of `PutMetricData`.
+//!
+//! Latencies are published as `Values`/`Counts` rounded to 1 ms, so that CloudWatch keeps the
+//! distribution and p95/p99 work, and merged per metric, dimension set and minute of event time.
+//! Limits (150 values per datum, 1000 datums and 1 MB per request) are enforced here, by tested
+//! functions, so the sink only sends.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::pipeline::BatchOutput;
+use crate::rows::{SessionRecordType, TurnRow};
+
+pub const DEFAULT_NAMESPACE: &str = "VoiceLake";
+pub const MAX_VALUES_PER_DATUM: usize = 150;
+pub const MAX_DATUMS_PER_REQUEST: usize = 1000;
+pub const MAX_REQUEST_BYTES: usize = 1_000_000;
+/// CloudWatch refuses datums older than two weeks or more than two hours ahead; a margin keeps a
+/// slow retry from turning a valid datum into a refused request.
+const MAX_AGE_MS: i64 = 14 * 24 * 3_600_000 - 3_600_000;
+const MAX_AHEAD_MS: i64 = 2 * 3_600_000 - 600_000;
+
+/// CloudWatch's `StandardUnit` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Unit {
+    Milliseconds,
+    Seconds,
+    Count,
+    Percent,
+    None,
+}
+
+impl Unit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Milliseconds => "Milliseconds",
+            Unit::Seconds => "Seconds",
+            Unit::Count => "Count",
+            Unit::Percent => "Percent",
+            Unit::None => "None",
+        }
+    }
+}
+
+/// Dimension names. Low cardinality only: never a session or speech id.
+pub mod dim {
+    pub const ENVIRONMENT: &str = "Environment";
+    pub const AGENT: &str = "Agent";
+    pub const MODEL: &str = "Model";
+    pub const TENANT: &str = "Tenant";
+}
+
+/// How a metric aggregates within a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Kind {
+    /// Every observation is kept as a value, rounded to `resolution`: percentiles work.
+    Distribution { resolution: f64 },
+    /// Observations are summed per minute and published as one value.
+    Counter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MetricSpec {
+    /// Position in [`m::ALL`].
+    pub index: usize,
+    pub name: &'static str,
+    pub unit: Unit,
+    pub kind: Kind,
+    pub description: &'static str,
+}
+
+const MS: Kind = Kind::Distribution { resolution: 1.0 };
+
+macro_rules! metrics {
+    ($($index:literal $id:ident = $name:literal, $unit:ident, $kind:expr, $doc:literal;)*) => {
+        $(#[doc = $doc] pub const $id: MetricSpec = MetricSpec { index: $index, name: $name, unit: Unit::$unit, kind: $kind, description: $doc };)*
+        /// Every metric the pipeline publishes, in README order.
+        pub const ALL: &[MetricSpec] = &[$($id),*];
+    };
+}
+
+/// The published metrics.
+pub mod m {
+    use super::*;
+    metrics! {
+        0 TURN_LATENCY = "TurnLatency", Milliseconds, MS, "End of user speech to first agent audio, per complete turn.";
+        1 EOU_DELAY = "EndOfUtteranceDelay", Milliseconds, MS, "End-of-utterance detection delay, per turn or EOU metric.";
+        2 TRANSCRIPTION_DELAY = "TranscriptionDelay", Milliseconds, MS, "Final transcript after end of speech (inside the EOU delay).";
+        3 LLM_TTFT = "LLMTimeToFirstToken", Milliseconds, MS, "LLM time to first token, per turn or LLM metric.";
+        4 TTS_TTFB = "TTSTimeToFirstByte", Milliseconds, MS, "TTS time to first byte, per turn or TTS metric.";
+        5 TURNS = "Turns", Count, Kind::Counter, "Complete turns.";
+        6 TURNS_OVER_TARGET = "TurnsOverTarget", Count, Kind::Counter, "Complete turns above the latency target.";
+        7 SESSIONS = "Sessions", Count, Kind::Counter, "Calls ended (session_analytics events).";
+        8 CALL_DURATION = "CallDuration", Seconds, Kind::Distribution { resolution: 1.0 }, "Call duration.";
+        9 CALL_COST = "CallCost", None, Kind::Distribution { resolution: 0.0001 }, "Estimated cost per call, US dollars.";
+        10 TOOL_CALLS = "ToolCalls", Count, Kind::Counter, "Tool calls made in calls that ended.";
+        11 TOOL_CALL_FAILURES = "ToolCallFailures", Count, Kind::Counter, "Tool calls that failed.";
+        12 CALL_SETUP_FAILURES = "CallSetupFailures", Count, Kind::Counter, "Calls whose setup failed.";
+        13 CALL_MOS = "CallMOS", None, Kind::Distribution { resolution: 0.01 }, "Mean opinion score reported for the call.";
+        14 CALL_JITTER = "CallJitter", Milliseconds, MS, "Jitter reported for the call.";
+        15 CALL_PACKET_LOSS = "CallPacketLoss", Percent, Kind::Distribution { resolution: 0.01 }, "Packet loss reported for the call.";
+        16 LLM_PROMPT_TOKENS = "LLMPromptTokens", Count, Kind::Counter, "LLM input tokens of calls that ended.";
+        17 LLM_COMPLETION_TOKENS = "LLMCompletionTokens", Count, Kind::Counter, "LLM output tokens of calls that ended.";
+        18 TTS_CHARACTERS = "TTSCharacters", Count, Kind::Counter, "Characters synthesized in calls that ended.";
+        19 STT_AUDIO_SECONDS = "STTAudioSeconds", Seconds, Kind::Counter, "Audio transcribed in calls that ended.";
+        20 EVENTS_IN = "EventsIn", Count, Kind::Counter, "Log events received (pipeline health).";
+        21 EVENTS_SKIPPED = "EventsSkipped", Count, Kind::Counter, "Log events that are not agent events.";
+        22 EVENTS_REJECTED = "EventsRejected", Count, Kind::Counter, "Agent events that could not be used; see the rejects table.";
+        23 VALUES_NULLED = "ValuesNulled", Count, Kind::Counter, "Sentinel, negative, non-finite or mistyped values stored as null.";
+        24 INGEST_LAG = "IngestLag", Milliseconds, MS, "Log event time to processing time.";
+        25 DATUMS_OUT_OF_WINDOW = "EventsOutsideMetricWindow", Count, Kind::Counter, "Events too old or too far ahead for CloudWatch; still in the lake.";
+        26 SEND_FAILURES = "SendFailures", Count, Kind::Counter, "Records or datums that could not be sent after retries (published by the function).";
+    }
+}
+
+/// Which dimension sets each metric is published with.
+pub fn dimension_sets(spec: &MetricSpec, config: &Config) -> Vec<Vec<&'static str>> {
+    use dim::*;
+    let health =
+        [m::EVENTS_IN, m::EVENTS_SKIPPED, m::EVENTS_REJECTED, m::VALUES_NULLED, m::INGEST_LAG, m::DATUMS_OUT_OF_WINDOW, m::SEND_FAILURES];
+    if health.iter().any(|h| h.name == spec.name) {
+        return vec![vec![ENVIRONMENT]];
+    }
+    let mut sets = vec![vec![ENVIRONMENT], vec![ENVIRONMENT, AGENT]];
+    if config.model_dimension && (spec.name == m::LLM_TTFT.name || spec.name == m::TTS_TTFB.name) {
+        sets.push(vec![ENVIRONMENT, MODEL]);
+    }
+    if config.tenant_dimension && spec.name == m::TURN_LATENCY.name {
+        sets.push(vec![ENVIRONMENT, TENANT]);
+    }
+    sets
+}
+
+/// One `MetricDatum`. `values[i]` was observed `counts[i]` times.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Datum {
+    pub metric_name: &'static str,
+    pub unit: Unit,
+    pub dimensions: Vec<(&'static str, String)>,
+    /// Start of the minute, epoch milliseconds.
+    pub timestamp_ms: i64,
+    pub values: Vec<f64>,
+    pub counts: Vec<f64>,
+}
+
+impl Datum {
+    pub fn sample_count(&self) -> f64 {
+        self.counts.iter().sum()
+    }
+
+    /// An upper bound of the datum's size in any PutMetricData encoding (the query protocol's
+    /// `MetricData.member.N.Values.member.M=…&` pairs are the largest).
+    pub fn estimated_bytes(&self) -> usize {
+        let dims: usize = self.dimensions.iter().map(|(n, v)| 96 + n.len() + v.len()).sum();
+        200 + self.metric_name.len() + dims + self.values.len() * 2 * 64
+    }
+}
+
+/// Dimension sets, interned: a batch has a few distinct agents and many observations, so each set
+/// is built once and then found by a lookup that allocates nothing.
+#[derive(Debug)]
+struct Dimensions {
+    sets: Vec<Vec<(&'static str, String)>>,
+    environment: u32,
+    by_label: [HashMap<String, u32>; 3],
+}
+
+#[derive(Debug, Clone, Copy)]
+enum LabelKind {
+    Agent = 0,
+    Tenant = 1,
+    Model = 2,
+}
+
+impl Dimensions {
+    fn new(environment: &str) -> Self {
+        Dimensions { sets: vec![vec![(dim::ENVIRONMENT, environment.to_owned())]], environment: 0, by_label: Default::default() }
+    }
+
+    /// `{Environment, <kind>}` for a label value.
+    fn with(&mut self, kind: LabelKind, value: &str) -> u32 {
+        if let Some(&id) = self.by_label[kind as usize].get(value) {
+            return id;
+        }
+        let name = match kind {
+            LabelKind::Agent => dim::AGENT,
+            LabelKind::Tenant => dim::TENANT,
+            LabelKind::Model => dim::MODEL,
+        };
+        let id = self.sets.len() as u32;
+        let mut set = self.sets[self.environment as usize].clone();
+        set.push((name, value.to_owned()));
+        self.sets.push(set);
+        self.by_label[kind as usize].insert(value.to_owned(), id);
+        id
+    }
+}
+
+/// (index in [`m::ALL`], interned dimensions, start of minute)
+type Key = (usize, u32, i64);
+
+/// Accumulates observations of a batch into datums.
+#[derive(Debug)]
+pub struct Aggregator<'c> {
+    config: &'c Config,
+    now_ms: i64,
+    dims: Dimensions,
+    distributions: HashMap<Key, Vec<i64>>,
+    counters: HashMap<Key, f64>,
+    pub out_of_window: u64,
+}
+
+fn minute(ms: i64) -> i64 {
+    ms.div_euclid(60_000) * 60_000
+}
+
+impl<'c> Aggregator<'c> {
+    pub fn new(config: &'c Config, now_ms: i64) -> Self {
+        Aggregator {
+            config,
+            now_ms,
+            dims: Dimensions::new(&config.environment),
+            distributions: HashMap::new(),
+            counters: HashMap::new(),
+            out_of_window: 0,
+        }
+    }
+
+    fn in_window(&self, time_ms: i64) -> bool {
+        time_ms >= self.now_ms - MAX_AGE_MS && time_ms <= self.now_ms + MAX_AHEAD_MS
+    }
+
+    /// Records `value` for `spec` under the dimension sets `dims`. Non-finite and negative values
+    /// never reach CloudWatch: one negative value disables percentiles for the metric.
+    fn record(&mut self, spec: MetricSpec, dims: &[u32], time_ms: i64, value: f64) {
+        if !value.is_finite() || value < 0.0 {
+            debug_assert!(false, "normalization lets no negative or non-finite value through: {} = {value}", spec.name);
+            return;
+        }
+        for &d in dims {
+            let key = (spec.index, d, minute(time_ms));
+            match spec.kind {
+                Kind::Distribution { resolution } => self.distributions.entry(key).or_default().push((value / resolution).round() as i64),
+                Kind::Counter => *self.counters.entry(key).or_default() += value,
+            }
+        }
+    }
+
+    /// `{Environment}` and `{Environment, Agent}`: the sets of every agent-level metric.
+    fn agent_dims(&mut self, agent: &str) -> [u32; 2] {
+        [self.dims.environment, self.dims.with(LabelKind::Agent, agent)]
+    }
+
+    fn model_dims(&mut self, base: [u32; 2], provider: &Option<String>, model: &Option<String>) -> Vec<u32> {
+        let mut dims = base.to_vec();
+        if self.config.model_dimension
+            && let Some(label) = model_label(provider.as_deref(), model.as_deref())
+        {
+            dims.push(self.dims.with(LabelKind::Model, &label));
+        }
+        dims
+    }
+
+    fn turn(&mut self, row: &TurnRow) {
+        let t = row.event_time;
+        let common = self.agent_dims(&row.agent_name);
+        if let Some(v) = row.eou_delay_ms {
+            self.record(m::EOU_DELAY, &common, t, v);
+        }
+        if let Some(v) = row.transcription_delay_ms {
+            self.record(m::TRANSCRIPTION_DELAY, &common, t, v);
+        }
+        if let Some(v) = row.llm_ttft_ms {
+            let dims = self.model_dims(common, &row.llm_provider, &row.llm_model);
+            self.record(m::LLM_TTFT, &dims, t, v);
+        }
+        if let Some(v) = row.tts_ttfb_ms {
+            let dims = self.model_dims(common, &row.tts_provider, &row.tts_model);
+            self.record(m::TTS_TTFB, &dims, t, v);
+        }
+        if let Some(latency) = row.total_latency_ms {
+            let mut dims = common.to_vec();
+            if let (true, Some(tenant)) = (self.config.tenant_dimension, row.tenant_id.as_deref()) {
+                dims.push(self.dims.with(LabelKind::Tenant, tenant));
+            }
+            self.record(m::TURN_LATENCY, &dims, t, latency);
+            self.record(m::TURNS, &common, t, 1.0);
+            self.record(m::TURNS_OVER_TARGET, &common, t, if row.over_target == Some(true) { 1.0 } else { 0.0 });
+        }
+    }
+
+    /// Adds the turns and ended calls of a batch, and the pipeline's health.
+    pub fn add_batch(&mut self, out: &BatchOutput) {
+        for row in &out.turns {
+            if self.in_window(row.event_time) {
+                self.turn(row);
+            } else {
+                self.out_of_window += 1;
+            }
+        }
+        for s in out.sessions.iter().filter(|s| s.record_type == SessionRecordType::Analytics) {
+            if !self.in_window(s.event_time) {
+                self.out_of_window += 1;
+                continue;
+            }
+            let dims = self.agent_dims(&s.agent_name);
+            let t = s.event_time;
+            self.record(m::SESSIONS, &dims, t, 1.0);
+            self.record(m::TOOL_CALLS, &dims, t, s.tool_call_count as f64);
+            self.record(m::TOOL_CALL_FAILURES, &dims, t, s.tool_failure_count as f64);
+            self.record(m::CALL_SETUP_FAILURES, &dims, t, if s.call_setup_failed == Some(true) { 1.0 } else { 0.0 });
+            let optional = [
+                (m::CALL_DURATION, s.duration_seconds),
+                (m::CALL_COST, s.estimated_cost_usd),
+                (m::CALL_MOS, s.mos),
+                (m::CALL_JITTER, s.jitter_ms),
+                (m::CALL_PACKET_LOSS, s.packet_loss_rate.map(|r| r * 100.0)),
+                (m::LLM_PROMPT_TOKENS, s.llm_prompt_tokens.map(|n| n as f64)),
+                (m::LLM_COMPLETION_TOKENS, s.llm_completion_tokens.map(|n| n as f64)),
+                (m::TTS_CHARACTERS, s.tts_characters.map(|n| n as f64)),
+                (m::STT_AUDIO_SECONDS, s.stt_audio_seconds),
+            ];
+            for (spec, value) in optional {
+                if let Some(v) = value {
+                    self.record(spec, &dims, t, v);
+                }
+            }
+        }
+        let stats = &out.stats;
+        if stats.control_message {
+            return;
+        }
+        let health = [self.dims.environment];
+        let now = self.now_ms;
+        self.record(m::EVENTS_IN, &health, now, stats.events_in as f64);
+        self.record(m::EVENTS_SKIPPED, &health, now, stats.skipped_total() as f64);
+        self.record(m::EVENTS_REJECTED, &health, now, stats.rejected_total() as f64);
+        self.record(m::VALUES_NULLED, &health, now, stats.nulled_values as f64);
+        for &ts in &out.event_timestamps {
+            self.record(m::INGEST_LAG, &health, now, (now - ts).max(0) as f64);
+        }
+    }
+
+    /// The datums, each within [`MAX_VALUES_PER_DATUM`] values, ordered by metric, dimensions and time.
+    pub fn finish(mut self) -> Vec<Datum> {
+        if self.out_of_window > 0 {
+            let n = self.out_of_window as f64;
+            let environment = [self.dims.environment];
+            self.record(m::DATUMS_OUT_OF_WINDOW, &environment, self.now_ms, n);
+        }
+        let sets = &self.dims.sets;
+        let order = |k: &Key| (m::ALL[k.0].name, &sets[k.1 as usize], k.2);
+        let mut distributions: Vec<(Key, Vec<i64>)> = self.distributions.into_iter().collect();
+        distributions.sort_by(|a, b| order(&a.0).cmp(&order(&b.0)));
+        let mut counters: Vec<(Key, f64)> = self.counters.into_iter().collect();
+        counters.sort_by(|a, b| order(&a.0).cmp(&order(&b.0)));
+        let mut datums = Vec::new();
+        for ((index, dims, timestamp_ms), mut quantized) in distributions {
+            let spec = m::ALL[index];
+            let Kind::Distribution { resolution } = spec.kind else { unreachable!("counters are kept apart") };
+            quantized.sort_unstable();
+            let mut pairs: Vec<(f64, f64)> = Vec::new();
+            for q in quantized {
+                match pairs.last_mut() {
+                    Some(last) if last.0 == q as f64 => last.1 += 1.0,
+                    _ => pairs.push((q as f64, 1.0)),
+                }
+            }
+            for chunk in pairs.chunks(MAX_VALUES_PER_DATUM) {
+                datums.push(Datum {
+                    metric_name: spec.name,
+                    unit: spec.unit,
+                    dimensions: sets[dims as usize].clone(),
+                    timestamp_ms,
+                    values: chunk.iter().map(|p| round_to(p.0 * resolution, resolution)).collect(),
+                    counts: chunk.iter().map(|p| p.1).collect(),
+                });
+            }
+        }
+        for ((index, dims, timestamp_ms), sum) in counters {
+            let spec = m::ALL[index];
+            datums.push(Datum {
+                metric_name: spec.name,
+                unit: spec.unit,
+                dimensions: sets[dims as usize].clone(),
+                timestamp_ms,
+                values: vec![sum],
+                counts: vec![1.0],
+            });
+        }
+        datums
+    }
+}
+
+/// `q × resolution` carries float noise (`0.1 × 3 = 0.30000000000000004`); trim it so the values
+/// are the short decimals a reader expects.
+fn round_to(value: f64, resolution: f64) -> f64 {
+    if resolution >= 1.0 {
+        value.round()
+    } else {
+        let digits = (-resolution.log10()).ceil() as i32;
+        let scale = 10f64.powi(digits);
+        (value * scale).round() / scale
+    }
+}
+
+fn model_label(provider: Option<&str>, model: Option<&str>) -> Option<String> {
+    match (provider, model) {
+        (Some(p), Some(m)) => Some(format!("{p}/{m}")),
+        (None, Some(m)) => Some(m.to_owned()),
+        _ => None,
+    }
+}
+
+/// The datums of one batch.
+pub fn datums_for(out: &BatchOutput, config: &Config, now_ms: i64) -> Vec<Datum> {
+    let mut agg = Aggregator::new(config, now_ms);
+    agg.add_batch(out);
+    agg.finish()
+}
+
+/// Splits datums into `PutMetricData` requests within the datum count and byte limits.
+pub fn split_requests(datums: Vec<Datum>) -> Vec<Vec<Datum>> {
+    // Leave room for the request's own envelope (namespace, action, version, headers).
+    const BUDGET: usize = MAX_REQUEST_BYTES - 16 * 1024;
+    let mut requests = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes = 0;
+    for d in datums {
+        let size = d.estimated_bytes();
+        if !current.is_empty() && (current.len() == MAX_DATUMS_PER_REQUEST || bytes + size > BUDGET) {
+            requests.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += size;
+        current.push(d);
+    }
+    if !current.is_empty() {
+        requests.push(current);
+    }
+    requests
+}

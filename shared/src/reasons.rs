@@ -1,0 +1,120 @@
+//! Why an input did not become a row. Codes are stable: they are written to the `rejects` table,
+//! summed in metrics and queried by users, so renaming one is a breaking change.
+
+use serde::Serialize;
+
+/// Input that claims to be ours but cannot be used. Each lands in the `rejects` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// `awslogs.data` is not base64.
+    BadBase64,
+    /// The base64 does not hold a complete gzip stream.
+    BadGzip,
+    /// The payload inflates beyond the decoder's limit.
+    PayloadTooLarge,
+    /// The inflated payload is not a CloudWatch Logs batch.
+    BadPayloadJson,
+    /// A message names one of our event families but its JSON does not parse.
+    MalformedJson,
+    /// JSON nested deeper than the parser allows.
+    TooDeep,
+    /// The same key twice in one object: which value is meant cannot be known.
+    DuplicateKey,
+    /// A recognized event without a single usable measurement.
+    NoMeasurements,
+    /// A session event without any session identity.
+    MissingSessionId,
+    /// Neither the event nor CloudWatch gave a usable time.
+    BadTimestamp,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 10] = [
+        RejectReason::BadBase64,
+        RejectReason::BadGzip,
+        RejectReason::PayloadTooLarge,
+        RejectReason::BadPayloadJson,
+        RejectReason::MalformedJson,
+        RejectReason::TooDeep,
+        RejectReason::DuplicateKey,
+        RejectReason::NoMeasurements,
+        RejectReason::MissingSessionId,
+        RejectReason::BadTimestamp,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::BadBase64 => "bad_base64",
+            RejectReason::BadGzip => "bad_gzip",
+            RejectReason::PayloadTooLarge => "payload_too_large",
+            RejectReason::BadPayloadJson => "bad_payload_json",
+            RejectReason::MalformedJson => "malformed_json",
+            RejectReason::TooDeep => "too_deep",
+            RejectReason::DuplicateKey => "duplicate_key",
+            RejectReason::NoMeasurements => "no_measurements",
+            RejectReason::MissingSessionId => "missing_session_id",
+            RejectReason::BadTimestamp => "bad_timestamp",
+        }
+    }
+
+    /// What a user can do about it.
+    pub fn advice(self) -> &'static str {
+        match self {
+            RejectReason::BadBase64 | RejectReason::BadGzip | RejectReason::BadPayloadJson => {
+                "the invocation payload was not written by a CloudWatch Logs subscription; check what invokes the function"
+            }
+            RejectReason::PayloadTooLarge => "the payload inflates beyond 16 MiB; CloudWatch batches are at most about 1 MB",
+            RejectReason::MalformedJson => {
+                "the agent wrote a truncated or invalid JSON object; log with json.dumps and keep lines under 256 KB"
+            }
+            RejectReason::TooDeep => "flatten the logged object; nesting beyond 128 levels is refused",
+            RejectReason::DuplicateKey => "the logged object repeats a key; emit each field once",
+            RejectReason::NoMeasurements => {
+                "the event carries no latency or usage field the contract knows; see the README's event contract"
+            }
+            RejectReason::MissingSessionId => "log _session_id (or session_id, room name, room_id, job_id) with session_analytics",
+            RejectReason::BadTimestamp => "the event time is outside 2000-01-01..2100-01-01; log _timestamp as ISO-8601 or epoch seconds",
+        }
+    }
+}
+
+/// Input that is not ours, or carries nothing to record. Counted, never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// No JSON object in the message: plain log text.
+    NoJson,
+    /// A JSON object of no family the contract knows.
+    NotAnEvent,
+    /// `_event_type` names an application event we do not consume.
+    UnknownEventType,
+    /// A LiveKit metrics type that carries nothing per turn (e.g. VAD).
+    IgnoredMetricsType,
+    /// A LiveKit chat item without metrics (system messages, function calls…).
+    NoMetrics,
+    /// A session usage update superseded by a later one for the same session in the same batch.
+    SupersededUsage,
+}
+
+impl SkipReason {
+    pub const ALL: [SkipReason; 6] = [
+        SkipReason::NoJson,
+        SkipReason::NotAnEvent,
+        SkipReason::UnknownEventType,
+        SkipReason::IgnoredMetricsType,
+        SkipReason::NoMetrics,
+        SkipReason::SupersededUsage,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::NoJson => "no_json",
+            SkipReason::NotAnEvent => "not_an_event",
+            SkipReason::UnknownEventType => "unknown_event_type",
+            SkipReason::IgnoredMetricsType => "ignored_metrics_type",
+            SkipReason::NoMetrics => "no_metrics",
+            SkipReason::SupersededUsage => "superseded_usage",
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The rows of the lake tables. Field names are column names: [`crate::lake`] decodes these rows
+//! against the Arrow schemas in strict mode, so a field that drifts from its column fails the tests.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Whether a turn's latency was logged by the agent or computed from its components.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatencySource {
+    /// `total_latency` / `e2e_latency` as the agent logged it.
+    Reported,
+    /// End-of-utterance delay + LLM ttft + TTS ttfb.
+    Computed,
+}
+
+/// Which family of the contract a row came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFormat {
+    /// An application `voice_metrics` event.
+    #[default]
+    AppVoiceMetrics,
+    /// LiveKit component metrics as `model_dump()` JSON, assembled by `speech_id`.
+    LivekitMetrics,
+    /// LiveKit `log_metrics()` lines of its JSON formatter (no `speech_id`).
+    LivekitLogMetrics,
+    /// LiveKit ≥ 1.7 `ChatMessage.metrics` of `conversation_item_added`.
+    LivekitChatMetrics,
+    /// An application `session_analytics` event.
+    AppSessionAnalytics,
+    /// LiveKit `session_usage_updated`.
+    LivekitSessionUsage,
+}
+
+impl SourceFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceFormat::AppVoiceMetrics => "app_voice_metrics",
+            SourceFormat::LivekitMetrics => "livekit_metrics",
+            SourceFormat::LivekitLogMetrics => "livekit_log_metrics",
+            SourceFormat::LivekitChatMetrics => "livekit_chat_metrics",
+            SourceFormat::AppSessionAnalytics => "app_session_analytics",
+            SourceFormat::LivekitSessionUsage => "livekit_session_usage",
+        }
+    }
+}
+
+/// One turn, or the component metrics of a turn that did not complete within its batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct TurnRow {
+    /// The CloudWatch event id of the (first) log event: removes duplicates from retried batches.
+    pub event_id: String,
+    /// Milliseconds since the epoch, UTC.
+    pub event_time: i64,
+    pub session_id: Option<String>,
+    /// LiveKit's `speech_id`, or the chat item id for chat-message metrics.
+    pub speech_id: Option<String>,
+    pub agent_name: String,
+    pub agent_version: Option<String>,
+    pub tenant_id: Option<String>,
+    pub environment: String,
+    /// Turn latency, end of user speech to first agent audio; null when the turn is incomplete.
+    pub total_latency_ms: Option<f64>,
+    pub latency_source: Option<LatencySource>,
+    /// True when the row holds a whole turn; false for component rows still to be assembled.
+    pub is_complete: bool,
+    /// `total_latency_ms` above the latency target; null when there is no latency.
+    pub over_target: Option<bool>,
+    pub eou_delay_ms: Option<f64>,
+    pub transcription_delay_ms: Option<f64>,
+    pub llm_ttft_ms: Option<f64>,
+    pub llm_duration_ms: Option<f64>,
+    pub tts_ttfb_ms: Option<f64>,
+    pub tts_duration_ms: Option<f64>,
+    pub tts_audio_duration_ms: Option<f64>,
+    pub stt_duration_ms: Option<f64>,
+    pub stt_audio_duration_ms: Option<f64>,
+    pub prompt_tokens: Option<i64>,
+    pub prompt_cached_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub tts_characters: Option<i64>,
+    pub llm_provider: Option<String>,
+    pub llm_model: Option<String>,
+    pub tts_provider: Option<String>,
+    pub tts_model: Option<String>,
+    pub stt_provider: Option<String>,
+    pub stt_model: Option<String>,
+    pub source_format: SourceFormat,
+    /// How many log events this row was assembled from.
+    pub component_events: i32,
+    /// Values that were nulled and why: sentinels, negative or non-finite numbers, wrong types.
+    pub value_issues: Vec<String>,
+    pub log_group: String,
+    pub log_stream: String,
+    /// The LiveKit component a single-metric row came from, for assembly; not a column.
+    #[serde(skip)]
+    pub component: Option<crate::event::Component>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolCallRow {
+    pub name: String,
+    pub success: Option<bool>,
+    pub duration_ms: Option<f64>,
+    pub error: Option<String>,
+}
+
+/// Usage of one provider and model within a session, priced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelUsageRow {
+    /// `llm`, `tts` or `stt`.
+    pub kind: String,
+    pub provider: String,
+    pub model: String,
+    pub input_tokens: Option<i64>,
+    pub cached_input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub characters: Option<i64>,
+    pub audio_seconds: Option<f64>,
+    pub cost_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionRecordType {
+    /// The one `session_analytics` event an agent logs when a call ends.
+    Analytics,
+    /// A running total from `session_usage_updated`: the latest per session is current.
+    Usage,
+}
+
+/// One call (`session_analytics`), or the latest usage totals of a call (`session_usage_updated`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionRow {
+    pub event_id: String,
+    pub event_time: i64,
+    pub session_id: String,
+    pub agent_name: String,
+    pub agent_version: Option<String>,
+    pub tenant_id: Option<String>,
+    pub environment: String,
+    pub record_type: SessionRecordType,
+    pub source_format: SourceFormat,
+    pub duration_seconds: Option<f64>,
+    pub outcome: Option<String>,
+    pub call_setup_failed: Option<bool>,
+    pub setup_failure_reason: Option<String>,
+    pub turn_count: Option<i64>,
+    pub tool_calls: Vec<ToolCallRow>,
+    pub tool_call_count: i64,
+    pub tool_failure_count: i64,
+    /// Free-form signals the agent discovered; non-string values are kept as their JSON text.
+    pub discovered_signals: BTreeMap<String, String>,
+    pub llm_prompt_tokens: Option<i64>,
+    pub llm_cached_tokens: Option<i64>,
+    pub llm_completion_tokens: Option<i64>,
+    pub stt_audio_seconds: Option<f64>,
+    pub tts_audio_seconds: Option<f64>,
+    pub tts_characters: Option<i64>,
+    pub model_usage: Vec<ModelUsageRow>,
+    /// Usage priced with the price table, plus transport by the minute when the duration is known.
+    pub estimated_cost_usd: Option<f64>,
+    pub mos: Option<f64>,
+    pub jitter_ms: Option<f64>,
+    pub packet_loss_rate: Option<f64>,
+    pub value_issues: Vec<String>,
+    pub log_group: String,
+    pub log_stream: String,
+}
+
+/// Input that could not become a row, kept so that nothing is lost silently.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RejectRow {
+    /// The CloudWatch event id; null when the whole payload was unreadable.
+    pub event_id: Option<String>,
+    pub event_time: i64,
+    /// A stable code, see [`crate::reasons::RejectReason`].
+    pub reason: String,
+    /// The parser's message and what to do about it.
+    pub detail: String,
+    /// `payload` (the subscription envelope) or `message` (one log event).
+    pub stage: String,
+    /// The input, cut to [`RAW_LIMIT_BYTES`].
+    pub raw_message: String,
+    pub raw_bytes: i64,
+    pub raw_truncated: bool,
+    pub environment: String,
+    pub log_group: Option<String>,
+    pub log_stream: Option<String>,
+}
+
+/// Rejects keep at most this much of their input: enough to debug, well under Firehose's 1000 KiB
+/// record limit.
+pub const RAW_LIMIT_BYTES: usize = 32 * 1024;
+
+/// Cuts `text` to at most `limit` bytes on a character boundary.
+pub fn truncate_utf8(text: &str, limit: usize) -> &str {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}

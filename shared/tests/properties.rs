@@ -1,0 +1,232 @@
+//! Whatever arrives, the pipeline neither panics nor loses count, and never emits a value
+//! CloudWatch would refuse.
+
+use std::io::Write;
+
+use base64::Engine;
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+use voicelake_shared::envelope::{self, LogBatch, LogEvent, MessageType};
+use voicelake_shared::metrics::{self, MAX_VALUES_PER_DATUM};
+use voicelake_shared::{BatchOutput, Config, process_batch, process_payload};
+
+const NOW: i64 = 1_795_446_000_000;
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+fn batch(messages: Vec<String>) -> LogBatch {
+    LogBatch {
+        message_type: MessageType::DataMessage,
+        owner: "1".into(),
+        log_group: "/g".into(),
+        log_stream: "s".into(),
+        subscription_filters: vec![],
+        log_events: messages
+            .into_iter()
+            .enumerate()
+            .map(|(i, message)| LogEvent { id: i.to_string(), timestamp: NOW - 1000 + i as i64, message })
+            .collect(),
+    }
+}
+
+/// Everything the pipeline emits is usable: counts balance, numbers are finite and non-negative,
+/// datums are within CloudWatch's limits.
+fn check(out: &BatchOutput) {
+    assert!(out.stats.is_balanced(), "{:?}", out.stats);
+    for t in &out.turns {
+        let values = [
+            t.total_latency_ms,
+            t.eou_delay_ms,
+            t.transcription_delay_ms,
+            t.llm_ttft_ms,
+            t.llm_duration_ms,
+            t.tts_ttfb_ms,
+            t.tts_duration_ms,
+            t.tts_audio_duration_ms,
+            t.stt_duration_ms,
+            t.stt_audio_duration_ms,
+        ];
+        assert!(values.iter().flatten().all(|v| v.is_finite() && *v >= 0.0), "{t:?}");
+        assert!([t.prompt_tokens, t.prompt_cached_tokens, t.completion_tokens, t.tts_characters].iter().flatten().all(|v| *v >= 0));
+        assert_eq!(t.is_complete, t.total_latency_ms.is_some());
+    }
+    for s in &out.sessions {
+        let values =
+            [s.duration_seconds, s.estimated_cost_usd, s.mos, s.jitter_ms, s.packet_loss_rate, s.stt_audio_seconds, s.tts_audio_seconds];
+        assert!(values.iter().flatten().all(|v| v.is_finite() && *v >= 0.0), "{s:?}");
+    }
+    let datums = metrics::datums_for(out, &Config::default(), NOW);
+    for d in &datums {
+        assert!(d.values.len() <= MAX_VALUES_PER_DATUM && d.values.len() == d.counts.len());
+        assert!(d.values.iter().chain(&d.counts).all(|v| v.is_finite() && *v >= 0.0), "{d:?}");
+    }
+    for request in metrics::split_requests(datums) {
+        assert!(request.len() <= metrics::MAX_DATUMS_PER_REQUEST);
+        assert!(request.iter().map(|d| d.estimated_bytes()).sum::<usize>() <= metrics::MAX_REQUEST_BYTES);
+    }
+    for table_ok in [
+        voicelake_shared::lake::record_batch(&out.turns).is_ok(),
+        voicelake_shared::lake::record_batch(&out.sessions).is_ok(),
+        voicelake_shared::lake::record_batch(&out.rejects).is_ok(),
+    ] {
+        assert!(table_ok, "every row fits its table's schema");
+    }
+}
+
+/// Field names of the contract, so that random objects reach every family's code.
+const KEYS: &[&str] = &[
+    "_event_type",
+    "event_type",
+    "type",
+    "message",
+    "_session_id",
+    "session_id",
+    "room",
+    "room_id",
+    "job_id",
+    "speech_id",
+    "_timestamp",
+    "timestamp",
+    "created_at",
+    "total_latency",
+    "total_latency_ms",
+    "eou",
+    "llm",
+    "tts",
+    "stt",
+    "llm_ttft",
+    "tts_ttfb",
+    "eou_delay",
+    "ttft",
+    "ttfb",
+    "duration",
+    "end_of_utterance_delay",
+    "transcription_delay",
+    "prompt_tokens",
+    "completion_tokens",
+    "characters_count",
+    "audio_duration",
+    "metadata",
+    "metrics",
+    "item",
+    "usage",
+    "model_usage",
+    "role",
+    "e2e_latency",
+    "llm_node_ttft",
+    "tts_node_ttfb",
+    "end_of_turn_delay",
+    "tool_calls",
+    "discovered_signals",
+    "metrics_summary",
+    "duration_seconds",
+    "mos",
+    "packet_loss_rate",
+    "call_setup_failed",
+    "agent_name",
+    "delay",
+    "success",
+    "tool",
+    "name",
+    "analytics_data",
+];
+const MARKERS: &[&str] = &[
+    "voice_metrics",
+    "session_analytics",
+    "llm_metrics",
+    "tts_metrics",
+    "stt_metrics",
+    "eou_metrics",
+    "vad_metrics",
+    "realtime_model_metrics",
+    "metrics_collected",
+    "conversation_item_added",
+    "session_usage_updated",
+    "LLM metrics",
+    "TTS metrics",
+    "EOU metrics",
+    "assistant",
+    "user",
+    "llm",
+    "tts",
+    "stt",
+];
+
+fn scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<f64>().prop_map(|f| json!(f)),
+        (-2.0f64..5.0).prop_map(|f| json!(f)),
+        any::<i64>().prop_map(|i| json!(i)),
+        prop::sample::select(MARKERS).prop_map(|s| json!(s)),
+        "[ -~]{0,12}".prop_map(Value::String),
+        prop::sample::select(vec!["2026-11-23T14:00:01Z", "1795442401.5", "NaN", "-1", "0.35", "1e400"]).prop_map(|s| json!(s)),
+    ]
+}
+
+fn value() -> impl Strategy<Value = Value> {
+    scalar().prop_recursive(4, 48, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((prop::sample::select(KEYS), inner), 0..8)
+                .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+fn message() -> impl Strategy<Value = String> {
+    (value(), prop::sample::select(vec!["", "2026-11-23 14:00:01,123 INFO agent: ", "t\tid\tINFO\t"]), any::<u8>()).prop_map(
+        |(v, prefix, cut)| {
+            let text = format!("{prefix}{v}");
+            // Now and then cut the line, as log drivers do.
+            if cut < 16 && text.len() > 4 {
+                let mut at = text.len() * usize::from(cut) / 16;
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                text[..at].to_string()
+            } else {
+                text
+            }
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_envelope_decoder_never_panics_on_any_text(data in ".{0,400}") {
+        let out = process_payload(&data, &Config::default(), NOW);
+        check(&out);
+    }
+
+    #[test]
+    fn the_envelope_decoder_never_panics_on_any_gzip_content(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        let data = base64::engine::general_purpose::STANDARD.encode(gzip(&bytes));
+        check(&process_payload(&data, &Config::default(), NOW));
+        let truncated = base64::engine::general_purpose::STANDARD.encode(&gzip(&bytes)[..bytes.len() / 2]);
+        check(&process_payload(&truncated, &Config::default(), NOW));
+    }
+
+    #[test]
+    fn arbitrary_messages_never_panic(messages in prop::collection::vec(".{0,200}", 0..20)) {
+        check(&process_batch(&batch(messages), &Config::default(), NOW));
+    }
+
+    #[test]
+    fn objects_of_the_contract_vocabulary_with_any_values(messages in prop::collection::vec(message(), 1..24)) {
+        let b = batch(messages);
+        let out = process_batch(&b, &Config::default(), NOW);
+        check(&out);
+        // And the same batch survives the envelope round trip unchanged.
+        let again = process_payload(&envelope::encode(&b), &Config::default(), NOW);
+        prop_assert_eq!(again.turns, out.turns);
+        prop_assert_eq!(again.stats, out.stats);
+    }
+}
