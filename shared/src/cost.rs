@@ -71,6 +71,41 @@ impl PriceTable {
         Ok(table)
     }
 
+    /// This table with the prices of `json` laid over it: `{"default": {…}, "models": {"p/m": {…}}}`,
+    /// every part optional, each price set replacing one price. Small enough for an environment
+    /// variable, where a whole table would not fit.
+    pub fn with_overrides(mut self, json: &str) -> Result<PriceTable, PriceTableError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Overrides {
+            #[serde(default)]
+            default: Prices,
+            #[serde(default)]
+            models: BTreeMap<String, Prices>,
+        }
+        fn lay(base: &mut Prices, over: Prices) {
+            let fields: [(&mut Option<f64>, Option<f64>); 6] = [
+                (&mut base.llm_input_per_million_tokens, over.llm_input_per_million_tokens),
+                (&mut base.llm_cached_input_per_million_tokens, over.llm_cached_input_per_million_tokens),
+                (&mut base.llm_output_per_million_tokens, over.llm_output_per_million_tokens),
+                (&mut base.stt_per_minute, over.stt_per_minute),
+                (&mut base.tts_per_million_characters, over.tts_per_million_characters),
+                (&mut base.transport_per_minute, over.transport_per_minute),
+            ];
+            for (slot, value) in fields {
+                if value.is_some() {
+                    *slot = value;
+                }
+            }
+        }
+        let over: Overrides = serde_json::from_str(json)?;
+        lay(&mut self.default, over.default);
+        for (model, prices) in over.models {
+            lay(self.models.entry(model).or_default(), prices);
+        }
+        PriceTable::from_json(&serde_json::to_string(&self).expect("a price table serializes"))
+    }
+
     /// The price of `field` for a provider and model, falling back to the default.
     fn price(&self, provider: &str, model: &str, field: fn(&Prices) -> Option<f64>) -> f64 {
         let keyed = format!("{provider}/{model}");
@@ -181,6 +216,21 @@ mod tests {
         assert_eq!(t.call_cost(&mut u, Some(300.0)), Some(1.05));
         assert_eq!(t.call_cost(&mut [], None), None);
         assert_eq!(t.call_cost(&mut [], Some(60.0)), Some(0.01));
+    }
+
+    #[test]
+    fn overrides_replace_only_what_they_set() {
+        let t = PriceTable::default()
+            .with_overrides(r#"{"default": {"transport_per_minute": 0.05}, "models": {"openai/gpt-4o": {"llm_output_per_million_tokens": 8}, "acme/x": {"stt_per_minute": 0.001}}}"#)
+            .unwrap();
+        let base = PriceTable::default();
+        assert_eq!(t.default.transport_per_minute, Some(0.05));
+        assert_eq!(t.default.stt_per_minute, base.default.stt_per_minute);
+        assert_eq!(t.models["openai/gpt-4o"].llm_output_per_million_tokens, Some(8.0));
+        assert_eq!(t.models["openai/gpt-4o"].llm_input_per_million_tokens, base.models["openai/gpt-4o"].llm_input_per_million_tokens);
+        assert_eq!(t.models["acme/x"].stt_per_minute, Some(0.001));
+        assert!(PriceTable::default().with_overrides(r#"{"defaults": {}}"#).is_err(), "typos are refused");
+        assert!(PriceTable::default().with_overrides(r#"{"default": {"stt_per_minute": -1}}"#).is_err());
     }
 
     #[test]

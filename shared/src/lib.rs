@@ -21,4 +21,4 @@ pub mod synth;
 pub mod timefmt;
 
 pub use config::Config;
-pub use pipeline::{BatchOutput, BatchStats, process_batch, process_payload};
+pub use pipeline::{BatchOutput, BatchStats, process_batch, process_event, process_payload};

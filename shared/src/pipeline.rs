@@ -84,6 +84,23 @@ pub struct BatchOutput {
     pub stats: BatchStats,
     /// CloudWatch timestamps of the events, for the ingest-lag metric.
     pub event_timestamps: Vec<i64>,
+    pub log_group: String,
+    pub log_stream: String,
+}
+
+/// Processes a Lambda invocation payload: a subscription event `{"awslogs": {"data": …}}`, or
+/// anything else, which is rejected whole (and kept).
+pub fn process_event(payload: &serde_json::Value, config: &Config, now_ms: i64) -> BatchOutput {
+    match payload.pointer("/awslogs/data").and_then(serde_json::Value::as_str) {
+        Some(data) => process_payload(data, config, now_ms),
+        None => reject_payload(
+            &payload.to_string(),
+            RejectReason::BadPayloadJson,
+            "the invocation payload is not a CloudWatch Logs subscription event {\"awslogs\": {\"data\": …}}".into(),
+            config,
+            now_ms,
+        ),
+    }
 }
 
 /// Decodes `awslogs.data` and processes the batch. A payload that cannot be decoded becomes one
@@ -95,14 +112,15 @@ pub fn process_payload(data: &str, config: &Config, now_ms: i64) -> BatchOutput 
             out.stats.replaced_invalid_utf8 = decoded.replaced_invalid_utf8;
             out
         }
-        Err(e) => {
-            let reason = e.reason();
-            let mut out = BatchOutput::default();
-            *out.stats.rejected.entry(reason).or_default() += 1;
-            out.rejects.push(reject_row(None, now_ms, reason, e.to_string(), "payload", data, config, None, None));
-            out
-        }
+        Err(e) => reject_payload(data, e.reason(), e.to_string(), config, now_ms),
     }
+}
+
+fn reject_payload(raw: &str, reason: RejectReason, detail: String, config: &Config, now_ms: i64) -> BatchOutput {
+    let mut out = BatchOutput::default();
+    *out.stats.rejected.entry(reason).or_default() += 1;
+    out.rejects.push(reject_row(None, now_ms, reason, detail, "payload", raw, config, None, None));
+    out
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -172,7 +190,7 @@ fn note_repair(obs: &mut Observation, count: u32) {
 
 /// Processes a decoded batch. `CONTROL_MESSAGE` batches produce nothing.
 pub fn process_batch(batch: &LogBatch, config: &Config, now_ms: i64) -> BatchOutput {
-    let mut out = BatchOutput::default();
+    let mut out = BatchOutput { log_group: batch.log_group.clone(), log_stream: batch.log_stream.clone(), ..BatchOutput::default() };
     if batch.message_type == MessageType::ControlMessage {
         out.stats.control_message = true;
         return out;

@@ -1,0 +1,109 @@
+//! The sinks over the AWS SDK clients.
+
+use aws_sdk_cloudwatch::error::ProvideErrorMetadata;
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+use aws_sdk_firehose::primitives::Blob;
+use aws_sdk_firehose::types::Record;
+use voicelake_shared::metrics::Datum;
+
+use crate::sinks::{BatchAnswer, MetricsSink, RecordSink, SendError};
+
+/// The SDK's form of a datum: values and counts as computed, one-minute storage resolution.
+pub fn to_sdk_datum(d: &Datum) -> MetricDatum {
+    MetricDatum::builder()
+        .metric_name(d.metric_name)
+        .set_dimensions(Some(d.dimensions.iter().map(|(name, value)| Dimension::builder().name(*name).value(value).build()).collect()))
+        .timestamp(DateTime::from_millis(d.timestamp_ms))
+        .set_values(Some(d.values.clone()))
+        .set_counts(Some(d.counts.clone()))
+        .unit(StandardUnit::from(d.unit.as_str()))
+        .storage_resolution(60)
+        .build()
+}
+
+fn send_error<E, R>(e: aws_sdk_cloudwatch::error::SdkError<E, R>) -> SendError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let code = match &e {
+        aws_sdk_cloudwatch::error::SdkError::ServiceError(s) => s.err().code().unwrap_or("ServiceError").to_owned(),
+        aws_sdk_cloudwatch::error::SdkError::TimeoutError(_) => "Timeout".to_owned(),
+        aws_sdk_cloudwatch::error::SdkError::DispatchFailure(_) => "DispatchFailure".to_owned(),
+        other => other.code().unwrap_or("SdkError").to_owned(),
+    };
+    SendError { code, message: causes(&e) }
+}
+
+/// The error and its causes, one after another: what a reader needs, without the debug dump.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+pub struct CloudWatchMetrics {
+    client: aws_sdk_cloudwatch::Client,
+}
+
+impl CloudWatchMetrics {
+    pub fn new(client: aws_sdk_cloudwatch::Client) -> Self {
+        CloudWatchMetrics { client }
+    }
+}
+
+impl MetricsSink for CloudWatchMetrics {
+    async fn put_metric_data(&self, namespace: &str, datums: &[Datum]) -> Result<(), SendError> {
+        self.client
+            .put_metric_data()
+            .namespace(namespace)
+            .set_metric_data(Some(datums.iter().map(to_sdk_datum).collect()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(send_error)
+    }
+}
+
+pub struct FirehoseRecords {
+    client: aws_sdk_firehose::Client,
+}
+
+impl FirehoseRecords {
+    pub fn new(client: aws_sdk_firehose::Client) -> Self {
+        FirehoseRecords { client }
+    }
+}
+
+impl RecordSink for FirehoseRecords {
+    async fn put_record_batch(&self, stream: &str, records: &[Vec<u8>]) -> Result<BatchAnswer, SendError> {
+        let records: Vec<Record> =
+            records.iter().map(|r| Record::builder().data(Blob::new(r.clone())).build().expect("a record with data builds")).collect();
+        let out =
+            self.client.put_record_batch().delivery_stream_name(stream).set_records(Some(records)).send().await.map_err(send_error)?;
+        if out.failed_put_count() == 0 {
+            return Ok(BatchAnswer::default());
+        }
+        let mut answer = BatchAnswer::default();
+        for (i, entry) in out.request_responses().iter().enumerate() {
+            if let Some(code) = entry.error_code() {
+                answer.failed.push(i);
+                answer.first_error.get_or_insert_with(|| format!("{code}: {}", entry.error_message().unwrap_or("")));
+            }
+        }
+        if answer.failed.is_empty() {
+            // A count without per-record errors: which records failed is unknown, so all are.
+            answer.failed = (0..out.request_responses().len().max(out.failed_put_count() as usize)).collect();
+            answer.first_error = Some(format!("FailedPutCount {} without per-record errors", out.failed_put_count()));
+        }
+        Ok(answer)
+    }
+}

@@ -1,0 +1,204 @@
+//! Sending a batch's records and datums: split to the API limits, retry what failed, and say
+//! exactly what could not be sent.
+//!
+//! Whole calls that fail on throttling or a transient fault are retried by the SDK (standard retry
+//! mode: exponential backoff with jitter), and an error that comes back is final: retrying it here
+//! too would multiply the attempts. A `PutRecordBatch` answered with `FailedPutCount > 0` is a
+//! success to the SDK, so the records it names are retried here, with full-jitter backoff.
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+use voicelake_shared::metrics::Datum;
+
+use crate::config::RetryPolicy;
+use crate::sinks::{MetricsSink, RecordSink};
+
+/// `PutRecordBatch` limits.
+pub const MAX_RECORDS_PER_BATCH: usize = 500;
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_RECORD_BYTES: usize = 1000 * 1024;
+
+/// Splits records into `PutRecordBatch` calls of at most 500 records and 4 MiB.
+pub fn split_batches(records: &[Vec<u8>]) -> Vec<&[Vec<u8>]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, r) in records.iter().enumerate() {
+        if i > start && (i - start == MAX_RECORDS_PER_BATCH || bytes + r.len() > MAX_BATCH_BYTES) {
+            out.push(&records[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += r.len();
+    }
+    if start < records.len() {
+        out.push(&records[start..]);
+    }
+    out
+}
+
+/// The outcome of sending one stream's records.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StreamOutcome {
+    pub sent: u64,
+    /// Records sent again after Firehose reported them failed.
+    pub retried: u64,
+    pub calls: u64,
+    /// Records that could not be delivered, with the reason.
+    pub failed: u64,
+    pub error: Option<String>,
+}
+
+/// Sends records to a stream; what still fails after the policy's attempts is reported, not hidden.
+pub async fn send_records<R: RecordSink>(sink: &R, stream: &str, records: &[Vec<u8>], policy: RetryPolicy) -> StreamOutcome {
+    let mut outcome = StreamOutcome::default();
+    if let Some(big) = records.iter().find(|r| r.len() > MAX_RECORD_BYTES) {
+        // Rows are bounded by construction (rejects keep 32 KiB of input); a record this large is
+        // a bug, and Firehose would refuse the whole batch over it.
+        outcome.failed = records.len() as u64;
+        outcome.error = Some(format!("a record of {} bytes exceeds Firehose's 1000 KiB limit", big.len()));
+        return outcome;
+    }
+    for batch in split_batches(records) {
+        let mut pending: Cow<[Vec<u8>]> = Cow::Borrowed(batch);
+        let mut attempt = 1;
+        loop {
+            outcome.calls += 1;
+            let (failed, error): (Vec<Vec<u8>>, String) = match sink.put_record_batch(stream, &pending).await {
+                Ok(a) if a.failed.is_empty() => {
+                    outcome.sent += pending.len() as u64;
+                    break;
+                }
+                Ok(a) => {
+                    outcome.sent += (pending.len() - a.failed.len()) as u64;
+                    let failed = a.failed.iter().filter_map(|&i| pending.get(i).cloned()).collect();
+                    (failed, a.first_error.unwrap_or_else(|| "FailedPutCount without an error code".into()))
+                }
+                Err(e) => {
+                    outcome.failed += pending.len() as u64;
+                    outcome.error.get_or_insert(e.to_string());
+                    break;
+                }
+            };
+            if attempt >= policy.attempts {
+                outcome.failed += failed.len() as u64;
+                outcome.error.get_or_insert(format!("{error} (after {attempt} attempts)"));
+                break;
+            }
+            // A fresh generator each time: a thread-local one must not be held across an await.
+            let wait = policy.backoff(attempt, &mut rand::rng());
+            tokio::time::sleep(wait).await;
+            outcome.retried += failed.len() as u64;
+            pending = Cow::Owned(failed);
+            attempt += 1;
+        }
+    }
+    outcome
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MetricsOutcome {
+    pub datums: u64,
+    pub requests: u64,
+    pub failed_requests: u64,
+    pub error: Option<String>,
+}
+
+/// Sends `PutMetricData` requests one after another (a batch makes few).
+pub async fn send_metrics<M: MetricsSink>(sink: &M, namespace: &str, requests: &[Vec<Datum>]) -> MetricsOutcome {
+    let mut outcome = MetricsOutcome::default();
+    for request in requests {
+        outcome.requests += 1;
+        match sink.put_metric_data(namespace, request).await {
+            Ok(()) => outcome.datums += request.len() as u64,
+            Err(e) => {
+                outcome.failed_requests += 1;
+                outcome.error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::SendError;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    #[test]
+    fn batches_respect_count_and_size() {
+        let small: Vec<Vec<u8>> = (0..1201).map(|_| vec![b'x'; 10]).collect();
+        assert_eq!(split_batches(&small).iter().map(|b| b.len()).collect::<Vec<_>>(), vec![500, 500, 201]);
+        let big: Vec<Vec<u8>> = (0..10).map(|_| vec![b'x'; 900 * 1024]).collect();
+        let batches = split_batches(&big);
+        assert!(batches.iter().all(|b| b.iter().map(Vec::len).sum::<usize>() <= MAX_BATCH_BYTES));
+        assert_eq!(batches.iter().map(|b| b.len()).sum::<usize>(), 10);
+        assert_eq!(batches.len(), 3);
+        assert!(split_batches(&[]).is_empty());
+    }
+
+    /// Fails the records whose first byte is in `flaky` for the first `times` calls that hold them.
+    struct Flaky {
+        flaky: Vec<u8>,
+        times: Mutex<u32>,
+        calls: Mutex<Vec<Vec<Vec<u8>>>>,
+    }
+
+    impl RecordSink for Flaky {
+        async fn put_record_batch(&self, _stream: &str, records: &[Vec<u8>]) -> Result<crate::sinks::BatchAnswer, SendError> {
+            self.calls.lock().unwrap().push(records.to_vec());
+            let mut times = self.times.lock().unwrap();
+            if *times == 0 {
+                return Ok(Default::default());
+            }
+            *times -= 1;
+            let failed: Vec<usize> = records.iter().enumerate().filter(|(_, r)| self.flaky.contains(&r[0])).map(|(i, _)| i).collect();
+            Ok(crate::sinks::BatchAnswer { failed, first_error: Some("ServiceUnavailableException: slow down".into()) })
+        }
+    }
+
+    const FAST: RetryPolicy = RetryPolicy { attempts: 4, base: Duration::from_millis(1), cap: Duration::from_millis(2) };
+
+    #[tokio::test]
+    async fn only_the_failed_records_are_sent_again() {
+        let sink = Flaky { flaky: vec![b'b', b'd'], times: Mutex::new(2), calls: Mutex::new(vec![]) };
+        let records: Vec<Vec<u8>> = ["a", "b", "c", "d"].iter().map(|s| s.as_bytes().to_vec()).collect();
+        let outcome = send_records(&sink, "turns", &records, FAST).await;
+        assert_eq!(outcome, StreamOutcome { sent: 4, retried: 4, calls: 3, failed: 0, error: None });
+        let calls = sink.calls.lock().unwrap();
+        assert_eq!(calls[1], vec![b"b".to_vec(), b"d".to_vec()]);
+        assert_eq!(calls[2], vec![b"b".to_vec(), b"d".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn records_that_keep_failing_are_reported_with_the_reason() {
+        let sink = Flaky { flaky: vec![b'b'], times: Mutex::new(100), calls: Mutex::new(vec![]) };
+        let records: Vec<Vec<u8>> = ["a", "b"].iter().map(|s| s.as_bytes().to_vec()).collect();
+        let outcome = send_records(&sink, "turns", &records, FAST).await;
+        assert_eq!((outcome.sent, outcome.failed, outcome.calls), (1, 1, 4));
+        assert_eq!(outcome.error.as_deref(), Some("ServiceUnavailableException: slow down (after 4 attempts)"));
+    }
+
+    struct Missing;
+    impl RecordSink for Missing {
+        async fn put_record_batch(&self, stream: &str, _: &[Vec<u8>]) -> Result<crate::sinks::BatchAnswer, SendError> {
+            Err(SendError { code: "ResourceNotFoundException".into(), message: format!("stream {stream} not found") })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_that_fails_is_not_retried_again() {
+        let outcome = send_records(&Missing, "nope", &[b"x".to_vec()], FAST).await;
+        assert_eq!((outcome.calls, outcome.failed), (1, 1));
+        assert_eq!(outcome.error.as_deref(), Some("ResourceNotFoundException: stream nope not found"));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_record_is_refused_before_sending() {
+        let outcome = send_records(&Missing, "t", &[vec![0; MAX_RECORD_BYTES + 1]], FAST).await;
+        assert_eq!((outcome.calls, outcome.failed), (0, 1));
+    }
+}

@@ -1,0 +1,198 @@
+//! One invocation: decode, parse, aggregate (the pure pipeline of `voicelake-shared`), then send
+//! metrics and the three tables' records concurrently. Anything that could not be sent fails the
+//! invocation with an error naming it, so that Lambda retries the batch and, after its retries,
+//! keeps it in the on-failure destination.
+
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::Value;
+use voicelake_shared::BatchOutput;
+use voicelake_shared::lake::{self, LakeRow};
+use voicelake_shared::metrics::{self, Datum, dim, m};
+
+use crate::config::IngestConfig;
+use crate::deliver::{self, MetricsOutcome, StreamOutcome};
+use crate::sinks::{MetricsSink, RecordSink};
+
+/// What an invocation did: logged as one structured line, and returned.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub log_group: String,
+    pub log_stream: String,
+    pub control_message: bool,
+    pub events_in: u64,
+    pub turns: u64,
+    pub partial_turns: u64,
+    pub sessions: u64,
+    pub rejected: u64,
+    pub skipped: u64,
+    pub nulled_values: u64,
+    pub turn_records: StreamOutcome,
+    pub session_records: StreamOutcome,
+    pub reject_records: StreamOutcome,
+    pub metrics: MetricsOutcome,
+    pub duration_ms: u64,
+}
+
+impl Summary {
+    pub fn records_failed(&self) -> u64 {
+        self.turn_records.failed + self.session_records.failed + self.reject_records.failed
+    }
+
+    pub fn records_retried(&self) -> u64 {
+        self.turn_records.retried + self.session_records.retried + self.reject_records.retried
+    }
+
+    pub fn records_sent(&self) -> u64 {
+        self.turn_records.sent + self.session_records.sent + self.reject_records.sent
+    }
+}
+
+/// The invocation could not deliver everything.
+#[derive(Debug, thiserror::Error)]
+#[error("not delivered: {}", .failures.join("; "))]
+pub struct DeliveryError {
+    pub failures: Vec<String>,
+    pub summary: Box<Summary>,
+}
+
+pub struct Ingest<M, R> {
+    config: IngestConfig,
+    metrics: M,
+    records: R,
+}
+
+fn records<R: LakeRow>(rows: &[R]) -> Vec<Vec<u8>> {
+    rows.iter().map(lake::firehose_record).collect()
+}
+
+impl<M: MetricsSink, R: RecordSink> Ingest<M, R> {
+    pub fn new(config: IngestConfig, metrics: M, records: R) -> Self {
+        Ingest { config, metrics, records }
+    }
+
+    pub fn config(&self) -> &IngestConfig {
+        &self.config
+    }
+
+    /// Handles one invocation payload at `now_ms`.
+    pub async fn handle(&self, payload: &Value, now_ms: i64) -> Result<Summary, DeliveryError> {
+        let started = Instant::now();
+        let cfg = &self.config.pipeline;
+
+        // Decode and parse. A payload that is not a subscription event still becomes a reject row.
+        let out: BatchOutput = voicelake_shared::process_event(payload, cfg, now_ms);
+
+        // Aggregate.
+        let requests = metrics::split_requests(metrics::datums_for(&out, cfg, now_ms));
+        let (turns, sessions, rejects) = (records(&out.turns), records(&out.sessions), records(&out.rejects));
+
+        // Send.
+        let streams = &self.config.streams;
+        let policy = self.config.retry;
+        let (turn_records, session_records, reject_records, metrics) = tokio::join!(
+            deliver::send_records(&self.records, &streams.turns, &turns, policy),
+            deliver::send_records(&self.records, &streams.sessions, &sessions, policy),
+            deliver::send_records(&self.records, &streams.rejects, &rejects, policy),
+            deliver::send_metrics(&self.metrics, &self.config.namespace, &requests),
+        );
+
+        let stats = &out.stats;
+        let mut summary = Summary {
+            log_group: out.log_group.clone(),
+            log_stream: out.log_stream.clone(),
+            control_message: stats.control_message,
+            events_in: stats.events_in,
+            turns: stats.turns,
+            partial_turns: stats.partial_turns,
+            sessions: stats.sessions,
+            rejected: stats.rejected_total(),
+            skipped: stats.skipped_total(),
+            nulled_values: stats.nulled_values,
+            turn_records,
+            session_records,
+            reject_records,
+            metrics,
+            duration_ms: 0,
+        };
+
+        let mut failures = Vec::new();
+        for (stream, o) in [
+            (&streams.turns, &summary.turn_records),
+            (&streams.sessions, &summary.session_records),
+            (&streams.rejects, &summary.reject_records),
+        ] {
+            if o.failed > 0 {
+                failures.push(format!(
+                    "{} of {} records to Firehose stream {stream}: {}",
+                    o.failed,
+                    o.sent + o.failed,
+                    o.error.as_deref().unwrap_or("unknown error")
+                ));
+            }
+        }
+        if summary.metrics.failed_requests > 0 {
+            failures.push(format!(
+                "{} of {} PutMetricData requests to namespace {}: {}",
+                summary.metrics.failed_requests,
+                summary.metrics.requests,
+                self.config.namespace,
+                summary.metrics.error.as_deref().unwrap_or("unknown error")
+            ));
+        }
+        if !failures.is_empty() {
+            // Best effort, so the failure can be alarmed on even before Lambda's retries run out.
+            let failed = summary.records_failed() + summary.metrics.failed_requests;
+            let _ = self.metrics.put_metric_data(&self.config.namespace, &[self.send_failures_datum(failed, now_ms)]).await;
+        }
+        summary.duration_ms = started.elapsed().as_millis() as u64;
+        log_summary(&summary, &failures);
+        if failures.is_empty() { Ok(summary) } else { Err(DeliveryError { failures, summary: Box::new(summary) }) }
+    }
+
+    fn send_failures_datum(&self, count: u64, now_ms: i64) -> Datum {
+        Datum {
+            metric_name: m::SEND_FAILURES.name,
+            unit: m::SEND_FAILURES.unit,
+            dimensions: vec![(dim::ENVIRONMENT, self.config.pipeline.environment.clone())],
+            timestamp_ms: now_ms.div_euclid(60_000) * 60_000,
+            values: vec![count as f64],
+            counts: vec![1.0],
+        }
+    }
+}
+
+/// One structured line per invocation, fields at the top level so Logs Insights can query them.
+fn log_summary(s: &Summary, failures: &[String]) {
+    macro_rules! line {
+        ($level:ident) => {
+            tracing::$level!(
+                log_group = %s.log_group,
+                log_stream = %s.log_stream,
+                control_message = s.control_message,
+                events_in = s.events_in,
+                turns = s.turns,
+                partial_turns = s.partial_turns,
+                sessions = s.sessions,
+                rejected = s.rejected,
+                skipped = s.skipped,
+                nulled_values = s.nulled_values,
+                records_sent = s.records_sent(),
+                records_retried = s.records_retried(),
+                records_failed = s.records_failed(),
+                datums_sent = s.metrics.datums,
+                metric_requests = s.metrics.requests,
+                metric_requests_failed = s.metrics.failed_requests,
+                duration_ms = s.duration_ms,
+                failures = %failures.join("; "),
+                "invocation"
+            )
+        };
+    }
+    if failures.is_empty() {
+        line!(info);
+    } else {
+        line!(error);
+    }
+}

@@ -1,0 +1,257 @@
+//! Support for the end-to-end tests: a moto server each test starts and stops, a lake on it, a
+//! recorder standing in for CloudWatch, and the tools `./infra/test` installs.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_firehose::types::{BufferingHints, ExtendedS3DestinationConfiguration};
+use serde_json::Value;
+use voicelake_ingest::config::Streams;
+
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT: &str = "123456789012";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the repo").to_path_buf()
+}
+
+pub fn fixture(path: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(path)
+}
+
+/// A tool from the virtual environment `./infra/test` creates (`.venv`, or `$VOICELAKE_VENV`).
+pub fn tool(name: &str) -> PathBuf {
+    let venv = std::env::var_os("VOICELAKE_VENV").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".venv"));
+    let path = venv.join("bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run ./infra/test, which installs the pinned tools of infra/requirements.txt into .venv",
+        path.display()
+    );
+    path
+}
+
+/// Static fake credentials, a region, and no instance metadata probes: nothing here can reach AWS.
+pub const FAKE_ENV: [(&str, &str); 5] = [
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_REGION", REGION),
+    ("AWS_DEFAULT_REGION", REGION),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("a loopback port").local_addr().expect("bound").port()
+}
+
+/// A moto server on a free loopback port, stopped when dropped.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = free_port();
+        let child = Command::new(tool("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(FAKE_ENV)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not listen on {port} within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moto
+    }
+
+    pub async fn sdk_config(&self) -> SdkConfig {
+        sdk_config(&self.endpoint).await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SDK configuration with fake credentials against a local endpoint.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "voicelake-tests"))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+/// A lake on moto: a bucket and the three Firehose streams writing to `turns/`, `sessions/` and
+/// `rejects/`. moto writes each `PutRecordBatch` to S3 at once, so what was sent can be read back.
+pub struct Lake {
+    pub bucket: String,
+    pub streams: Streams,
+    pub s3: aws_sdk_s3::Client,
+    pub firehose: aws_sdk_firehose::Client,
+}
+
+impl Lake {
+    pub async fn create(config: &SdkConfig, name: &str) -> Lake {
+        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(true).build());
+        let firehose = aws_sdk_firehose::Client::new(config);
+        let bucket = format!("{name}-lake");
+        s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
+        let streams = Streams { turns: format!("{name}-turns"), sessions: format!("{name}-sessions"), rejects: format!("{name}-rejects") };
+        for (stream, prefix) in [(&streams.turns, "turns/"), (&streams.sessions, "sessions/"), (&streams.rejects, "rejects/")] {
+            let destination = ExtendedS3DestinationConfiguration::builder()
+                .bucket_arn(format!("arn:aws:s3:::{bucket}"))
+                .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/firehose"))
+                .prefix(prefix)
+                .buffering_hints(BufferingHints::builder().size_in_mbs(64).interval_in_seconds(60).build())
+                .build()
+                .expect("destination");
+            firehose
+                .create_delivery_stream()
+                .delivery_stream_name(stream)
+                .extended_s3_destination_configuration(destination)
+                .send()
+                .await
+                .expect("delivery stream");
+        }
+        Lake { bucket, streams, s3, firehose }
+    }
+
+    /// Every record written under `prefix`, parsed, in key order.
+    pub async fn records(&self, prefix: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .s3
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .expect("list objects");
+            for object in page.contents() {
+                let body = self.s3.get_object().bucket(&self.bucket).key(object.key().unwrap()).send().await.expect("get object");
+                let bytes = body.body.collect().await.expect("body").into_bytes();
+                for line in std::str::from_utf8(&bytes).expect("records are UTF-8").lines() {
+                    if !line.trim().is_empty() {
+                        out.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")));
+                    }
+                }
+            }
+            token = page.next_continuation_token().map(str::to_owned);
+            if token.is_none() {
+                return out;
+            }
+        }
+    }
+}
+
+/// Stands in for CloudWatch, whose current SDK speaks Smithy RPC v2 CBOR that moto does not: it
+/// answers every `PutMetricData` with success and keeps the request bodies.
+pub struct CloudWatchRecorder {
+    pub server: wiremock::MockServer,
+}
+
+impl CloudWatchRecorder {
+    pub async fn start() -> CloudWatchRecorder {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(
+                wiremock::ResponseTemplate::new(200)
+                    .insert_header("smithy-protocol", "rpc-v2-cbor")
+                    .insert_header("content-type", "application/cbor")
+                    .set_body_bytes(vec![0xa0]), // an empty CBOR map
+            )
+            .mount(&server)
+            .await;
+        CloudWatchRecorder { server }
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.server.uri()
+    }
+
+    /// The `PutMetricData` requests received, decoded from CBOR.
+    pub async fn requests(&self) -> Vec<ciborium::Value> {
+        self.server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                // PutMetricData bodies over 10 KB are gzipped by the SDK (request compression).
+                let gzipped = r.headers.get("content-encoding").is_some_and(|v| v.to_str().unwrap_or("").contains("gzip"));
+                let body = if gzipped {
+                    let mut out = Vec::new();
+                    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(r.body.as_slice()), &mut out).expect("gzip body");
+                    out
+                } else {
+                    r.body.clone()
+                };
+                ciborium::from_reader(body.as_slice()).expect("PutMetricData bodies are CBOR")
+            })
+            .collect()
+    }
+
+    /// Sample counts per (metric name, dimension names and values) over all requests.
+    pub async fn sample_counts(&self) -> std::collections::BTreeMap<(String, Vec<(String, String)>), f64> {
+        self.aggregate(|_, count| count).await
+    }
+
+    /// Sums (each value times its count) per (metric name, dimensions) over all requests.
+    pub async fn sums(&self) -> std::collections::BTreeMap<(String, Vec<(String, String)>), f64> {
+        self.aggregate(|value, count| value * count).await
+    }
+
+    async fn aggregate(&self, f: impl Fn(f64, f64) -> f64) -> std::collections::BTreeMap<(String, Vec<(String, String)>), f64> {
+        let mut out = std::collections::BTreeMap::new();
+        for request in self.requests().await {
+            for datum in field(&request, "MetricData").and_then(|v| v.as_array().cloned()).unwrap_or_default() {
+                let name = field(&datum, "MetricName").and_then(|v| v.as_text().map(str::to_owned)).unwrap_or_default();
+                let dims = field(&datum, "Dimensions")
+                    .and_then(|v| v.as_array().cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|d| {
+                        let text = |k| field(d, k).and_then(|v| v.as_text().map(str::to_owned)).unwrap_or_default();
+                        (text("Name"), text("Value"))
+                    })
+                    .collect();
+                let values: Vec<f64> =
+                    field(&datum, "Values").and_then(|v| v.as_array().cloned()).unwrap_or_default().iter().filter_map(number).collect();
+                let counts: Vec<f64> =
+                    field(&datum, "Counts").and_then(|v| v.as_array().cloned()).unwrap_or_default().iter().filter_map(number).collect();
+                let total: f64 = values.iter().zip(counts.iter().chain(std::iter::repeat(&1.0))).map(|(v, c)| f(*v, *c)).sum();
+                *out.entry((name, dims)).or_insert(0.0) += total;
+            }
+        }
+        out
+    }
+}
+
+/// A field of a CBOR map.
+pub fn field<'v>(value: &'v ciborium::Value, key: &str) -> Option<&'v ciborium::Value> {
+    value.as_map()?.iter().find(|(k, _)| k.as_text() == Some(key)).map(|(_, v)| v)
+}
+
+pub fn number(value: &ciborium::Value) -> Option<f64> {
+    match value {
+        ciborium::Value::Float(f) => Some(*f),
+        ciborium::Value::Integer(i) => Some(i128::from(*i) as f64),
+        _ => None,
+    }
+}
