@@ -1,6 +1,7 @@
 //! `voicelake`: run the pipeline locally, on the same code as the Lambda.
 
 mod input;
+mod queries;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,16 @@ enum Command {
     Generate(GenerateArgs),
     /// Generate traffic and replay it: DIR/traffic.jsonl, the lake under DIR/lake, the report.
     Demo(DemoArgs),
+    /// Saved queries as code.
+    #[command(subcommand)]
+    Queries(QueriesCommand),
+}
+
+#[derive(Subcommand)]
+enum QueriesCommand {
+    /// Check queries/ before deploying: Insights pipelines and fields, Athena SQL as Trino parses
+    /// it, and every Athena query run in DuckDB on a replayed lake, its answers compared with the report.
+    Check(queries::CheckArgs),
 }
 
 #[derive(clap::Args)]
@@ -59,6 +70,10 @@ struct ReplayArgs {
     /// A price table (JSON, the shape of shared/data/prices.json) instead of the built-in one.
     #[arg(long)]
     prices: Option<PathBuf>,
+    /// Emails and phone numbers in signals, session ids, tool errors and rejects: hash (a stable
+    /// pseudonym), drop ([redacted]) or keep.
+    #[arg(long, default_value = "hash")]
+    pii: voicelake_shared::pii::PiiMode,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -91,6 +106,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Replay(args) => replay(args),
         Command::Generate(args) => generate(args),
+        Command::Queries(QueriesCommand::Check(args)) => queries::check(args),
         Command::Demo(args) => {
             let traffic = args.dir.join("traffic.jsonl");
             generate(GenerateArgs { calls: args.calls, seed: args.seed, out: traffic.clone(), start: None, clean: false })?;
@@ -106,6 +122,7 @@ fn main() -> Result<()> {
                 environment: voicelake_shared::config::DEFAULT_ENVIRONMENT.into(),
                 target_ms: voicelake_shared::config::DEFAULT_LATENCY_TARGET_MS,
                 prices: None,
+                pii: voicelake_shared::pii::PiiMode::default(),
             })
         }
     }
@@ -128,7 +145,8 @@ fn generate(args: GenerateArgs) -> Result<()> {
 }
 
 fn replay(args: ReplayArgs) -> Result<()> {
-    let mut config = Config { environment: args.environment.clone(), latency_target_ms: args.target_ms, ..Config::default() };
+    let mut config =
+        Config { environment: args.environment.clone(), latency_target_ms: args.target_ms, pii: args.pii, ..Config::default() };
     if let Some(path) = &args.prices {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         config.prices = PriceTable::from_json(&text).with_context(|| format!("{}", path.display()))?;
@@ -176,6 +194,29 @@ fn replay(args: ReplayArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Replays decoded batches into a lake under `lake` and returns the report.
+pub fn replay_batches(
+    batches: &[voicelake_shared::envelope::LogBatch],
+    lake: &Path,
+    config: &Config,
+) -> Result<voicelake_shared::report::Report> {
+    let now = now_ms();
+    let mut all = BatchOutput::default();
+    let mut report = ReportBuilder::default();
+    for b in batches {
+        let out = voicelake_shared::process_batch(b, config, now);
+        report.add(&out);
+        all.turns.extend(out.turns);
+        all.sessions.extend(out.sessions);
+        all.rejects.extend(out.rejects);
+    }
+    let mut files = lake::encode_partitioned(&all.turns)?;
+    files.extend(lake::encode_partitioned(&all.sessions)?);
+    files.extend(lake::encode_partitioned(&all.rejects)?);
+    write_lake(lake, &files, &format!("replay-{now}"))?;
+    Ok(report.finish(config))
 }
 
 fn write_lake(root: &Path, files: &[LakeFile], name: &str) -> Result<usize> {

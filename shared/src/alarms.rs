@@ -100,7 +100,7 @@ pub const DEFAULTS: [AlarmSpec; 6] = [
         period_seconds: 3600,
         evaluation_periods: 1,
         datapoints_to_alarm: 1,
-        description: "Average estimated cost per call is above budget. Run the saved query 'voicelake/cost-by-day' and the Athena query 'cost_by_model' to see which provider and model grew.",
+        description: "Average estimated cost per call is above budget. Run the saved query 'voicelake/cost-per-day' and the Athena query 'cost_by_model' to see which provider and model grew.",
     },
     AlarmSpec {
         id: "RejectedEventsAlarm",

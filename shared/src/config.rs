@@ -1,6 +1,7 @@
 //! What the pipeline needs to know besides its input.
 
 use crate::cost::PriceTable;
+use crate::pii::PiiMode;
 
 /// Default turn latency target, in milliseconds: the p95 alarm threshold and the over-target flag.
 pub const DEFAULT_LATENCY_TARGET_MS: f64 = 1500.0;
@@ -17,6 +18,8 @@ pub struct Config {
     pub model_dimension: bool,
     /// Adds `{Environment, Tenant}` to turn latency. Off by default, for the same reason.
     pub tenant_dimension: bool,
+    /// Emails and phone numbers in signals, session ids and rejected input: hashed by default.
+    pub pii: PiiMode,
 }
 
 impl Default for Config {
@@ -27,6 +30,7 @@ impl Default for Config {
             prices: PriceTable::default(),
             model_dimension: false,
             tenant_dimension: false,
+            pii: PiiMode::default(),
         }
     }
 }

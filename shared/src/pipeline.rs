@@ -120,6 +120,7 @@ fn reject_payload(raw: &str, reason: RejectReason, detail: String, config: &Conf
     let mut out = BatchOutput::default();
     *out.stats.rejected.entry(reason).or_default() += 1;
     out.rejects.push(reject_row(None, now_ms, reason, detail, "payload", raw, config, None, None));
+    scrub_personal_data(&mut out, config.pii);
     out
 }
 
@@ -225,7 +226,33 @@ pub fn process_batch(batch: &LogBatch, config: &Config, now_ms: i64) -> BatchOut
         }
     }
     assembly.finish(config, &mut out);
+    scrub_personal_data(&mut out, config.pii);
     out
+}
+
+/// Applies the personal-data policy to the free-form fields of every row.
+fn scrub_personal_data(out: &mut BatchOutput, mode: crate::pii::PiiMode) {
+    use crate::pii::scrub;
+    if mode == crate::pii::PiiMode::Keep {
+        return;
+    }
+    let fix = |s: &mut String| {
+        if let std::borrow::Cow::Owned(clean) = scrub(s, mode) {
+            *s = clean;
+        }
+    };
+    for t in &mut out.turns {
+        t.session_id.as_mut().map(fix);
+    }
+    for s in &mut out.sessions {
+        fix(&mut s.session_id);
+        s.discovered_signals.values_mut().for_each(fix);
+        s.tool_calls.iter_mut().filter_map(|c| c.error.as_mut()).for_each(fix);
+    }
+    for r in &mut out.rejects {
+        fix(&mut r.raw_message);
+        fix(&mut r.detail);
+    }
 }
 
 /// Turn assembly within a batch.

@@ -243,12 +243,15 @@ fn app_session_analytics() {
     assert!(close(full.duration_seconds, 300.0));
     assert_eq!((full.tool_call_count, full.tool_failure_count), (2, 1));
     assert_eq!(full.tool_calls[1].error.as_deref(), Some("HTTP 503 from upstream"));
+    // Personal data is pseudonymized by default: the same address always gives the same value.
+    let hashed_email = voicelake_shared::pii::scrub("jane.doe@example.com", voicelake_shared::pii::PiiMode::Hash).into_owned();
+    assert!(hashed_email.starts_with("email:") && hashed_email.len() == 22, "{hashed_email}");
     let signals: Vec<(&str, &str)> = full.discovered_signals.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert_eq!(
         signals,
         vec![
             ("budget", r#"{"amount": 5000, "currency": "USD"}"#),
-            ("email", "jane.doe@example.com"),
+            ("email", hashed_email.as_str()),
             ("intent", "book_demo"),
             ("qualified_lead", "true"),
             ("seats", "40"),

@@ -255,3 +255,35 @@ fn subscription_filters_cover_every_agent_log_group() {
         assert!(pattern.contains(marker), "{marker} in the default filter pattern");
     }
 }
+
+#[test]
+fn the_saved_queries_resource_gets_what_query_sync_reads() {
+    let t = template();
+    let r = resource(&t, "SavedQueries");
+    assert_eq!(r["Type"].as_str(), Some("Custom::SavedQueries"));
+    let p = &r["Properties"];
+    for key in ["Folder", "LogGroupNames", "IngestLogGroup", "Database", "WorkGroup", "StackName"] {
+        assert!(!p[key].is_null(), "SavedQueries passes {key}");
+    }
+    let (_, version) = tagged(&p["Version"]);
+    assert_eq!(version.as_str(), Some("QuerySyncFunction.Version"), "a changed query publishes a new version, which re-runs the sync");
+    let function = &resource(&t, "QuerySyncFunction")["Properties"];
+    assert_eq!(function["AutoPublishAlias"].as_str(), Some("live"));
+    assert_eq!(resource(&t, "QuerySyncFunction")["Metadata"]["BuildProperties"]["Binary"].as_str(), Some("query-sync"));
+}
+
+#[test]
+fn the_queries_named_in_alarm_texts_exist() {
+    let text = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    let mut names = BTreeSet::new();
+    for part in text.split("saved query 'voicelake/").skip(1) {
+        names.insert(format!("insights/{}.logsinsights", part.split('\'').next().unwrap()));
+    }
+    for part in text.split("Athena query '").skip(1) {
+        names.insert(format!("athena/{}.sql", part.split('\'').next().unwrap()));
+    }
+    assert!(names.len() >= 4, "{names:?}");
+    for n in names {
+        assert!(repo_root().join("queries").join(&n).exists(), "an alarm cites {n}, which does not exist");
+    }
+}

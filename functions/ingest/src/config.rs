@@ -15,9 +15,10 @@ pub const PRICE_TABLE: &str = "VOICELAKE_PRICE_TABLE";
 pub const MODEL_DIMENSION: &str = "VOICELAKE_MODEL_DIMENSION";
 pub const TENANT_DIMENSION: &str = "VOICELAKE_TENANT_DIMENSION";
 pub const SEND_ATTEMPTS: &str = "VOICELAKE_SEND_ATTEMPTS";
+pub const PII_MODE: &str = "VOICELAKE_PII_MODE";
 
 /// Every variable the function reads, for the README and the template test.
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 11] = [
     TURNS_STREAM,
     SESSIONS_STREAM,
     REJECTS_STREAM,
@@ -28,6 +29,7 @@ pub const ALL: [&str; 10] = [
     MODEL_DIMENSION,
     TENANT_DIMENSION,
     SEND_ATTEMPTS,
+    PII_MODE,
 ];
 
 /// The Firehose delivery streams of the three lake tables.
@@ -111,6 +113,9 @@ impl IngestConfig {
         }
         pipeline.model_dimension = flag(MODEL_DIMENSION)?;
         pipeline.tenant_dimension = flag(TENANT_DIMENSION)?;
+        if let Some(v) = get(PII_MODE) {
+            pipeline.pii = v.parse().map_err(|why: String| invalid(PII_MODE, &v, &why))?;
+        }
         let mut retry = RetryPolicy::default();
         if let Some(v) = get(SEND_ATTEMPTS) {
             retry.attempts =
@@ -157,6 +162,7 @@ mod tests {
             (MODEL_DIMENSION, "true"),
             (TENANT_DIMENSION, "1"),
             (SEND_ATTEMPTS, "3"),
+            (PII_MODE, "drop"),
         ]);
         let c = IngestConfig::from_vars(vars(&all)).unwrap();
         assert_eq!(c.namespace, "Acme/Voice");
@@ -166,12 +172,15 @@ mod tests {
         assert_eq!(c.pipeline.prices.default.stt_per_minute, PriceTable::default().default.stt_per_minute, "an override keeps the rest");
         assert!(c.pipeline.model_dimension && c.pipeline.tenant_dimension);
         assert_eq!(c.retry.attempts, 3);
+        assert_eq!(c.pipeline.pii, voicelake_shared::pii::PiiMode::Drop);
     }
 
     #[test]
     fn mistakes_name_the_variable() {
         assert!(matches!(IngestConfig::from_vars(vars(&STREAMS[..2])), Err(ConfigError::Missing(REJECTS_STREAM))));
-        for (name, value) in [(LATENCY_TARGET_MS, "-5"), (MODEL_DIMENSION, "maybe"), (SEND_ATTEMPTS, "0"), (PRICE_TABLE, "{")] {
+        for (name, value) in
+            [(LATENCY_TARGET_MS, "-5"), (MODEL_DIMENSION, "maybe"), (SEND_ATTEMPTS, "0"), (PRICE_TABLE, "{"), (PII_MODE, "mask")]
+        {
             let mut v = STREAMS.to_vec();
             v.push((name, value));
             let err = IngestConfig::from_vars(vars(&v)).unwrap_err().to_string();

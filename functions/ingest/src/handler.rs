@@ -84,6 +84,8 @@ impl<M: MetricsSink, R: RecordSink> Ingest<M, R> {
         // Decode and parse. A payload that is not a subscription event still becomes a reject row.
         let out: BatchOutput = voicelake_shared::process_event(payload, cfg, now_ms);
 
+        log_rejects(&out);
+
         // Aggregate.
         let requests = metrics::split_requests(metrics::datums_for(&out, cfg, now_ms));
         let (turns, sessions, rejects) = (records(&out.turns), records(&out.sessions), records(&out.rejects));
@@ -160,6 +162,23 @@ impl<M: MetricsSink, R: RecordSink> Ingest<M, R> {
             values: vec![count as f64],
             counts: vec![1.0],
         }
+    }
+}
+
+/// Rejects logged one per line (the saved query `rejects-by-reason` counts them), at most
+/// [`MAX_REJECT_LINES`] per invocation: the rejects table has them all.
+const MAX_REJECT_LINES: usize = 50;
+
+fn log_rejects(out: &BatchOutput) {
+    for r in out.rejects.iter().take(MAX_REJECT_LINES) {
+        tracing::warn!(
+            reason = %r.reason,
+            event_id = r.event_id.as_deref().unwrap_or(""),
+            log_group = r.log_group.as_deref().unwrap_or(""),
+            log_stream = r.log_stream.as_deref().unwrap_or(""),
+            detail = %voicelake_shared::rows::truncate_utf8(&r.detail, 500),
+            "rejected"
+        );
     }
 }
 

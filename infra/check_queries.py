@@ -1,0 +1,198 @@
+"""Checks the Athena queries of queries/athena against a local lake, in an engine independent of
+voicelake: every file must pass the Trino SQL validator, run in DuckDB (translated from Trino by
+sqlglot) over the Parquet files `voicelake replay` wrote, and agree with the replay's report.
+
+Run by `voicelake queries check`, which writes the lake and the report first. Needs the tools of
+infra/requirements.txt (./infra/bootstrap installs them into .venv).
+
+usage: check_queries.py QUERIES_DIR LAKE_DIR REPORT_JSON
+"""
+
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import duckdb
+import sqlglot
+import trino_sql_validator
+
+
+def header(text):
+    """The `-- key: value` lines at the top of a query file."""
+    fields = {}
+    for line in text.splitlines():
+        m = re.match(r"^--\s*(\w[\w-]*):\s*(.*)$", line)
+        if not m:
+            break
+        fields[m.group(1)] = m.group(2).strip()
+    return fields
+
+
+def to_duckdb(sql):
+    """Trino (Athena engine 3) to DuckDB, with two rewrites sqlglot does not make:
+    - approx_percentile becomes DuckDB's exact quantile_disc, which picks the same nearest rank as
+      voicelake's report, so the two can be compared exactly;
+    - `CROSS JOIN UNNEST(rows) AS u(a, b, …)` expands each row's fields into columns in Trino;
+      DuckDB does that with a lateral `UNNEST(…, recursive := TRUE)`."""
+    out = sqlglot.transpile(sql, read="trino", write="duckdb")
+    if len(out) != 1:
+        raise ValueError(f"expected one statement, got {len(out)}")
+    duck = re.sub(r"\bAPPROX_QUANTILE\(", "QUANTILE_DISC(", out[0])
+    return re.sub(
+        r"CROSS JOIN UNNEST\(([^()]+)\) AS (\w+)\(([^()]*,[^()]*)\)",
+        r"CROSS JOIN LATERAL (SELECT UNNEST(\1, recursive := TRUE)) AS \2(\3)",
+        duck,
+    )
+
+
+class Failure(Exception):
+    pass
+
+
+def close(a, b, tolerance):
+    return a is not None and b is not None and abs(float(a) - float(b)) <= tolerance
+
+
+def main(queries_dir, lake_dir, report_path):
+    report = json.loads(Path(report_path).read_text())
+    files = sorted(Path(queries_dir).glob("*.sql"))
+    if not files:
+        raise Failure(f"no .sql files in {queries_dir}")
+    problems = []
+
+    # 1. Trino syntax and function arity, as Athena engine 3 parses it.
+    parsed = {}
+    for f in files:
+        text = f.read_text()
+        h = header(text)
+        for key in ("name", "description"):
+            if not h.get(key):
+                problems.append(f"{f.name}: the header has no '-- {key}:' line")
+        if h.get("name") and h["name"] != f.stem:
+            problems.append(f"{f.name}: the header names it {h['name']!r}, the file {f.stem!r}")
+        result = trino_sql_validator.validate(text)
+        if not result.valid:
+            problems.append(f"{f.name}: not valid Trino SQL: {result.error}")
+        for w in getattr(result, "warnings", []) or []:
+            problems.append(f"{f.name}: {w}")
+        parsed[f.stem] = (h, text)
+    if problems:
+        raise Failure("\n".join(problems))
+
+    # 2. The lake as Athena sees it: hive partitions dt and hour as strings.
+    con = duckdb.connect()
+    for table in ("turns", "sessions", "rejects"):
+        glob = str(Path(lake_dir) / table / "*" / "*" / "*.parquet")
+        con.execute(
+            f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true, "
+            "hive_types = {'dt': 'VARCHAR', 'hour': 'VARCHAR'})"
+        )
+    views = {name: p for name, p in parsed.items() if p[0].get("kind") == "view"}
+    pending = dict(views)
+    while pending:
+        created = []
+        errors = {}
+        for name, (_, text) in pending.items():
+            try:
+                con.execute(to_duckdb(text))
+                created.append(name)
+            except duckdb.Error as e:  # a view may need another one first
+                errors[name] = str(e)
+        if not created:
+            raise Failure("\n".join(f"view {n}: {e}" for n, e in errors.items()))
+        for name in created:
+            del pending[name]
+
+    first = report["first_event"][:10]
+    last = report["last_event"][:10]
+    results = {}
+    for name, (h, text) in parsed.items():
+        sql = text if h.get("kind") == "view" else text
+        if h.get("kind") == "view":
+            sql = f"SELECT * FROM {name}"
+        else:
+            sql = to_duckdb(text)
+        params = [first, last] * sql.count("?") if "?" in sql else []
+        params = params[: sql.count("?")]
+        try:
+            cur = con.execute(sql, params)
+            columns = [d[0] for d in cur.description]
+            rows = [dict(zip(columns, r)) for r in cur.fetchall()]
+        except duckdb.Error as e:
+            problems.append(f"{name}: does not run: {e}")
+            continue
+        if not rows:
+            problems.append(f"{name}: returned no rows over a lake of generated traffic")
+        results[name] = rows
+    if problems:
+        raise Failure("\n".join(problems))
+
+    # 3. The answers agree with the report of the same replay.
+    checks = []
+
+    def check(what, ok, detail):
+        checks.append((what, ok, detail))
+
+    s = results["latency_summary"][0]
+    r = report["latency_ms"]
+    check("latency_summary turns = report turns", s["turns"] == r["count"], f"{s['turns']} vs {r['count']}")
+    for key in ("p50", "p95", "p99", "max"):
+        check(f"latency_summary {key} within 1 ms", close(s[f"{key}_ms"], r[key], 1.0), f"{s[f'{key}_ms']} vs {r[key]}")
+    for component, column in (("eou_delay", "eou_p95_ms"), ("llm_ttft", "llm_ttft_p95_ms"), ("tts_ttfb", "tts_ttfb_p95_ms")):
+        # The report's component percentiles span every row; these, complete turns only.
+        check(f"latency_summary {component} p95 is a latency", s[column] is not None and s[column] > 0, f"{s[column]}")
+    check(
+        "within-target share = report compliance",
+        close(s["within_target_pct"], report["target"]["compliance_pct"], 0.01),
+        f"{s['within_target_pct']} vs {report['target']['compliance_pct']}",
+    )
+
+    assembled = sum(row["turns"] for row in results["latency_by_hour_agent"])
+    check("turns_assembled holds at least the complete turns", assembled >= r["count"], f"{assembled} >= {r['count']}")
+    bad = con.execute(
+        "SELECT count(*) FROM turns_assembled WHERE assembly = 'across_batches' "
+        "AND abs(total_latency_ms - (eou_delay_ms + llm_ttft_ms + tts_ttfb_ms)) > 1e-6"
+    ).fetchone()[0]
+    check("assembled latency = eou + ttft + ttfb", bad == 0, f"{bad} rows differ")
+
+    rejects = {}
+    for row in results["rejects_by_reason"]:
+        rejects[row["reason"]] = rejects.get(row["reason"], 0) + row["rejected"]
+    check("rejects_by_reason = report", rejects == report["rejected_by_reason"], f"{rejects} vs {report['rejected_by_reason']}")
+
+    cost = results["cost_by_day_agent"]
+    calls = sum(row["calls"] for row in cost)
+    total = sum(row["cost_usd"] for row in cost)
+    check("cost_by_day_agent calls = report calls", calls == report["cost"]["calls"], f"{calls} vs {report['cost']['calls']}")
+    check("cost_by_day_agent total within a cent", close(total, report["cost"]["total_usd"], 0.01), f"{total} vs {report['cost']['total_usd']}")
+
+    tools = results["tool_success_rate"]
+    check(
+        "tool_success_rate calls and failures = report",
+        sum(t["calls"] for t in tools) == report["tools"]["calls"] and sum(t["failures"] for t in tools) == report["tools"]["failures"],
+        f"{sum(t['calls'] for t in tools)}/{sum(t['failures'] for t in tools)} vs {report['tools']['calls']}/{report['tools']['failures']}",
+    )
+
+    slowest = results["slowest_sessions"][0]
+    check("slowest_sessions ranks by p95", all(
+        a["p95_ms"] >= b["p95_ms"] for a, b in zip(results["slowest_sessions"], results["slowest_sessions"][1:])
+    ), f"top {slowest['session_id']} {slowest['p95_ms']}")
+
+    failed = [c for c in checks if not c[1]]
+    for what, ok, detail in checks:
+        print(f"  {'ok  ' if ok else 'FAIL'} {what}: {detail}")
+    print(f"{len(files)} Athena files valid Trino SQL; {len(results)} ran in DuckDB {duckdb.__version__}; {len(checks) - len(failed)}/{len(checks)} agree with the report")
+    if failed:
+        raise Failure(f"{len(failed)} results disagree with the report")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    try:
+        main(*sys.argv[1:])
+    except Failure as e:
+        print(f"queries check failed:\n{e}", file=sys.stderr)
+        sys.exit(1)
