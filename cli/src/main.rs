@@ -32,6 +32,32 @@ enum Command {
     /// Saved queries as code.
     #[command(subcommand)]
     Queries(QueriesCommand),
+    /// The ingest function's on-failure queue: batches it could not deliver after Lambda's retries.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Invoke the function again with each batch the queue keeps; delete a message only once its
+    /// replay succeeded. Uses the standard AWS settings (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL…).
+    Replay(DlqReplayArgs),
+}
+
+#[derive(clap::Args)]
+struct DlqReplayArgs {
+    /// The queue's URL (the stack output FailureQueueUrl).
+    #[arg(long)]
+    queue_url: String,
+    /// The ingest function's name or ARN (the stack output IngestFunctionArn).
+    #[arg(long)]
+    function: String,
+    /// Replay at most this many messages.
+    #[arg(long, default_value_t = 1000)]
+    max: usize,
+    /// Seconds a message stays hidden while it is replayed; one that failed again reappears after it.
+    #[arg(long, default_value_t = 300)]
+    visibility_timeout: i32,
 }
 
 #[derive(Subcommand)]
@@ -107,6 +133,7 @@ fn main() -> Result<()> {
         Command::Replay(args) => replay(args),
         Command::Generate(args) => generate(args),
         Command::Queries(QueriesCommand::Check(args)) => queries::check(args),
+        Command::Dlq(DlqCommand::Replay(args)) => dlq_replay(args),
         Command::Demo(args) => {
             let traffic = args.dir.join("traffic.jsonl");
             generate(GenerateArgs { calls: args.calls, seed: args.seed, out: traffic.clone(), start: None, clean: false })?;
@@ -126,6 +153,28 @@ fn main() -> Result<()> {
             })
         }
     }
+}
+
+fn dlq_replay(args: DlqReplayArgs) -> Result<()> {
+    use voicelake_cli::dlq::{self, LambdaInvoker, SqsQueue};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let summary = runtime.block_on(async {
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &args.queue_url, args.visibility_timeout);
+        let invoker = LambdaInvoker::new(aws_sdk_lambda::Client::new(&aws), &args.function);
+        dlq::redrive(&queue, &invoker, args.max).await
+    })?;
+    println!("received {}, replayed and deleted {}", summary.received, summary.replayed);
+    for (id, error) in &summary.failed {
+        println!("failed again, kept in the queue: {id}: {error}");
+    }
+    for (id, why) in &summary.unreadable {
+        println!("cannot be replayed, kept in the queue: {id}: {why}");
+    }
+    if !summary.is_clean() {
+        bail!("{} of {} messages were not replayed", summary.failed.len() + summary.unreadable.len(), summary.received);
+    }
+    Ok(())
 }
 
 fn generate(args: GenerateArgs) -> Result<()> {
@@ -215,7 +264,10 @@ pub fn replay_batches(
     let mut files = lake::encode_partitioned(&all.turns)?;
     files.extend(lake::encode_partitioned(&all.sessions)?);
     files.extend(lake::encode_partitioned(&all.rejects)?);
-    write_lake(lake, &files, &format!("replay-{now}"))?;
+    // Unique per call: two replays into one lake in the same millisecond must not overwrite each other.
+    static CALL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    write_lake(lake, &files, &format!("replay-{now}-{call}"))?;
     Ok(report.finish(config))
 }
 

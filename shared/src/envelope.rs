@@ -61,6 +61,31 @@ pub struct LogEvent {
     pub message: String,
 }
 
+impl LogBatch {
+    /// A data batch of `messages` from one log stream: event ids 0, 1, … and timestamps a
+    /// millisecond apart from `first_timestamp`. How tests, fuzz targets and tools make batches
+    /// out of bare log lines.
+    pub fn of_messages<S: Into<String>>(
+        log_group: &str,
+        log_stream: &str,
+        first_timestamp: i64,
+        messages: impl IntoIterator<Item = S>,
+    ) -> LogBatch {
+        LogBatch {
+            message_type: MessageType::DataMessage,
+            owner: "123456789012".into(),
+            log_group: log_group.into(),
+            log_stream: log_stream.into(),
+            subscription_filters: vec!["voicelake".into()],
+            log_events: messages
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| LogEvent { id: i.to_string(), timestamp: first_timestamp.saturating_add(i as i64), message: m.into() })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
     #[error("awslogs.data is not valid base64: {0}")]

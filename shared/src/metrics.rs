@@ -338,8 +338,13 @@ impl<'c> Aggregator<'c> {
         self.record(m::EVENTS_SKIPPED, &health, now, stats.skipped_total() as f64);
         self.record(m::EVENTS_REJECTED, &health, now, stats.rejected_total() as f64);
         self.record(m::VALUES_NULLED, &health, now, stats.nulled_values as f64);
+        // CloudWatch Logs refuses events older than 14 days, so a longer lag is a damaged timestamp
+        // (an i64::MIN one overflowed here) and would swamp the metric.
+        const MAX_LAG_MS: i64 = 14 * 24 * 3_600_000;
         for &ts in &out.event_timestamps {
-            self.record(m::INGEST_LAG, &health, now, (now - ts).max(0) as f64);
+            if let Some(lag) = now.checked_sub(ts).filter(|lag| *lag <= MAX_LAG_MS) {
+                self.record(m::INGEST_LAG, &health, now, lag.max(0) as f64);
+            }
         }
     }
 

@@ -2,59 +2,16 @@
 //! watch`) runs the `ingest` binary, `cargo lambda invoke --data-file` sends subscription events,
 //! and the function sends to moto's Firehose and to the CloudWatch recorder.
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
-use voicelake_e2e::{CloudWatchRecorder, FAKE_ENV, Lake, Moto, free_port, repo_root, tool};
+use voicelake_e2e::{
+    CloudWatchRecorder, Emulator, FAKE_ENV, FUNCTION_ARN, Lake, Moto, cargo_lambda, create_queue, free_port, function_env, repo_root,
+};
 use voicelake_shared::envelope;
 use voicelake_shared::synth::{self, SynthOptions};
-
-/// The emulator and everything it started, stopped as one process group.
-struct Emulator {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        // The emulator leads its own process group; `--` keeps the negative id from reading as an option.
-        let _ = Command::new("kill").args(["-TERM", "--", &format!("-{}", self.child.id())]).status();
-        let _ = self.child.wait();
-    }
-}
-
-fn cargo_lambda() -> Command {
-    let mut c = Command::new(tool("cargo-lambda"));
-    c.arg("lambda");
-    let venv_bin = tool("cargo-lambda").parent().unwrap().to_path_buf();
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    c.env("PATH", std::env::join_paths(std::iter::once(venv_bin).chain(std::env::split_paths(&path))).unwrap());
-    c.current_dir(repo_root());
-    c
-}
-
-fn watch(env: &[(&str, String)], log: &Path) -> Emulator {
-    let port = free_port();
-    let mut cmd = cargo_lambda();
-    cmd.args(["watch", "--ignore-changes", "--package", "voicelake-ingest", "--bin", "ingest"]);
-    cmd.args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()]);
-    for (k, v) in env {
-        cmd.arg("--env-var").arg(format!("{k}={v}"));
-    }
-    let out = std::fs::File::create(log).unwrap();
-    cmd.stdout(out.try_clone().unwrap()).stderr(out).process_group(0);
-    let child = cmd.spawn().expect("cargo lambda watch starts");
-    let emulator = Emulator { child, port };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the emulator did not listen: {}", std::fs::read_to_string(log).unwrap_or_default());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    emulator
-}
 
 fn invoke(emulator: &Emulator, event: &Value, dir: &Path, log: &Path) -> Value {
     let file = dir.join(format!("event-{}.json", free_port()));
@@ -81,17 +38,9 @@ async fn the_function_runs_under_the_lambda_runtime_api() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("watch.log");
 
-    let mut env: Vec<(&str, String)> = FAKE_ENV.iter().map(|(k, v)| (*k, v.to_string())).collect();
-    env.extend([
-        ("VOICELAKE_TURNS_STREAM", lake.streams.turns.clone()),
-        ("VOICELAKE_SESSIONS_STREAM", lake.streams.sessions.clone()),
-        ("VOICELAKE_REJECTS_STREAM", lake.streams.rejects.clone()),
-        ("VOICELAKE_ENVIRONMENT", "emulator".into()),
-        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-        ("AWS_ENDPOINT_URL_CLOUDWATCH", recorder.endpoint()),
-        ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
-    ]);
-    let emulator = watch(&env, &log);
+    let mut env = function_env(&moto, &recorder, &lake, "emulator");
+    env.push(("AWS_LAMBDA_LOG_FORMAT", "JSON".into()));
+    let emulator = Emulator::watch(&env, &log, false);
 
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let batches = synth::generate(&SynthOptions { calls: 12, seed: 9, start_ms: now - 1_800_000, noise: true });
@@ -128,4 +77,40 @@ async fn the_function_runs_under_the_lambda_runtime_api() {
     let line = log_text.lines().find(|l| l.contains("\"invocation\"")).expect("the summary line in the function's log");
     let json: Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(json["fields"]["events_in"].as_u64(), Some(data.log_events.len() as u64), "{json}");
+
+    // Batches kept in the on-failure queue go through the same function again with `voicelake dlq
+    // replay`, over the real Lambda Invoke API of the emulator and moto's SQS.
+    let (sqs, queue_url) = create_queue(&moto.sdk_config().await, "emulator-failures").await;
+    let kept = batches.iter().skip(1).filter(|b| !std::ptr::eq(*b, data)).find(|b| b.log_events.len() > 5).expect("another batch");
+    let kept_out =
+        voicelake_shared::process_batch(kept, &voicelake_shared::Config { environment: "emulator".into(), ..Default::default() }, now);
+    let kept_event = serde_json::to_value(envelope::subscription_event(kept)).unwrap();
+    let record = voicelake_cli::dlq::invocation_record(FUNCTION_ARN, &kept_event, 3, "not delivered: ResourceNotFoundException");
+    let mut dropped = record.clone();
+    dropped.as_object_mut().unwrap().remove("requestPayload");
+    for body in [record.to_string(), dropped.to_string()] {
+        sqs.send_message().queue_url(&queue_url).message_body(body).send().await.unwrap();
+    }
+    let out = Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--locked", "-p", "voicelake-cli", "--bin", "voicelake", "--"])
+        .args(["dlq", "replay", "--queue-url", &queue_url, "--function", "ingest", "--visibility-timeout", "1"])
+        .envs(FAKE_ENV)
+        .env("AWS_ENDPOINT_URL_SQS", &moto.endpoint)
+        .env("AWS_ENDPOINT_URL_LAMBDA", format!("http://127.0.0.1:{}", emulator.port))
+        .current_dir(repo_root())
+        .output()
+        .expect("voicelake runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a message that cannot be replayed makes the exit status fail");
+    assert!(stdout.contains("received 2, replayed and deleted 1"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("cannot be replayed") && stdout.contains("requestPayload"), "{stdout}");
+    let turns = lake.records("turns/").await;
+    assert_eq!(turns.len(), expected.turns.len() + kept_out.turns.len(), "the replayed batch's turns arrived");
+    for t in &kept_out.turns {
+        assert!(turns.iter().any(|r| r["event_id"] == t.event_id.as_str()));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let left = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).send().await.unwrap();
+    assert_eq!(left.messages().len(), 1, "only the message without its payload stays");
 }

@@ -287,3 +287,214 @@ fn the_queries_named_in_alarm_texts_exist() {
         assert!(repo_root().join("queries").join(&n).exists(), "an alarm cites {n}, which does not exist");
     }
 }
+
+// ---------------------------------------------------------------- security
+
+/// Every policy statement in the template: (resource id, policy property, statement).
+fn statements(t: &Value) -> Vec<(String, String, Value)> {
+    fn walk(v: &Value, id: &str, property: &str, out: &mut Vec<(String, String, Value)>) {
+        match tagged(v).1 {
+            Value::Mapping(m) => {
+                for (k, child) in m {
+                    let key = k.as_str().unwrap_or_default();
+                    if key == "Statement" {
+                        for s in child.as_sequence().into_iter().flatten() {
+                            out.push((id.to_owned(), property.to_owned(), s.clone()));
+                        }
+                    } else {
+                        let property = if key.ends_with("PolicyDocument") || key == "KeyPolicy" { key } else { property };
+                        walk(child, id, property, out);
+                    }
+                }
+            }
+            Value::Sequence(s) => s.iter().for_each(|c| walk(c, id, property, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (id, r) in resources(t) {
+        walk(r, id.as_str().unwrap_or("Fn::ForEach"), "", &mut out);
+    }
+    out
+}
+
+fn strings(v: &Value) -> Vec<&Value> {
+    match tagged(v).1 {
+        Value::Sequence(s) if tagged(v).0.is_empty() => s.iter().collect(),
+        _ => vec![v],
+    }
+}
+
+/// Whether `resource` names one of the stack's own resources: `!Ref X`, `!GetAtt X.Arn`, or a
+/// `!Sub` whose text uses `${X…}` for a resource X of the template.
+fn is_own(t: &Value, resource: &Value) -> bool {
+    let ids: BTreeSet<&str> = resources(t).keys().filter_map(Value::as_str).collect();
+    match tagged(resource) {
+        (tag, v) if tag == "Ref" => v.as_str().is_some_and(|n| ids.contains(n)),
+        (tag, v) if tag == "GetAtt" => v.as_str().and_then(|s| s.split('.').next()).is_some_and(|n| ids.contains(n)),
+        (tag, v) if tag == "Sub" => {
+            let text = v.as_str().unwrap_or_default();
+            // Glue checks every table action against the catalog too: the account's own catalog in
+            // this region is the narrowest scope there is.
+            if text == GLUE_CATALOG {
+                return true;
+            }
+            text.split("${").skip(1).filter_map(|p| p.split(['}', '.']).next()).any(|n| ids.contains(n))
+        }
+        _ => false,
+    }
+}
+
+const GLUE_CATALOG: &str = "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:catalog";
+
+/// Where `"*"` as a resource is the only possible scope, each with the reason.
+const STAR_RESOURCE_ALLOWED: [(&str, &str, &str); 2] = [
+    ("IngestRole", "Metrics", "PutMetricData has no resource-level permission; a condition limits it to the stack's namespace"),
+    ("QuerySyncRole", "InsightsQueries", "Logs query definitions have no resource-level permission"),
+];
+
+#[test]
+fn iam_grants_no_wildcard_action_and_only_the_stacks_own_resources() {
+    let t = template();
+    let mut problems = Vec::new();
+    let all = statements(&t);
+    assert!(all.len() > 15, "the walk finds the statements: {}", all.len());
+    for (id, property, s) in &all {
+        let sid = s["Sid"].as_str().unwrap_or("");
+        let here = format!("{id} {property} {sid:?}");
+        if s["Effect"].as_str() != Some("Allow") || property == "AssumeRolePolicyDocument" {
+            continue; // Deny statements may be broad; trust policies name a service principal.
+        }
+        let actions: Vec<String> = strings(&s["Action"]).iter().map(|a| text(a)).collect();
+        for a in &actions {
+            // A key policy must let the account administer its key (AWS's default key policy),
+            // or the key can become unmanageable; that is the one wildcard.
+            let key_admin = property == "KeyPolicy" && sid == "Account" && a == "kms:*";
+            if a.contains('*') && !key_admin {
+                problems.push(format!("{here}: wildcard action {a}"));
+            }
+        }
+        for r in strings(&s["Resource"]) {
+            if text(r) == "*" {
+                if property == "KeyPolicy" {
+                    continue; // In a key policy, "*" is the key itself.
+                }
+                match STAR_RESOURCE_ALLOWED.iter().find(|(i, s, _)| i == id && *s == sid) {
+                    Some(("IngestRole", _, _)) => {
+                        let namespace = &s["Condition"]["StringEquals"]["cloudwatch:namespace"];
+                        if ref_name(namespace) != Some("MetricsNamespace") {
+                            problems.push(format!("{here}: PutMetricData on * without the namespace condition"));
+                        }
+                    }
+                    Some(_) => {}
+                    None => problems.push(format!("{here}: Resource \"*\"")),
+                }
+            } else if !is_own(&t, r) {
+                problems.push(format!("{here}: {r:?} is not one of the stack's resources"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    for (id, r) in resources(&t) {
+        let props = &r["Properties"];
+        match r["Type"].as_str() {
+            Some("AWS::IAM::Role") => {
+                assert!(props.get("ManagedPolicyArns").is_none(), "{id:?}: managed policies grant more than it needs")
+            }
+            Some("AWS::Serverless::Function") => {
+                assert!(props.get("Policies").is_none(), "{id:?}: SAM policy templates are broader than its own role");
+                let role = tagged(&props["Role"]);
+                assert_eq!(role.0, "GetAtt", "{id:?} runs as a role of this stack");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The Deny statement of a resource policy that refuses requests without TLS.
+fn denies_plain_http(t: &Value, policy_id: &str, action: &str) -> bool {
+    let doc = &resource(t, policy_id)["Properties"]["PolicyDocument"];
+    doc["Statement"].as_sequence().into_iter().flatten().any(|s| {
+        s["Effect"] == "Deny"
+            && text(&s["Principal"]) == "*"
+            && strings(&s["Action"]).iter().any(|a| text(a) == action)
+            && text(&s["Condition"]["Bool"]["aws:SecureTransport"]) == "false"
+    })
+}
+
+#[test]
+fn the_lake_refuses_plain_http_and_public_access_and_everything_is_encrypted_at_rest() {
+    let t = template();
+    let bucket = &resource(&t, "LakeBucket")["Properties"];
+    for setting in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"] {
+        assert_eq!(bucket["PublicAccessBlockConfiguration"][setting], Value::Bool(true), "{setting}");
+    }
+    assert_eq!(bucket["OwnershipControls"]["Rules"][0]["ObjectOwnership"], "BucketOwnerEnforced", "no ACLs at all");
+    let sse = &bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"];
+    assert!(["AES256", "aws:kms"].contains(&text(sse).as_str()), "bucket encryption: {sse:?}");
+    assert!(denies_plain_http(&t, "LakeBucketPolicy", "s3:*"));
+    let resources_of_deny = &resource(&t, "LakeBucketPolicy")["Properties"]["PolicyDocument"]["Statement"][0]["Resource"];
+    assert_eq!(strings(resources_of_deny).len(), 2, "the bucket and its objects");
+
+    let queue = &resource(&t, "IngestFailureQueue")["Properties"];
+    assert!(queue["SqsManagedSseEnabled"] == Value::Bool(true) || queue.get("KmsMasterKeyId").is_some(), "the failure queue is encrypted");
+    assert!(denies_plain_http(&t, "IngestFailureQueuePolicy", "sqs:*"));
+
+    for topic in ["AlarmTopic", "PagingTopic"] {
+        assert_eq!(ref_name(&resource(&t, topic)["Properties"]["KmsMasterKeyId"]), Some("TopicKey"), "{topic} is encrypted");
+    }
+    assert!(denies_plain_http(&t, "TopicPolicy", "sns:Publish"));
+    assert_eq!(resource(&t, "TopicKey")["Properties"]["EnableKeyRotation"], Value::Bool(true));
+
+    for stream in ["TurnsStream", "SessionsStream", "RejectsStream"] {
+        let kind = &resource(&t, stream)["Properties"]["DeliveryStreamEncryptionConfigurationInput"]["KeyType"];
+        assert!(!text(kind).is_empty(), "{stream} buffers encrypted");
+    }
+    let results = &resource(&t, "AthenaWorkGroup")["Properties"]["WorkGroupConfiguration"]["ResultConfiguration"];
+    assert!(!text(&results["EncryptionConfiguration"]["EncryptionOption"]).is_empty(), "Athena results are encrypted");
+    for (id, r) in resources(&t) {
+        if r["Type"] == "AWS::Logs::LogGroup" {
+            assert!(r["Properties"].get("RetentionInDays").is_some(), "{id:?} keeps logs for a set time");
+        }
+    }
+}
+
+#[test]
+fn no_secret_reaches_an_environment_variable() {
+    let t = template();
+    let secret_name = |n: &str| {
+        let n = n.to_ascii_lowercase();
+        ["secret", "password", "passwd", "token", "api_key", "apikey", "private_key", "credential"].iter().any(|s| n.contains(s))
+    };
+    let mut checked = 0;
+    for (id, r) in resources(&t) {
+        let vars = &r["Properties"]["Environment"]["Variables"];
+        for (name, value) in vars.as_mapping().into_iter().flatten() {
+            checked += 1;
+            let name = name.as_str().unwrap_or_default();
+            assert!(!secret_name(name), "{id:?}: {name} looks like a secret; use Secrets Manager or SSM SecureString");
+            let literal = text(value);
+            let access_key = literal.len() == 20 && literal.starts_with("AKIA");
+            assert!(!access_key, "{id:?}: {name} holds an access key id");
+        }
+    }
+    for (name, p) in t["Parameters"].as_mapping().into_iter().flatten() {
+        let name = name.as_str().unwrap_or_default();
+        assert!(!secret_name(name) || p["NoEcho"] == Value::Bool(true), "{name} must be NoEcho");
+    }
+    assert!(checked >= 10, "the function's variables were found: {checked}");
+}
+
+/// The fault tests play Lambda's asynchronous retries with these settings.
+#[test]
+fn failed_invocations_are_retried_twice_then_kept_in_the_failure_queue() {
+    let t = template();
+    let invoke = &resource(&t, "IngestFunction")["Properties"]["EventInvokeConfig"];
+    assert_eq!(invoke["MaximumRetryAttempts"].as_u64(), Some(2));
+    let destination = &invoke["DestinationConfig"]["OnFailure"];
+    assert_eq!(destination["Type"], "SQS");
+    assert_eq!(tagged(&destination["Destination"]), ("GetAtt".to_owned(), &Value::String("IngestFailureQueue.Arn".into())));
+    let retention = resource(&t, "IngestFailureQueue")["Properties"]["MessageRetentionPeriod"].as_u64();
+    assert_eq!(retention, Some(14 * 24 * 3600), "kept for the longest time SQS allows");
+}

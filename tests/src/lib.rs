@@ -2,6 +2,7 @@
 //! recorder standing in for CloudWatch, and the tools `./infra/test` installs.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -110,23 +111,31 @@ impl Lake {
         let bucket = format!("{name}-lake");
         s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
         let streams = Streams { turns: format!("{name}-turns"), sessions: format!("{name}-sessions"), rejects: format!("{name}-rejects") };
-        for (stream, prefix) in [(&streams.turns, "turns/"), (&streams.sessions, "sessions/"), (&streams.rejects, "rejects/")] {
-            let destination = ExtendedS3DestinationConfiguration::builder()
-                .bucket_arn(format!("arn:aws:s3:::{bucket}"))
-                .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/firehose"))
-                .prefix(prefix)
-                .buffering_hints(BufferingHints::builder().size_in_mbs(64).interval_in_seconds(60).build())
-                .build()
-                .expect("destination");
-            firehose
-                .create_delivery_stream()
-                .delivery_stream_name(stream)
-                .extended_s3_destination_configuration(destination)
-                .send()
-                .await
-                .expect("delivery stream");
+        let lake = Lake { bucket, streams, s3, firehose };
+        for (stream, prefix) in
+            [(&lake.streams.turns, "turns/"), (&lake.streams.sessions, "sessions/"), (&lake.streams.rejects, "rejects/")]
+        {
+            lake.create_stream(stream, prefix).await;
         }
-        Lake { bucket, streams, s3, firehose }
+        lake
+    }
+
+    /// A delivery stream writing to `prefix` of the lake's bucket.
+    pub async fn create_stream(&self, stream: &str, prefix: &str) {
+        let destination = ExtendedS3DestinationConfiguration::builder()
+            .bucket_arn(format!("arn:aws:s3:::{}", self.bucket))
+            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/firehose"))
+            .prefix(prefix)
+            .buffering_hints(BufferingHints::builder().size_in_mbs(64).interval_in_seconds(60).build())
+            .build()
+            .expect("destination");
+        self.firehose
+            .create_delivery_stream()
+            .delivery_stream_name(stream)
+            .extended_s3_destination_configuration(destination)
+            .send()
+            .await
+            .expect("delivery stream");
     }
 
     /// Every record written under `prefix`, parsed, in key order.
@@ -253,5 +262,203 @@ pub fn number(value: &ciborium::Value) -> Option<f64> {
         ciborium::Value::Float(f) => Some(*f),
         ciborium::Value::Integer(i) => Some(i128::from(*i) as f64),
         _ => None,
+    }
+}
+
+/// A queue on moto, returning its URL.
+pub async fn create_queue(config: &SdkConfig, name: &str) -> (aws_sdk_sqs::Client, String) {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let url = sqs.create_queue().queue_name(name).send().await.expect("queue").queue_url().expect("a queue URL").to_owned();
+    (sqs, url)
+}
+
+/// Lambda's asynchronous invocation, as CloudWatch Logs uses it, standing in for the service (which
+/// moto cannot run without Docker): up to 1 + `MaximumRetryAttempts` attempts (the template's 2),
+/// then the invocation record in the on-failure queue.
+pub struct AsyncInvocation {
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub max_retries: u64,
+}
+
+pub const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:voicelake-ingest";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsyncOutcome {
+    /// Succeeded at this attempt (1 = the first).
+    Delivered(u64),
+    /// Every attempt failed: the record is in the queue.
+    Queued,
+}
+
+impl AsyncInvocation {
+    pub async fn invoke<F, Fut, T, E>(&self, event: &Value, mut attempt: F) -> AsyncOutcome
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let mut last_error = String::new();
+        for n in 1..=1 + self.max_retries {
+            match attempt().await {
+                Ok(_) => return AsyncOutcome::Delivered(n),
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        let record = voicelake_cli::dlq::invocation_record(FUNCTION_ARN, event, 1 + self.max_retries, &last_error);
+        self.sqs.send_message().queue_url(&self.queue_url).message_body(record.to_string()).send().await.expect("the record is queued");
+        AsyncOutcome::Queued
+    }
+}
+
+/// How [`FaultProxy`] treats new connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward to the upstream.
+    None,
+    /// Accept and never answer: the client's timeouts must fire.
+    Hang,
+    /// Accept and close at once: a connection reset.
+    Reset,
+}
+
+/// A TCP proxy in front of a local server that injects network faults the server cannot produce.
+pub struct FaultProxy {
+    pub endpoint: String,
+    mode: std::sync::Arc<std::sync::Mutex<Fault>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    pub async fn start(upstream: &str) -> FaultProxy {
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+        let endpoint = format!("http://{}", listener.local_addr().expect("bound"));
+        let mode = std::sync::Arc::new(std::sync::Mutex::new(Fault::None));
+        let shared = mode.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((inbound, _)) = listener.accept().await else { return };
+                tokio::spawn(forward(inbound, upstream.clone(), shared.clone()));
+            }
+        });
+        FaultProxy { endpoint, mode, task }
+    }
+
+    /// Applies to every request from now on, on new and pooled connections alike.
+    pub fn set(&self, fault: Fault) {
+        *self.mode.lock().expect("fault mode") = fault;
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Forwards one connection, looking at the fault mode before each chunk the client sends, so that a
+/// fault also hits the SDK's pooled keep-alive connections.
+async fn forward(inbound: tokio::net::TcpStream, upstream: String, mode: std::sync::Arc<std::sync::Mutex<Fault>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let current = || *mode.lock().expect("fault mode");
+    if current() == Fault::Reset {
+        return;
+    }
+    let Ok(outbound) = tokio::net::TcpStream::connect(&upstream).await else { return };
+    let (mut client_read, mut client_write) = inbound.into_split();
+    let (mut server_read, mut server_write) = outbound.into_split();
+    let responses = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match client_read.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        match current() {
+            Fault::None => {
+                if server_write.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+            // The request goes nowhere: no answer comes, and the client's timeout must fire.
+            Fault::Hang => {}
+            Fault::Reset => break,
+        }
+    }
+    responses.abort();
+}
+
+/// The emulator and everything it started, stopped as one process group.
+pub struct Emulator {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        // The emulator leads its own process group; `--` keeps the negative id from reading as an option.
+        let _ = Command::new("kill").args(["-TERM", "--", &format!("-{}", self.child.id())]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// `cargo lambda` from the virtual environment, run in the repository.
+pub fn cargo_lambda() -> Command {
+    let mut c = Command::new(tool("cargo-lambda"));
+    c.arg("lambda");
+    let venv_bin = tool("cargo-lambda").parent().unwrap().to_path_buf();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    c.env("PATH", std::env::join_paths(std::iter::once(venv_bin).chain(std::env::split_paths(&path))).unwrap());
+    c.current_dir(repo_root());
+    c
+}
+
+/// The ingest function's environment for a local run: fake credentials, the lake's streams on
+/// moto, CloudWatch on the recorder.
+pub fn function_env(moto: &Moto, recorder: &CloudWatchRecorder, lake: &Lake, environment: &str) -> Vec<(&'static str, String)> {
+    let mut env: Vec<(&str, String)> = FAKE_ENV.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    env.extend([
+        ("VOICELAKE_TURNS_STREAM", lake.streams.turns.clone()),
+        ("VOICELAKE_SESSIONS_STREAM", lake.streams.sessions.clone()),
+        ("VOICELAKE_REJECTS_STREAM", lake.streams.rejects.clone()),
+        ("VOICELAKE_ENVIRONMENT", environment.to_owned()),
+        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+        ("AWS_ENDPOINT_URL_CLOUDWATCH", recorder.endpoint()),
+    ]);
+    env
+}
+
+impl Emulator {
+    /// `cargo lambda watch` running the `ingest` function with `env`, its output in `log`; ready when
+    /// it listens.
+    pub fn watch(env: &[(&str, String)], log: &Path, release: bool) -> Emulator {
+        let port = free_port();
+        let mut cmd = cargo_lambda();
+        cmd.args(["watch", "--ignore-changes", "--package", "voicelake-ingest", "--bin", "ingest"]);
+        if release {
+            cmd.arg("--release");
+        }
+        cmd.args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()]);
+        for (k, v) in env {
+            cmd.arg("--env-var").arg(format!("{k}={v}"));
+        }
+        let out = std::fs::File::create(log).unwrap();
+        cmd.stdout(out.try_clone().unwrap()).stderr(out).process_group(0);
+        let child = cmd.spawn().expect("cargo lambda watch starts");
+        let emulator = Emulator { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the emulator did not listen: {}", std::fs::read_to_string(log).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        emulator
+    }
+
+    /// The Lambda API endpoint of the emulator (`AWS_ENDPOINT_URL_LAMBDA`).
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 }

@@ -1,5 +1,9 @@
 //! The sinks over the AWS SDK clients.
 
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_sdk_cloudwatch::error::ProvideErrorMetadata;
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
@@ -8,6 +12,26 @@ use aws_sdk_firehose::types::Record;
 use voicelake_shared::metrics::Datum;
 
 use crate::sinks::{BatchAnswer, MetricsSink, RecordSink, SendError};
+
+/// One call attempt may take this long: a hung connection fails well inside the function's timeout.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// All attempts of one call together.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// Throttling and transient faults are retried by the SDK with exponential backoff and full jitter,
+/// briefly: a batch that still fails fails the invocation, and Lambda's own retries, minutes apart,
+/// are the long backoff.
+pub fn retry_config(attempts: u32) -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(attempts)
+        .with_initial_backoff(Duration::from_millis(100))
+        .with_max_backoff(Duration::from_secs(2))
+}
+
+/// A hung call must fail, so that the batch is retried rather than the function timing out.
+pub fn timeout_config(attempt: Duration, operation: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder().operation_attempt_timeout(attempt).operation_timeout(operation).build()
+}
 
 /// The SDK's form of a datum: values and counts as computed, one-minute storage resolution.
 pub fn to_sdk_datum(d: &Datum) -> MetricDatum {
