@@ -17,6 +17,7 @@ use voicelake_ingest::config::{IngestConfig, RetryPolicy};
 use voicelake_ingest::sinks::{BatchAnswer, RecordSink, SendError};
 use voicelake_ingest::{DeliveryError, Ingest, Summary};
 use voicelake_shared::envelope::{self, LogBatch, MessageType};
+use voicelake_shared::lake::Table;
 use voicelake_shared::synth::{self, SynthOptions};
 use voicelake_shared::{BatchOutput, Config};
 
@@ -109,11 +110,13 @@ fn dedupe(records: &[Value]) -> BTreeMap<String, Value> {
     out
 }
 
-fn expected_ids<'a>(outputs: impl Iterator<Item = &'a BatchOutput>, table: &str) -> BTreeSet<String> {
+/// The event ids of the turns or sessions the pipeline made of `outputs`.
+fn expected_ids<'a>(outputs: impl Iterator<Item = &'a BatchOutput>, table: Table) -> BTreeSet<String> {
     outputs
         .flat_map(|o| match table {
-            "turns" => o.turns.iter().map(|t| t.event_id.clone()).collect::<Vec<_>>(),
-            _ => o.sessions.iter().map(|s| s.event_id.clone()).collect(),
+            Table::Turns => o.turns.iter().map(|t| t.event_id.clone()).collect::<Vec<_>>(),
+            Table::Sessions => o.sessions.iter().map(|s| s.event_id.clone()).collect(),
+            Table::Rejects => o.rejects.iter().filter_map(|r| r.event_id.clone()).collect(),
         })
         .collect()
 }
@@ -149,7 +152,7 @@ async fn a_hung_firehose_times_out_and_the_retried_invocation_delivers() {
     assert!(first.contains("Firehose stream") && first.contains("Timeout"), "the error names the stream and the timeout: {first}");
 
     let turns = lake.records("turns/").await;
-    assert_eq!(event_ids(&turns).into_iter().collect::<BTreeSet<_>>(), expected_ids([expected].into_iter(), "turns"));
+    assert_eq!(event_ids(&turns).into_iter().collect::<BTreeSet<_>>(), expected_ids([expected].into_iter(), Table::Turns));
     assert_eq!(turns.len(), expected.turns.len(), "the hung attempt delivered nothing, so nothing is doubled");
     assert_eq!(lake.records("sessions/").await.len(), expected.sessions.len());
 }
@@ -212,8 +215,8 @@ async fn a_function_killed_mid_batch_is_retried_and_its_duplicates_share_event_i
     let sessions = lake.records("sessions/").await;
     assert!(turns.len() + sessions.len() > expected.turns.len() + expected.sessions.len(), "the retry wrote duplicates");
     let unique_turns = dedupe(&turns);
-    assert_eq!(unique_turns.keys().cloned().collect::<BTreeSet<_>>(), expected_ids([&expected].into_iter(), "turns"));
-    assert_eq!(dedupe(&sessions).keys().cloned().collect::<BTreeSet<_>>(), expected_ids([&expected].into_iter(), "sessions"));
+    assert_eq!(unique_turns.keys().cloned().collect::<BTreeSet<_>>(), expected_ids([&expected].into_iter(), Table::Turns));
+    assert_eq!(dedupe(&sessions).keys().cloned().collect::<BTreeSet<_>>(), expected_ids([&expected].into_iter(), Table::Sessions));
 }
 
 /// The ingest handler as an [`Invoker`], for replaying the queue in process.
@@ -260,10 +263,10 @@ async fn a_stream_deleted_mid_run_keeps_its_batches_in_the_failure_queue_until_r
     let all = || batches.iter().map(|(_, o)| o);
     let turns = lake.records("turns/").await;
     assert_eq!(turns.len(), dedupe(&turns).len(), "turns never reached the deleted stream, so none is doubled");
-    assert_eq!(event_ids(&turns).into_iter().collect::<BTreeSet<_>>(), expected_ids(all(), "turns"));
+    assert_eq!(event_ids(&turns).into_iter().collect::<BTreeSet<_>>(), expected_ids(all(), Table::Turns));
     let sessions = lake.records("sessions/").await;
-    assert_eq!(dedupe(&sessions).keys().cloned().collect::<BTreeSet<_>>(), expected_ids(all(), "sessions"));
-    let retried_sessions = expected_ids(batches[3..].iter().map(|(_, o)| o), "sessions");
+    assert_eq!(dedupe(&sessions).keys().cloned().collect::<BTreeSet<_>>(), expected_ids(all(), Table::Sessions));
+    let retried_sessions = expected_ids(batches[3..].iter().map(|(_, o)| o), Table::Sessions);
     let mut copies: BTreeMap<String, usize> = BTreeMap::new();
     for id in event_ids(&sessions) {
         *copies.entry(id).or_default() += 1;
@@ -327,7 +330,7 @@ async fn a_batch_of_bad_input_still_delivers_its_good_lines() {
     let summary = ingest.handle(&event(&batch), now).await.expect("bad lines do not fail the batch");
     assert_eq!(summary.records_failed(), 0);
     let turns = lake.records("turns/").await;
-    assert_eq!(event_ids(&turns).into_iter().collect::<BTreeSet<_>>(), expected_ids([&expected].into_iter(), "turns"));
+    assert_eq!(event_ids(&turns).into_iter().collect::<BTreeSet<_>>(), expected_ids([&expected].into_iter(), Table::Turns));
     assert_eq!(lake.records("sessions/").await.len(), expected.sessions.len());
     let rejects = lake.records("rejects/").await;
     assert_eq!(rejects.len(), expected.rejects.len());
@@ -365,7 +368,7 @@ async fn a_short_load_run_delivers_every_turn_once() {
     let turns = lake.records("turns/").await;
     assert!(turns_in >= 1500, "{turns_in} turns");
     assert_eq!(turns.len(), turns_in, "no loss and no duplicates without a fault");
-    assert_eq!(event_ids(&turns).into_iter().collect::<BTreeSet<_>>(), expected_ids(batches.iter().map(|(_, o)| o), "turns"));
+    assert_eq!(event_ids(&turns).into_iter().collect::<BTreeSet<_>>(), expected_ids(batches.iter().map(|(_, o)| o), Table::Turns));
     let complete: usize = batches.iter().map(|(_, o)| o.turns.iter().filter(|t| t.is_complete).count()).sum();
     let counts = recorder.sample_counts().await;
     let env = vec![("Environment".to_owned(), "faults".to_owned())];
