@@ -204,24 +204,17 @@ fn replay(args: ReplayArgs) -> Result<()> {
         bail!("--target-ms must be a positive number of milliseconds");
     }
     let now = now_ms();
-    let mut all = BatchOutput::default();
-    let mut report = ReportBuilder::default();
+    let mut replay = LocalReplay::default();
     for path in &args.files {
         for unit in input::read(path, now)? {
-            let out = match unit {
+            replay.add(match unit {
                 input::Unit::Payload(data) => voicelake_shared::process_payload(&data, &config, now),
                 input::Unit::Batch(batch) => voicelake_shared::process_batch(&batch, &config, now),
-            };
-            report.add(&out);
-            all.turns.extend(out.turns);
-            all.sessions.extend(out.sessions);
-            all.rejects.extend(out.rejects);
+            });
         }
     }
-    let mut files = lake::encode_partitioned(&all.turns)?;
-    files.extend(lake::encode_partitioned(&all.sessions)?);
-    files.extend(lake::encode_partitioned(&all.rejects)?);
-    let written = write_lake(&args.lake, &files, &format!("replay-{now}"))?;
+    let written = replay.write_lake(&args.lake, now)?;
+    let LocalReplay { rows: all, report } = replay;
     let report = report.finish(&config);
     let mut stdout = std::io::stdout().lock();
     match args.format {
@@ -252,23 +245,40 @@ pub fn replay_batches(
     config: &Config,
 ) -> Result<voicelake_shared::report::Report> {
     let now = now_ms();
-    let mut all = BatchOutput::default();
-    let mut report = ReportBuilder::default();
+    let mut replay = LocalReplay::default();
     for b in batches {
-        let out = voicelake_shared::process_batch(b, config, now);
-        report.add(&out);
-        all.turns.extend(out.turns);
-        all.sessions.extend(out.sessions);
-        all.rejects.extend(out.rejects);
+        replay.add(voicelake_shared::process_batch(b, config, now));
     }
-    let mut files = lake::encode_partitioned(&all.turns)?;
-    files.extend(lake::encode_partitioned(&all.sessions)?);
-    files.extend(lake::encode_partitioned(&all.rejects)?);
-    // Unique per call: two replays into one lake in the same millisecond must not overwrite each other.
-    static CALL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let call = CALL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    write_lake(lake, &files, &format!("replay-{now}-{call}"))?;
-    Ok(report.finish(config))
+    replay.write_lake(lake, now)?;
+    Ok(replay.report.finish(config))
+}
+
+/// The rows and report of one replay, collected batch by batch and written to the lake in one go,
+/// so that each table and hour gets one Parquet file per replay.
+#[derive(Default)]
+struct LocalReplay {
+    rows: BatchOutput,
+    report: ReportBuilder,
+}
+
+impl LocalReplay {
+    fn add(&mut self, out: BatchOutput) {
+        self.report.add(&out);
+        self.rows.turns.extend(out.turns);
+        self.rows.sessions.extend(out.sessions);
+        self.rows.rejects.extend(out.rejects);
+    }
+
+    /// Writes `replay-<now>-<n>` files and returns how many.
+    fn write_lake(&self, root: &Path, now: i64) -> Result<usize> {
+        let mut files = lake::encode_partitioned(&self.rows.turns)?;
+        files.extend(lake::encode_partitioned(&self.rows.sessions)?);
+        files.extend(lake::encode_partitioned(&self.rows.rejects)?);
+        // Unique per replay: two replays into one lake in the same millisecond must not overwrite each other.
+        static REPLAY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = REPLAY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        write_lake(root, &files, &format!("replay-{now}-{n}"))
+    }
 }
 
 fn write_lake(root: &Path, files: &[LakeFile], name: &str) -> Result<usize> {

@@ -592,17 +592,11 @@ fn session_usage(raw: &RawEvent, origin: &Origin, config: &Config) -> Observatio
     if rows.is_empty() {
         return Observation::Reject { reason: RejectReason::NoMeasurements, detail: "session_usage_updated without usage figures".into() };
     }
-    let id = match identity(raw, None, origin, &mut issues) {
-        Ok(id) => id,
+    let kind = (SessionRecordType::Usage, SourceFormat::LivekitSessionUsage);
+    let mut row = match session_row(raw, "session_usage_updated", kind, origin, config, &mut issues) {
+        Ok(row) => row,
         Err(reject) => return reject.into(),
     };
-    let Some(session_id) = id.session_id.clone() else {
-        return Observation::Reject {
-            reason: RejectReason::MissingSessionId,
-            detail: "session_usage_updated without _session_id, session_id, room name, room_id or job_id".into(),
-        };
-    };
-    let mut row = session_base(id, session_id, origin, config, SessionRecordType::Usage, SourceFormat::LivekitSessionUsage);
     fill_usage_totals(&mut row, &rows);
     row.estimated_cost_usd = config.prices.call_cost(&mut rows, None);
     row.model_usage = rows;
@@ -610,15 +604,24 @@ fn session_usage(raw: &RawEvent, origin: &Origin, config: &Config) -> Observatio
     Observation::Usage(row)
 }
 
-fn session_base(
-    id: Identity,
-    session_id: String,
+/// A session row with its identity and nothing measured yet. A session-level event that names no
+/// session cannot join its call, so it is rejected rather than stored under a made-up id.
+fn session_row<M>(
+    raw: &EventObject<M>,
+    event_name: &str,
+    (record_type, source_format): (SessionRecordType, SourceFormat),
     origin: &Origin,
     config: &Config,
-    record_type: SessionRecordType,
-    source_format: SourceFormat,
-) -> SessionRow {
-    SessionRow {
+    issues: &mut Issues,
+) -> Result<SessionRow, Rejection> {
+    let id = identity(raw, None, origin, issues)?;
+    let Some(session_id) = id.session_id else {
+        return Err(Rejection {
+            reason: RejectReason::MissingSessionId,
+            detail: format!("{event_name} without _session_id, session_id, room name, room_id or job_id"),
+        });
+    };
+    Ok(SessionRow {
         event_id: origin.event_id.to_owned(),
         event_time: id.event_time,
         session_id,
@@ -651,7 +654,7 @@ fn session_base(
         value_issues: Vec::new(),
         log_group: origin.log_group.to_owned(),
         log_stream: origin.log_stream.to_owned(),
-    }
+    })
 }
 
 fn sum_some<T: std::iter::Sum + Copy>(values: impl Iterator<Item = Option<T>>) -> Option<T> {
@@ -671,17 +674,11 @@ fn fill_usage_totals(row: &mut SessionRow, usage: &[ModelUsageRow]) {
 
 fn session_analytics(raw: &RawEvent, origin: &Origin, config: &Config) -> Observation {
     let mut issues = Issues::default();
-    let id = match identity(raw, None, origin, &mut issues) {
-        Ok(id) => id,
+    let kind = (SessionRecordType::Analytics, SourceFormat::AppSessionAnalytics);
+    let mut row = match session_row(raw, "session_analytics", kind, origin, config, &mut issues) {
+        Ok(row) => row,
         Err(reject) => return reject.into(),
     };
-    let Some(session_id) = id.session_id.clone() else {
-        return Observation::Reject {
-            reason: RejectReason::MissingSessionId,
-            detail: "session_analytics without _session_id, session_id, room name, room_id or job_id".into(),
-        };
-    };
-    let mut row = session_base(id, session_id, origin, config, SessionRecordType::Analytics, SourceFormat::AppSessionAnalytics);
     let duration = first_present(&[
         ("duration_seconds", raw.duration_seconds, Num::Missing),
         ("duration", raw.duration, raw.duration_ms),
