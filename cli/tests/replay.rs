@@ -253,9 +253,15 @@ fn text_report_names_the_alarms_and_the_slowest_sessions() {
 
 #[test]
 fn bad_arguments_fail_with_a_message() {
-    let out = Command::new(env!("CARGO_BIN_EXE_voicelake")).args(["replay", "/nonexistent.jsonl", "--lake", "/tmp/x"]).output().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nonexistent.jsonl");
+    let lake = dir.path().join("lake");
+    let out = Command::new(env!("CARGO_BIN_EXE_voicelake"))
+        .args(["replay", missing.to_str().unwrap(), "--lake", lake.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.jsonl"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(missing.to_str().unwrap()));
 }
 
 fn repo() -> PathBuf {
@@ -372,7 +378,7 @@ fn personal_data_is_hashed_by_default_and_dropped_or_kept_on_request() {
     assert!(!dropped.contains("jane.doe@example.com") && dropped.contains("[redacted]"));
     assert!(run("keep", &["--pii", "keep"]).contains("jane.doe@example.com"));
     let out = Command::new(env!("CARGO_BIN_EXE_voicelake"))
-        .args(["replay", input.to_str().unwrap(), "--lake", "/tmp/x", "--pii", "mask"])
+        .args(["replay", input.to_str().unwrap(), "--lake", dir.path().join("mask").to_str().unwrap(), "--pii", "mask"])
         .output()
         .unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("hash, drop or keep"));
