@@ -100,6 +100,9 @@ struct ReplayArgs {
     /// pseudonym), drop ([redacted]) or keep.
     #[arg(long, default_value = "hash")]
     pii: voicelake_shared::pii::PiiMode,
+    /// Also write the report as one self-contained HTML page with the dashboard's charts.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -144,6 +147,7 @@ fn main() -> Result<()> {
             }
             replay(ReplayArgs {
                 files: vec![traffic],
+                html: Some(args.dir.join("report.html")),
                 lake,
                 format: Format::Text,
                 environment: voicelake_shared::config::DEFAULT_ENVIRONMENT.into(),
@@ -215,7 +219,16 @@ fn replay(args: ReplayArgs) -> Result<()> {
     }
     let written = replay.write_lake(&args.lake, now)?;
     let LocalReplay { rows: all, report } = replay;
+    let charts = args.html.as_ref().map(|_| report.charts(&config));
     let report = report.finish(&config);
+    if let (Some(path), Some(charts)) = (&args.html, &charts) {
+        let page = voicelake_cli::html::render(&report, charts, &config.environment)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("report page: {}", path.display());
+    }
     let mut stdout = std::io::stdout().lock();
     match args.format {
         Format::Json => {

@@ -13,6 +13,9 @@ use voicelake_shared::lake;
 use voicelake_shared::report::percentile;
 use voicelake_shared::{BatchOutput, Config};
 
+mod support;
+use support::{repo, venv_python};
+
 const START: &str = "2026-11-23T12:00:00Z";
 
 fn voicelake(args: &[&str]) -> String {
@@ -262,17 +265,6 @@ fn bad_arguments_fail_with_a_message() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains(missing.to_str().unwrap()));
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("VOICELAKE_VENV").map(PathBuf::from).unwrap_or_else(|| repo().join(".venv"));
-    let python = venv.join("bin/python");
-    assert!(python.exists(), "{} is missing: run ./infra/test, which installs the pinned tools into .venv", python.display());
-    python
 }
 
 fn queries_check(dir: &Path) -> std::process::Output {

@@ -21,6 +21,7 @@ pub mod report;
 pub mod rows;
 pub mod synth;
 pub mod timefmt;
+pub mod views;
 
 pub use config::Config;
 pub use pipeline::{BatchOutput, BatchStats, process_batch, process_event, process_payload};

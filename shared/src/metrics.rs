@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::pipeline::BatchOutput;
-use crate::rows::{SessionRecordType, TurnRow};
+use crate::rows::{SessionRecordType, SessionRow, TurnRow};
 
 pub const DEFAULT_NAMESPACE: &str = "VoiceLake";
 pub const MAX_VALUES_PER_DATUM: usize = 150;
@@ -198,6 +198,54 @@ impl Dimensions {
     }
 }
 
+/// The observations one turn row makes, in the metric's own unit: what the aggregator publishes
+/// and what the local report and its charts compute from, so that both count the same things.
+pub fn turn_observations(row: &TurnRow, mut observe: impl FnMut(MetricSpec, f64)) {
+    let components = [
+        (m::EOU_DELAY, row.eou_delay_ms),
+        (m::TRANSCRIPTION_DELAY, row.transcription_delay_ms),
+        (m::LLM_TTFT, row.llm_ttft_ms),
+        (m::TTS_TTFB, row.tts_ttfb_ms),
+    ];
+    for (spec, value) in components {
+        if let Some(v) = value {
+            observe(spec, v);
+        }
+    }
+    if let Some(latency) = row.total_latency_ms {
+        observe(m::TURN_LATENCY, latency);
+        observe(m::TURNS, 1.0);
+        observe(m::TURNS_OVER_TARGET, if row.over_target == Some(true) { 1.0 } else { 0.0 });
+    }
+}
+
+/// The observations of one ended call (a `session_analytics` row; usage rows make none).
+pub fn call_observations(s: &SessionRow, mut observe: impl FnMut(MetricSpec, f64)) {
+    if s.record_type != SessionRecordType::Analytics {
+        return;
+    }
+    observe(m::SESSIONS, 1.0);
+    observe(m::TOOL_CALLS, s.tool_call_count as f64);
+    observe(m::TOOL_CALL_FAILURES, s.tool_failure_count as f64);
+    observe(m::CALL_SETUP_FAILURES, if s.call_setup_failed == Some(true) { 1.0 } else { 0.0 });
+    let optional = [
+        (m::CALL_DURATION, s.duration_seconds),
+        (m::CALL_COST, s.estimated_cost_usd),
+        (m::CALL_MOS, s.mos),
+        (m::CALL_JITTER, s.jitter_ms),
+        (m::CALL_PACKET_LOSS, s.packet_loss_rate.map(|r| r * 100.0)),
+        (m::LLM_PROMPT_TOKENS, s.llm_prompt_tokens.map(|n| n as f64)),
+        (m::LLM_COMPLETION_TOKENS, s.llm_completion_tokens.map(|n| n as f64)),
+        (m::TTS_CHARACTERS, s.tts_characters.map(|n| n as f64)),
+        (m::STT_AUDIO_SECONDS, s.stt_audio_seconds),
+    ];
+    for (spec, value) in optional {
+        if let Some(v) = value {
+            observe(spec, v);
+        }
+    }
+}
+
 /// (index in [`m::ALL`], interned dimensions, start of minute)
 type Key = (usize, u32, i64);
 
@@ -266,29 +314,21 @@ impl<'c> Aggregator<'c> {
     fn turn(&mut self, row: &TurnRow) {
         let t = row.event_time;
         let common = self.agent_dims(&row.agent_name);
-        if let Some(v) = row.eou_delay_ms {
-            self.record(m::EOU_DELAY, &common, t, v);
-        }
-        if let Some(v) = row.transcription_delay_ms {
-            self.record(m::TRANSCRIPTION_DELAY, &common, t, v);
-        }
-        if let Some(v) = row.llm_ttft_ms {
-            let dims = self.model_dims(common, &row.llm_provider, &row.llm_model);
-            self.record(m::LLM_TTFT, &dims, t, v);
-        }
-        if let Some(v) = row.tts_ttfb_ms {
-            let dims = self.model_dims(common, &row.tts_provider, &row.tts_model);
-            self.record(m::TTS_TTFB, &dims, t, v);
-        }
-        if let Some(latency) = row.total_latency_ms {
-            let mut dims = common.to_vec();
-            if let (true, Some(tenant)) = (self.config.tenant_dimension, row.tenant_id.as_deref()) {
-                dims.push(self.dims.with(LabelKind::Tenant, tenant));
-            }
-            self.record(m::TURN_LATENCY, &dims, t, latency);
-            self.record(m::TURNS, &common, t, 1.0);
-            self.record(m::TURNS_OVER_TARGET, &common, t, if row.over_target == Some(true) { 1.0 } else { 0.0 });
-        }
+        turn_observations(row, |spec, value| {
+            let dims = match spec.index {
+                i if i == m::LLM_TTFT.index => self.model_dims(common, &row.llm_provider, &row.llm_model),
+                i if i == m::TTS_TTFB.index => self.model_dims(common, &row.tts_provider, &row.tts_model),
+                i if i == m::TURN_LATENCY.index => {
+                    let mut dims = common.to_vec();
+                    if let (true, Some(tenant)) = (self.config.tenant_dimension, row.tenant_id.as_deref()) {
+                        dims.push(self.dims.with(LabelKind::Tenant, tenant));
+                    }
+                    dims
+                }
+                _ => common.to_vec(),
+            };
+            self.record(spec, &dims, t, value);
+        });
     }
 
     /// Adds the turns and ended calls of a batch, and the pipeline's health.
@@ -306,27 +346,7 @@ impl<'c> Aggregator<'c> {
                 continue;
             }
             let dims = self.agent_dims(&s.agent_name);
-            let t = s.event_time;
-            self.record(m::SESSIONS, &dims, t, 1.0);
-            self.record(m::TOOL_CALLS, &dims, t, s.tool_call_count as f64);
-            self.record(m::TOOL_CALL_FAILURES, &dims, t, s.tool_failure_count as f64);
-            self.record(m::CALL_SETUP_FAILURES, &dims, t, if s.call_setup_failed == Some(true) { 1.0 } else { 0.0 });
-            let optional = [
-                (m::CALL_DURATION, s.duration_seconds),
-                (m::CALL_COST, s.estimated_cost_usd),
-                (m::CALL_MOS, s.mos),
-                (m::CALL_JITTER, s.jitter_ms),
-                (m::CALL_PACKET_LOSS, s.packet_loss_rate.map(|r| r * 100.0)),
-                (m::LLM_PROMPT_TOKENS, s.llm_prompt_tokens.map(|n| n as f64)),
-                (m::LLM_COMPLETION_TOKENS, s.llm_completion_tokens.map(|n| n as f64)),
-                (m::TTS_CHARACTERS, s.tts_characters.map(|n| n as f64)),
-                (m::STT_AUDIO_SECONDS, s.stt_audio_seconds),
-            ];
-            for (spec, value) in optional {
-                if let Some(v) = value {
-                    self.record(spec, &dims, t, v);
-                }
-            }
+            call_observations(s, |spec, value| self.record(spec, &dims, s.event_time, value));
         }
         let stats = &out.stats;
         if stats.control_message {

@@ -11,10 +11,11 @@ use serde::Serialize;
 
 use crate::alarms::{self, AlarmSpec, Statistic};
 use crate::config::Config;
-use crate::metrics::m;
+use crate::metrics::{self, MetricSpec, m};
 use crate::pipeline::{BatchOutput, BatchStats};
 use crate::rows::{LatencySource, SessionRecordType};
 use crate::timefmt;
+use crate::views::{self, Axis, Chart, Series, Stat};
 
 /// Nearest-rank percentile of sorted values.
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
@@ -133,7 +134,6 @@ pub struct Report {
 
 #[derive(Debug, Clone)]
 struct TurnPoint {
-    time: i64,
     session: Option<String>,
     agent: String,
     latency: f64,
@@ -143,38 +143,80 @@ struct TurnPoint {
     ttfb: Option<f64>,
 }
 
-const COMPONENTS: [&str; 4] = ["eou_delay", "transcription_delay", "llm_ttft", "tts_ttfb"];
+/// The report's names of the component metrics.
+const COMPONENTS: [(&str, MetricSpec); 4] =
+    [("eou_delay", m::EOU_DELAY), ("transcription_delay", m::TRANSCRIPTION_DELAY), ("llm_ttft", m::LLM_TTFT), ("tts_ttfb", m::TTS_TTFB)];
 
-/// Accumulates batches; [`ReportBuilder::finish`] computes the report.
-#[derive(Debug, Default)]
+/// One observation of a metric: event time, agent (an index into the builder's agents), value.
+#[derive(Debug, Clone, Copy)]
+struct Observation {
+    time: i64,
+    agent: u32,
+    value: f64,
+}
+
+/// Accumulates batches; [`ReportBuilder::finish`] computes the report, [`ReportBuilder::charts`]
+/// the dashboard's views over the same observations.
+#[derive(Debug)]
 pub struct ReportBuilder {
     stats: BatchStats,
     turns: Vec<TurnPoint>,
-    components: [Vec<(i64, f64)>; 4],
+    /// By [`MetricSpec::index`]: what the function would publish, at event time, one observation
+    /// each (`EventsIn` and `EventsRejected` too: locally they are counted at event time).
+    observations: Vec<Vec<Observation>>,
+    agents: Vec<String>,
     reported: u64,
     computed: u64,
-    calls: Vec<(i64, f64)>,
-    /// (time, calls, failures) per ended session.
-    tools: Vec<(i64, u64, u64)>,
     failures_by_tool: BTreeMap<String, u64>,
-    rejects: Vec<i64>,
     first: Option<i64>,
     last: Option<i64>,
 }
 
+impl Default for ReportBuilder {
+    fn default() -> Self {
+        ReportBuilder {
+            stats: BatchStats::default(),
+            turns: Vec::new(),
+            observations: vec![Vec::new(); m::ALL.len()],
+            agents: Vec::new(),
+            reported: 0,
+            computed: 0,
+            failures_by_tool: BTreeMap::new(),
+            first: None,
+            last: None,
+        }
+    }
+}
+
 impl ReportBuilder {
+    fn agent_id(&mut self, agent: &str) -> u32 {
+        match self.agents.iter().position(|a| a == agent) {
+            Some(i) => i as u32,
+            None => {
+                self.agents.push(agent.to_owned());
+                (self.agents.len() - 1) as u32
+            }
+        }
+    }
+
+    fn observe(&mut self, spec: MetricSpec, time: i64, agent: u32, value: f64) {
+        self.observations[spec.index].push(Observation { time, agent, value });
+    }
+
+    fn see(&mut self, t: i64) {
+        self.first = Some(self.first.map_or(t, |f| f.min(t)));
+        self.last = Some(self.last.map_or(t, |l| l.max(t)));
+    }
+
     pub fn add(&mut self, out: &BatchOutput) {
         self.stats.merge(&out.stats);
-        let mut see = |t: i64| {
-            self.first = Some(self.first.map_or(t, |f| f.min(t)));
-            self.last = Some(self.last.map_or(t, |l| l.max(t)));
-        };
         for row in &out.turns {
-            see(row.event_time);
-            for (i, v) in [row.eou_delay_ms, row.transcription_delay_ms, row.llm_ttft_ms, row.tts_ttfb_ms].into_iter().enumerate() {
-                if let Some(v) = v {
-                    self.components[i].push((row.event_time, v));
-                }
+            self.see(row.event_time);
+            let agent = self.agent_id(&row.agent_name);
+            let mut seen = Vec::new();
+            metrics::turn_observations(row, |spec, value| seen.push((spec, value)));
+            for (spec, value) in seen {
+                self.observe(spec, row.event_time, agent, value);
             }
             if let Some(latency) = row.total_latency_ms {
                 match row.latency_source {
@@ -182,7 +224,6 @@ impl ReportBuilder {
                     _ => self.computed += 1,
                 }
                 self.turns.push(TurnPoint {
-                    time: row.event_time,
                     session: row.session_id.clone(),
                     agent: row.agent_name.clone(),
                     latency,
@@ -194,22 +235,36 @@ impl ReportBuilder {
             }
         }
         for s in &out.sessions {
-            see(s.event_time);
+            self.see(s.event_time);
             if s.record_type != SessionRecordType::Analytics {
                 continue;
             }
-            if let Some(cost) = s.estimated_cost_usd {
-                self.calls.push((s.event_time, cost));
+            let agent = self.agent_id(&s.agent_name);
+            let mut seen = Vec::new();
+            metrics::call_observations(s, |spec, value| seen.push((spec, value)));
+            for (spec, value) in seen {
+                self.observe(spec, s.event_time, agent, value);
             }
-            self.tools.push((s.event_time, s.tool_call_count as u64, s.tool_failure_count as u64));
             for call in s.tool_calls.iter().filter(|c| c.success == Some(false)) {
                 *self.failures_by_tool.entry(call.name.clone()).or_default() += 1;
             }
         }
         for r in &out.rejects {
-            see(r.event_time);
-            self.rejects.push(r.event_time);
+            self.see(r.event_time);
+            // A reject row has no agent: it could not be read far enough to know one.
+            let agent = self.agent_id("");
+            self.observe(m::EVENTS_REJECTED, r.event_time, agent, 1.0);
         }
+        if !out.event_timestamps.is_empty() {
+            let agent = self.agent_id("");
+            for &t in &out.event_timestamps {
+                self.observe(m::EVENTS_IN, t, agent, 1.0);
+            }
+        }
+    }
+
+    fn values(&self, spec: MetricSpec) -> impl Iterator<Item = f64> + '_ {
+        self.observations[spec.index].iter().map(|o| o.value)
     }
 
     pub fn finish(self, config: &Config) -> Report {
@@ -243,12 +298,12 @@ impl ReportBuilder {
         slowest.sort_by(|a, b| b.p95_ms.total_cmp(&a.p95_ms).then_with(|| a.session_id.cmp(&b.session_id)));
         slowest.truncate(5);
 
-        let tool_calls: u64 = self.tools.iter().map(|t| t.1).sum();
-        let tool_failures: u64 = self.tools.iter().map(|t| t.2).sum();
+        let tool_calls = self.values(m::TOOL_CALLS).sum::<f64>() as u64;
+        let tool_failures = self.values(m::TOOL_CALL_FAILURES).sum::<f64>() as u64;
         let mut failures_by_tool: Vec<(String, u64)> = self.failures_by_tool.clone().into_iter().collect();
         failures_by_tool.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
 
-        let costs: Vec<f64> = self.calls.iter().map(|c| c.1).collect();
+        let costs: Vec<f64> = self.values(m::CALL_COST).collect();
         let alarms = alarms::DEFAULTS.iter().map(|spec| self.evaluate(spec)).collect();
 
         Report {
@@ -266,11 +321,7 @@ impl ReportBuilder {
             latency_ms: Summary::of(latencies),
             latency_reported: self.reported,
             latency_computed: self.computed,
-            components_ms: COMPONENTS
-                .iter()
-                .zip(&self.components)
-                .map(|(name, values)| (*name, Summary::of(values.iter().map(|v| v.1).collect())))
-                .collect(),
+            components_ms: COMPONENTS.iter().map(|(name, spec)| (*name, Summary::of(self.values(*spec).collect()))).collect(),
             target: TargetCompliance {
                 target_ms: config.latency_target_ms,
                 within_target: complete - over,
@@ -301,51 +352,43 @@ impl ReportBuilder {
         }
     }
 
-    /// Evaluates an alarm over consecutive periods of event time, as CloudWatch would have.
-    fn evaluate(&self, spec: &AlarmSpec) -> AlarmOutcome {
-        let period = i64::from(spec.period_seconds) * 1000;
-        // period start → the statistic's inputs
+    /// Observations of `spec` by period start, for one agent or all.
+    fn buckets(&self, spec: MetricSpec, period_ms: i64, agent: Option<u32>) -> BTreeMap<i64, Vec<f64>> {
         let mut buckets: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-        let mut push = |t: i64, v: f64| buckets.entry(t.div_euclid(period) * period).or_default().push(v);
-        let component = |i: usize| &self.components[i];
-        match spec.metric {
-            n if n == m::TURN_LATENCY.name => self.turns.iter().for_each(|t| push(t.time, t.latency)),
-            n if n == m::LLM_TTFT.name => component(2).iter().for_each(|(t, v)| push(*t, *v)),
-            n if n == m::TTS_TTFB.name => component(3).iter().for_each(|(t, v)| push(*t, *v)),
-            n if n == m::CALL_COST.name => self.calls.iter().for_each(|(t, v)| push(*t, *v)),
-            n if n == m::EVENTS_REJECTED.name => self.rejects.iter().for_each(|t| push(*t, 1.0)),
-            n if n == m::TOOL_CALLS.name => {
-                // Two values per session, calls then failures, summed per period below.
-                self.tools.iter().for_each(|(t, calls, failures)| {
-                    push(*t, *calls as f64);
-                    push(*t, *failures as f64);
-                })
-            }
-            other => unreachable!("no local evaluation for {other}"),
+        for o in self.observations[spec.index].iter().filter(|o| agent.is_none_or(|a| o.agent == a)) {
+            buckets.entry(o.time.div_euclid(period_ms) * period_ms).or_default().push(o.value);
         }
-        let value_of = |values: &mut Vec<f64>| -> Option<f64> {
-            match spec.statistic {
-                Statistic::P95 => {
-                    values.sort_by(f64::total_cmp);
-                    percentile(values, 95.0)
-                }
-                Statistic::Average => Some(values.iter().sum::<f64>() / values.len() as f64),
-                Statistic::Sum => Some(values.iter().sum()),
-                Statistic::ToolSuccessPercent => {
-                    let calls: f64 = values.iter().step_by(2).sum();
-                    let failures: f64 = values.iter().skip(1).step_by(2).sum();
-                    (calls > 0.0).then(|| 100.0 * (1.0 - failures / calls))
-                }
+        buckets
+    }
+
+    /// The alarm's statistic for every period from the first to the last with data (`None` where a
+    /// period has none), as CloudWatch would evaluate it on event time.
+    fn alarm_series(&self, spec: &AlarmSpec) -> Vec<(i64, Option<f64>)> {
+        let period = i64::from(spec.period_seconds) * 1000;
+        let metric = m::ALL.iter().find(|x| x.name == spec.metric).copied().unwrap_or_else(|| unreachable!("{} is published", spec.metric));
+        let values: BTreeMap<i64, Option<f64>> = match spec.statistic {
+            Statistic::ToolSuccessPercent => {
+                tool_success(&self.buckets(m::TOOL_CALLS, period, None), &self.buckets(m::TOOL_CALL_FAILURES, period, None))
             }
+            Statistic::P95 => self.buckets(metric, period, None).into_iter().map(|(t, v)| (t, statistic(Stat::P95, v))).collect(),
+            Statistic::Average => self.buckets(metric, period, None).into_iter().map(|(t, v)| (t, statistic(Stat::Average, v))).collect(),
+            Statistic::Sum => self.buckets(metric, period, None).into_iter().map(|(t, v)| (t, statistic(Stat::Sum, v))).collect(),
         };
-        let mut series: Vec<(i64, Option<f64>)> = Vec::new();
-        if let (Some(&first), Some(&last)) = (buckets.keys().next(), buckets.keys().last()) {
+        let mut series = Vec::new();
+        if let (Some(&first), Some(&last)) = (values.keys().next(), values.keys().last()) {
             let mut t = first;
             while t <= last {
-                series.push((t, buckets.get_mut(&t).and_then(value_of)));
+                series.push((t, values.get(&t).copied().flatten()));
                 t += period;
             }
         }
+        series
+    }
+
+    /// Evaluates an alarm over consecutive periods of event time, as CloudWatch would have.
+    fn evaluate(&self, spec: &AlarmSpec) -> AlarmOutcome {
+        let period = i64::from(spec.period_seconds) * 1000;
+        let series = self.alarm_series(spec);
         let breaching: Vec<bool> = series.iter().map(|(_, v)| v.is_some_and(|v| spec.breaches(v))).collect();
         let worst = series.iter().filter_map(|(t, v)| v.map(|v| (*t, v))).max_by(|a, b| {
             let ord = a.1.total_cmp(&b.1);
@@ -355,12 +398,16 @@ impl ReportBuilder {
             }
         });
         let detail = worst.filter(|_| spec.metric == m::TURN_LATENCY.name).map(|(start, _)| {
-            let in_period = |i: usize| {
-                let mut v: Vec<f64> = self.components[i].iter().filter(|(t, _)| *t >= start && *t < start + period).map(|p| p.1).collect();
-                v.sort_by(f64::total_cmp);
-                percentile(&v, 95.0).map_or("-".to_owned(), |p| format!("{p:.0}"))
+            let in_period = |spec: MetricSpec| {
+                let v = self.buckets(spec, period, None).remove(&start).unwrap_or_default();
+                statistic(Stat::P95, v).map_or("-".to_owned(), |p| format!("{p:.0}"))
             };
-            format!("p95 in that period: eou {} ms, llm ttft {} ms, tts ttfb {} ms", in_period(0), in_period(2), in_period(3))
+            format!(
+                "p95 in that period: eou {} ms, llm ttft {} ms, tts ttfb {} ms",
+                in_period(m::EOU_DELAY),
+                in_period(m::LLM_TTFT),
+                in_period(m::TTS_TTFB)
+            )
         });
         AlarmOutcome {
             alarm: spec.id,
@@ -374,6 +421,164 @@ impl ReportBuilder {
             detail,
         }
     }
+
+    /// The dashboard's charts ([`views::DASHBOARD`]) computed from the replayed observations.
+    pub fn charts(&self, config: &Config) -> Charts {
+        let span = self.first.zip(self.last);
+        let charts = views::charts().map(|chart| self.chart(chart, config)).collect();
+        Charts { span, calls_ended: self.observations[m::SESSIONS.index].len() as u64, charts }
+    }
+
+    fn chart(&self, chart: &Chart, config: &Config) -> ChartData {
+        let period = i64::from(chart.period_seconds) * 1000;
+        let points = |b: BTreeMap<i64, Option<f64>>| -> Vec<(i64, f64)> { b.into_iter().filter_map(|(t, v)| v.map(|v| (t, v))).collect() };
+        let mut series = Vec::new();
+        let mut aws_only = Vec::new();
+        for s in chart.series {
+            if !s.is_local() {
+                aws_only.push(s.label());
+                continue;
+            }
+            match *s {
+                Series::Metric { metric, stat, label, axis } => {
+                    let b = self.buckets(metric, period, None).into_iter().map(|(t, v)| (t, statistic(stat, v))).collect();
+                    series.push(SeriesData { label: label.to_owned(), axis, points: points(b) });
+                }
+                Series::PerAgent { metric, stat } => {
+                    let mut agents: Vec<(usize, &String)> = self.agents.iter().enumerate().filter(|(_, a)| !a.is_empty()).collect();
+                    agents.sort_by(|a, b| a.1.cmp(b.1));
+                    for (i, agent) in agents {
+                        let b: BTreeMap<i64, Option<f64>> =
+                            self.buckets(metric, period, Some(i as u32)).into_iter().map(|(t, v)| (t, statistic(stat, v))).collect();
+                        if !b.is_empty() {
+                            series.push(SeriesData { label: agent.clone(), axis: Axis::Left, points: points(b) });
+                        }
+                    }
+                }
+                Series::ToolSuccessPercent => {
+                    let b = tool_success(&self.buckets(m::TOOL_CALLS, period, None), &self.buckets(m::TOOL_CALL_FAILURES, period, None));
+                    series.push(SeriesData { label: s.label().to_owned(), axis: Axis::Left, points: points(b) });
+                }
+                Series::Aws { .. } => unreachable!("not local"),
+            }
+        }
+        let thresholds = chart
+            .thresholds
+            .iter()
+            .filter_map(|t| {
+                let alarm = alarms::DEFAULTS.iter().find(|a| a.parameter == t.parameter)?;
+                Some(ThresholdLine { label: t.label.to_owned(), value: alarm.threshold })
+            })
+            .chain(
+                // Locally the target (--target-ms) may differ from the alarm's default threshold.
+                (chart.id == "turn-latency")
+                    .then_some(config.latency_target_ms)
+                    .filter(|target| alarms::DEFAULTS.iter().all(|a| a.metric != m::TURN_LATENCY.name || a.threshold != *target))
+                    .map(|target| ThresholdLine { label: "latency target".to_owned(), value: target }),
+            )
+            .collect();
+        let alarm_periods = chart
+            .alarm
+            .and_then(|id| alarms::DEFAULTS.iter().find(|a| a.id == id))
+            .map(|spec| {
+                let series = self.alarm_series(spec);
+                let breaching: Vec<bool> = series.iter().map(|(_, v)| v.is_some_and(|v| spec.breaches(v))).collect();
+                alarms::firing_periods(spec, &breaching).into_iter().map(|i| series[i].0).collect()
+            })
+            .unwrap_or_default();
+        ChartData {
+            id: chart.id,
+            title: chart.display_title(),
+            unit: chart.unit,
+            right_unit: chart.right_unit,
+            period_seconds: chart.period_seconds,
+            y_min: chart.y_min,
+            y_max: chart.y_max,
+            series,
+            thresholds,
+            alarm: chart.alarm,
+            alarm_periods,
+            aws_only,
+        }
+    }
+}
+
+/// A statistic of one period's observations, as CloudWatch computes it (percentiles nearest-rank).
+fn statistic(stat: Stat, mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    Some(match stat.percentile() {
+        Some(p) => {
+            values.sort_by(f64::total_cmp);
+            percentile(&values, p)?
+        }
+        None => match stat {
+            Stat::Sum => values.iter().sum(),
+            Stat::Average => values.iter().sum::<f64>() / values.len() as f64,
+            Stat::Maximum => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            _ => unreachable!("percentiles are handled above"),
+        },
+    })
+}
+
+/// `100 × (1 − failures / calls)` per period, where there were calls: the tool alarm's metric math.
+fn tool_success(calls: &BTreeMap<i64, Vec<f64>>, failures: &BTreeMap<i64, Vec<f64>>) -> BTreeMap<i64, Option<f64>> {
+    calls
+        .iter()
+        .map(|(t, c)| {
+            let calls: f64 = c.iter().sum();
+            let failed: f64 = failures.get(t).map_or(0.0, |f| f.iter().sum());
+            (*t, (calls > 0.0).then(|| 100.0 * (1.0 - failed / calls)))
+        })
+        .collect()
+}
+
+/// The dashboard's views over a replay: what the local report page draws.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Charts {
+    /// First and last event time of the replay, epoch milliseconds.
+    pub span: Option<(i64, i64)>,
+    /// `session_analytics` events: calls that ended (usage updates are not calls).
+    pub calls_ended: u64,
+    pub charts: Vec<ChartData>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChartData {
+    pub id: &'static str,
+    /// The title with its unit, as the dashboard shows it.
+    pub title: String,
+    pub unit: &'static str,
+    pub right_unit: Option<&'static str>,
+    pub period_seconds: u32,
+    /// Fixed ends of the left axis, where the view sets them.
+    pub y_min: Option<f64>,
+    pub y_max: Option<f64>,
+    /// The series the replay has; a series with no points has no observations in the replay.
+    pub series: Vec<SeriesData>,
+    pub thresholds: Vec<ThresholdLine>,
+    /// The alarm whose firing periods are shaded.
+    pub alarm: Option<&'static str>,
+    /// Start of each period in which that alarm would be in ALARM, epoch milliseconds.
+    pub alarm_periods: Vec<i64>,
+    /// Series of the view that only CloudWatch has (the function's own health, Lambda, Firehose).
+    pub aws_only: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesData {
+    pub label: String,
+    #[serde(skip)]
+    pub axis: Axis,
+    /// (period start in epoch milliseconds, value), periods without observations left out.
+    pub points: Vec<(i64, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThresholdLine {
+    pub label: String,
+    pub value: f64,
 }
 
 fn dominant_component(turns: &[&TurnPoint]) -> Option<&'static str> {

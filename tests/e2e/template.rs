@@ -498,3 +498,15 @@ fn failed_invocations_are_retried_twice_then_kept_in_the_failure_queue() {
     let retention = resource(&t, "IngestFailureQueue")["Properties"]["MessageRetentionPeriod"].as_u64();
     assert_eq!(retention, Some(14 * 24 * 3600), "kept for the longest time SQS allows");
 }
+
+#[test]
+fn the_dashboard_is_the_views_list_the_local_page_draws() {
+    let t = template();
+    let (_, body) = tagged(&resource(&t, "Dashboard")["Properties"]["DashboardBody"]);
+    let deployed: serde_json::Value = serde_json::from_str(body.as_str().unwrap()).expect("the dashboard body is JSON");
+    assert!(
+        deployed == voicelake_shared::views::dashboard_body(),
+        "template.yaml's DashboardBody differs from shared/src/views.rs; its body should read:\n{}",
+        voicelake_shared::views::dashboard_body_text()
+    );
+}
