@@ -12,7 +12,8 @@ use voicelake_shared::cost::PriceTable;
 use voicelake_shared::lake::{self, LakeFile};
 use voicelake_shared::report::ReportBuilder;
 use voicelake_shared::synth::{self, SynthOptions};
-use voicelake_shared::{BatchOutput, Config, timefmt};
+use voicelake_shared::timefmt::{self, now_ms};
+use voicelake_shared::{BatchOutput, Config};
 
 #[derive(Parser)]
 #[command(name = "voicelake", version, about = "Voice-agent latency metrics and a Parquet lake from CloudWatch logs, run locally.")]
@@ -125,10 +126,6 @@ struct GenerateArgs {
     /// Only well-formed agent events: no foreign lines, no malformed input.
     #[arg(long)]
     clean: bool,
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 fn main() -> Result<()> {

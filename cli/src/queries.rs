@@ -73,7 +73,7 @@ pub fn check(args: CheckArgs) -> Result<()> {
     let traffic = synth::generate(&SynthOptions {
         calls: args.calls,
         seed: 3,
-        start_ms: (chrono::Utc::now().timestamp_millis() / 3_600_000 - 3) * 3_600_000,
+        start_ms: (voicelake_shared::timefmt::now_ms() / 3_600_000 - 3) * 3_600_000,
         noise: true,
     });
     let lake = work.path().join("lake");

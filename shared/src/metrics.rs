@@ -260,7 +260,8 @@ pub struct Aggregator<'c> {
     pub out_of_window: u64,
 }
 
-fn minute(ms: i64) -> i64 {
+/// The start of the minute holding `ms`: CloudWatch's finest storage resolution here.
+pub fn minute(ms: i64) -> i64 {
     ms.div_euclid(60_000) * 60_000
 }
 

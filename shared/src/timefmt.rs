@@ -79,6 +79,16 @@ impl Partition {
     }
 }
 
+/// Milliseconds since the epoch of a system time (0 before the epoch).
+pub fn epoch_ms(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The clock, for the edges: they read it once and hand the time to the pure pipeline.
+pub fn now_ms() -> i64 {
+    epoch_ms(std::time::SystemTime::now())
+}
+
 pub fn utc(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH)
 }

@@ -4,6 +4,7 @@
 //! [`AsyncInvocation`] with the template's `MaximumRetryAttempts`. Throttling and partial
 //! `FailedPutCount` answers, which moto never gives, are in `functions/ingest/tests/sdk_mocks.rs`.
 
+use voicelake_shared::timefmt::now_ms;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,9 +22,6 @@ use voicelake_shared::lake::Table;
 use voicelake_shared::synth::{self, SynthOptions};
 use voicelake_shared::{BatchOutput, Config};
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
 
 fn event(batch: &LogBatch) -> Value {
     serde_json::to_value(envelope::subscription_event(batch)).unwrap()

@@ -1,6 +1,7 @@
 //! The ingest handler with the real SDK clients: Firehose against a moto server, CloudWatch against a
 //! recorder that keeps the CBOR wire requests.
 
+use voicelake_shared::timefmt::now_ms;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
@@ -36,9 +37,6 @@ async fn bed(name: &str) -> Bed {
     Bed { _moto: moto, recorder, lake, ingest }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
 
 fn event(batch: &LogBatch) -> Value {
     serde_json::to_value(envelope::subscription_event(batch)).unwrap()

@@ -42,7 +42,7 @@ async fn the_function_runs_under_the_lambda_runtime_api() {
     env.push(("AWS_LAMBDA_LOG_FORMAT", "JSON".into()));
     let emulator = Emulator::watch(&env, &log, false);
 
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now = voicelake_shared::timefmt::now_ms();
     let batches = synth::generate(&SynthOptions { calls: 12, seed: 9, start_ms: now - 1_800_000, noise: true });
     let data = batches.iter().skip(1).find(|b| b.log_events.len() > 20).expect("a busy batch");
     let expected =

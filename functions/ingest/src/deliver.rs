@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 
 use serde::Serialize;
+use tokio::time::{Instant, timeout_at};
 use voicelake_shared::metrics::Datum;
 
 use crate::config::RetryPolicy;
@@ -50,8 +51,12 @@ pub struct StreamOutcome {
     pub error: Option<String>,
 }
 
-/// Sends records to a stream; what still fails after the policy's attempts is reported, not hidden.
-pub async fn send_records<R: RecordSink>(sink: &R, stream: &str, records: &[Vec<u8>], policy: RetryPolicy) -> StreamOutcome {
+/// What a call or a retry that would outlast the invocation's budget reports instead.
+pub const DEADLINE: &str = "DeadlineExceeded: no answer within the invocation's time budget";
+
+/// Sends records to a stream; what still fails after the policy's attempts, or is not answered by
+/// `deadline`, is reported, not hidden.
+pub async fn send_records<R: RecordSink>(sink: &R, stream: &str, records: &[Vec<u8>], policy: RetryPolicy, deadline: Instant) -> StreamOutcome {
     let mut outcome = StreamOutcome::default();
     if let Some(big) = records.iter().find(|r| r.len() > MAX_RECORD_BYTES) {
         // Rows are bounded by construction (rejects keep 32 KiB of input); a record this large is
@@ -60,12 +65,19 @@ pub async fn send_records<R: RecordSink>(sink: &R, stream: &str, records: &[Vec<
         outcome.error = Some(format!("a record of {} bytes exceeds Firehose's 1000 KiB limit", big.len()));
         return outcome;
     }
-    for batch in split_batches(records) {
+    let batches = split_batches(records);
+    for (n, batch) in batches.iter().enumerate() {
         let mut pending: Cow<[Vec<u8>]> = Cow::Borrowed(batch);
         let mut attempt = 1;
         loop {
             outcome.calls += 1;
-            let (failed, error): (Vec<Vec<u8>>, String) = match sink.put_record_batch(stream, &pending).await {
+            let Ok(answer) = timeout_at(deadline, sink.put_record_batch(stream, &pending)).await else {
+                // Out of time: this batch and the ones after it are not delivered.
+                outcome.failed += (pending.len() + batches[n + 1..].iter().map(|b| b.len()).sum::<usize>()) as u64;
+                outcome.error.get_or_insert(DEADLINE.into());
+                return outcome;
+            };
+            let (failed, error): (Vec<Vec<u8>>, String) = match answer {
                 Ok(a) if a.failed.is_empty() => {
                     outcome.sent += pending.len() as u64;
                     break;
@@ -88,6 +100,11 @@ pub async fn send_records<R: RecordSink>(sink: &R, stream: &str, records: &[Vec<
             }
             // A fresh generator each time: a thread-local one must not be held across an await.
             let wait = policy.backoff(attempt, &mut rand::rng());
+            if Instant::now() + wait >= deadline {
+                outcome.failed += failed.len() as u64;
+                outcome.error.get_or_insert(format!("{error} (after {attempt} attempts; no time left to retry)"));
+                break;
+            }
             tokio::time::sleep(wait).await;
             outcome.retried += failed.len() as u64;
             pending = Cow::Owned(failed);
@@ -105,16 +122,21 @@ pub struct MetricsOutcome {
     pub error: Option<String>,
 }
 
-/// Sends `PutMetricData` requests one after another (a batch makes few).
-pub async fn send_metrics<M: MetricsSink>(sink: &M, namespace: &str, requests: &[Vec<Datum>]) -> MetricsOutcome {
+/// Sends `PutMetricData` requests one after another (a batch makes few); those not answered by
+/// `deadline` count as failed.
+pub async fn send_metrics<M: MetricsSink>(sink: &M, namespace: &str, requests: &[Vec<Datum>], deadline: Instant) -> MetricsOutcome {
     let mut outcome = MetricsOutcome::default();
     for request in requests {
         outcome.requests += 1;
-        match sink.put_metric_data(namespace, request).await {
-            Ok(()) => outcome.datums += request.len() as u64,
-            Err(e) => {
+        match timeout_at(deadline, sink.put_metric_data(namespace, request)).await {
+            Ok(Ok(())) => outcome.datums += request.len() as u64,
+            Ok(Err(e)) => {
                 outcome.failed_requests += 1;
                 outcome.error.get_or_insert(e.to_string());
+            }
+            Err(_) => {
+                outcome.failed_requests += 1;
+                outcome.error.get_or_insert(DEADLINE.into());
             }
         }
     }
@@ -162,11 +184,50 @@ mod tests {
 
     const FAST: RetryPolicy = RetryPolicy { attempts: 4, base: Duration::from_millis(1), cap: Duration::from_millis(2) };
 
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    /// Never answers, as a connection that hangs.
+    struct Hangs;
+    impl RecordSink for Hangs {
+        async fn put_record_batch(&self, _: &str, _: &[Vec<u8>]) -> Result<crate::sinks::BatchAnswer, SendError> {
+            std::future::pending().await
+        }
+    }
+    impl crate::sinks::MetricsSink for Hangs {
+        async fn put_metric_data(&self, _: &str, _: &[Datum]) -> Result<(), SendError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_hangs_fails_at_the_deadline_with_every_record_counted() {
+        let records: Vec<Vec<u8>> = (0..1200).map(|_| b"x".to_vec()).collect();
+        let start = Instant::now();
+        let outcome = send_records(&Hangs, "turns", &records, FAST, start + Duration::from_secs(3)).await;
+        assert_eq!((outcome.sent, outcome.failed, outcome.calls), (0, 1200, 1));
+        assert_eq!(outcome.error.as_deref(), Some(DEADLINE));
+        assert_eq!(Instant::now() - start, Duration::from_secs(3));
+        let metrics = send_metrics(&Hangs, "ns", &[vec![], vec![]], start + Duration::from_secs(5)).await;
+        assert_eq!((metrics.requests, metrics.failed_requests), (2, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_retry_waits_past_the_deadline() {
+        let slow = RetryPolicy { attempts: 10, base: Duration::from_secs(5), cap: Duration::from_secs(5) };
+        let sink = Flaky { flaky: vec![b'a'], times: Mutex::new(100), calls: Mutex::new(vec![]) };
+        let start = Instant::now();
+        let outcome = send_records(&sink, "turns", &[b"a".to_vec()], slow, start + Duration::from_millis(10)).await;
+        assert_eq!((outcome.failed, outcome.calls), (1, 1), "the backoff would end after the deadline");
+        assert!(Instant::now() - start < Duration::from_millis(10));
+    }
+
     #[tokio::test]
     async fn only_the_failed_records_are_sent_again() {
         let sink = Flaky { flaky: vec![b'b', b'd'], times: Mutex::new(2), calls: Mutex::new(vec![]) };
         let records: Vec<Vec<u8>> = ["a", "b", "c", "d"].iter().map(|s| s.as_bytes().to_vec()).collect();
-        let outcome = send_records(&sink, "turns", &records, FAST).await;
+        let outcome = send_records(&sink, "turns", &records, FAST, later()).await;
         assert_eq!(outcome, StreamOutcome { sent: 4, retried: 4, calls: 3, failed: 0, error: None });
         let calls = sink.calls.lock().unwrap();
         assert_eq!(calls[1], vec![b"b".to_vec(), b"d".to_vec()]);
@@ -177,7 +238,7 @@ mod tests {
     async fn records_that_keep_failing_are_reported_with_the_reason() {
         let sink = Flaky { flaky: vec![b'b'], times: Mutex::new(100), calls: Mutex::new(vec![]) };
         let records: Vec<Vec<u8>> = ["a", "b"].iter().map(|s| s.as_bytes().to_vec()).collect();
-        let outcome = send_records(&sink, "turns", &records, FAST).await;
+        let outcome = send_records(&sink, "turns", &records, FAST, later()).await;
         assert_eq!((outcome.sent, outcome.failed, outcome.calls), (1, 1, 4));
         assert_eq!(outcome.error.as_deref(), Some("ServiceUnavailableException: slow down (after 4 attempts)"));
     }
@@ -191,14 +252,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_that_fails_is_not_retried_again() {
-        let outcome = send_records(&Missing, "nope", &[b"x".to_vec()], FAST).await;
+        let outcome = send_records(&Missing, "nope", &[b"x".to_vec()], FAST, later()).await;
         assert_eq!((outcome.calls, outcome.failed), (1, 1));
         assert_eq!(outcome.error.as_deref(), Some("ResourceNotFoundException: stream nope not found"));
     }
 
     #[tokio::test]
     async fn an_oversized_record_is_refused_before_sending() {
-        let outcome = send_records(&Missing, "t", &[vec![0; MAX_RECORD_BYTES + 1]], FAST).await;
+        let outcome = send_records(&Missing, "t", &[vec![0; MAX_RECORD_BYTES + 1]], FAST, later()).await;
         assert_eq!((outcome.calls, outcome.failed), (0, 1));
     }
 }

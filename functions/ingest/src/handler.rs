@@ -3,9 +3,10 @@
 //! invocation with an error naming it, so that Lambda retries the batch and, after its retries,
 //! keeps it in the on-failure destination.
 
-use std::time::Instant;
+use std::time::Duration;
 
 use serde::Serialize;
+use tokio::time::{Instant, timeout_at};
 use serde_json::Value;
 use voicelake_shared::BatchOutput;
 use voicelake_shared::lake::{self, LakeRow};
@@ -57,6 +58,29 @@ pub struct DeliveryError {
     pub summary: Box<Summary>,
 }
 
+/// The template's function timeout: the budget of an invocation without a context.
+pub const FUNCTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// Kept back from the sends for the failure metric and the summary line.
+pub const FINISH_RESERVE: Duration = Duration::from_millis(1500);
+/// Kept back from the failure metric for the summary line and the runtime's answer.
+pub const LOG_RESERVE: Duration = Duration::from_millis(300);
+
+impl DeliveryError {
+    /// Whether the invocation ran out of time rather than being refused.
+    pub fn is_deadline(&self) -> bool {
+        self.failures.iter().any(|f| f.contains(deliver::DEADLINE))
+    }
+}
+
+/// The error Lambda records for a failed invocation: a type a reader can alarm and search on (the
+/// runtime would otherwise name the Rust type), and the failures.
+impl From<DeliveryError> for lambda_runtime::Diagnostic {
+    fn from(e: DeliveryError) -> Self {
+        let error_type = if e.is_deadline() { "DeadlineExceeded" } else { "DeliveryFailed" };
+        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+    }
+}
+
 pub struct Ingest<M, R> {
     config: IngestConfig,
     metrics: M,
@@ -76,9 +100,21 @@ impl<M: MetricsSink, R: RecordSink> Ingest<M, R> {
         &self.config
     }
 
-    /// Handles one invocation payload at `now_ms`.
+    pub fn metrics(&self) -> &M {
+        &self.metrics
+    }
+
+    /// Handles one invocation payload at `now_ms`, with the whole of the function's timeout.
     pub async fn handle(&self, payload: &Value, now_ms: i64) -> Result<Summary, DeliveryError> {
+        self.handle_until(payload, now_ms, Instant::now() + FUNCTION_TIMEOUT).await
+    }
+
+    /// Handles one invocation payload at `now_ms`, finishing before `deadline` (the invocation's,
+    /// from its context): sends get the time up to [`FINISH_RESERVE`] before it, so that the
+    /// failure metric and the summary line still go out when a sink never answers.
+    pub async fn handle_until(&self, payload: &Value, now_ms: i64, deadline: Instant) -> Result<Summary, DeliveryError> {
         let started = Instant::now();
+        let sends_until = deadline.checked_sub(FINISH_RESERVE).unwrap_or(started).max(started);
         let cfg = &self.config.pipeline;
 
         // Decode and parse. A payload that is not a subscription event still becomes a reject row.
@@ -94,10 +130,10 @@ impl<M: MetricsSink, R: RecordSink> Ingest<M, R> {
         let streams = &self.config.streams;
         let policy = self.config.retry;
         let (turn_records, session_records, reject_records, metrics) = tokio::join!(
-            deliver::send_records(&self.records, &streams.turns, &turns, policy),
-            deliver::send_records(&self.records, &streams.sessions, &sessions, policy),
-            deliver::send_records(&self.records, &streams.rejects, &rejects, policy),
-            deliver::send_metrics(&self.metrics, &self.config.namespace, &requests),
+            deliver::send_records(&self.records, &streams.turns, &turns, policy, sends_until),
+            deliver::send_records(&self.records, &streams.sessions, &sessions, policy, sends_until),
+            deliver::send_records(&self.records, &streams.rejects, &rejects, policy, sends_until),
+            deliver::send_metrics(&self.metrics, &self.config.namespace, &requests, sends_until),
         );
 
         let stats = &out.stats;
@@ -146,7 +182,9 @@ impl<M: MetricsSink, R: RecordSink> Ingest<M, R> {
         if !failures.is_empty() {
             // Best effort, so the failure can be alarmed on even before Lambda's retries run out.
             let failed = summary.records_failed() + summary.metrics.failed_requests;
-            let _ = self.metrics.put_metric_data(&self.config.namespace, &[self.send_failures_datum(failed, now_ms)]).await;
+            let datum = self.send_failures_datum(failed, now_ms);
+            let metric_until = deadline.checked_sub(LOG_RESERVE).unwrap_or(sends_until).max(sends_until);
+            let _ = timeout_at(metric_until, self.metrics.put_metric_data(&self.config.namespace, &[datum])).await;
         }
         summary.duration_ms = started.elapsed().as_millis() as u64;
         log_summary(&summary, &failures);
@@ -158,7 +196,7 @@ impl<M: MetricsSink, R: RecordSink> Ingest<M, R> {
             metric_name: m::SEND_FAILURES.name,
             unit: m::SEND_FAILURES.unit,
             dimensions: vec![(dim::ENVIRONMENT, self.config.pipeline.environment.clone())],
-            timestamp_ms: now_ms.div_euclid(60_000) * 60_000,
+            timestamp_ms: metrics::minute(now_ms),
             values: vec![count as f64],
             counts: vec![1.0],
         }

@@ -6,6 +6,7 @@ pub mod aws;
 pub mod config;
 pub mod deliver;
 pub mod handler;
+pub mod logging;
 pub mod sinks;
 
 pub use config::IngestConfig;

@@ -1,15 +1,17 @@
 //! Lambda entry point: configuration and SDK clients once per cold start, then the runtime loop.
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use std::time::{Duration, SystemTime};
+
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use voicelake_ingest::aws::{self, CloudWatchMetrics, FirehoseRecords};
-use voicelake_ingest::{Ingest, IngestConfig};
+use voicelake_ingest::{Ingest, IngestConfig, logging};
 
 // One thread: the function waits on the network, and a single-threaded runtime starts faster and
 // uses less memory.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    tracing::subscriber::set_global_default(logging::subscriber(std::io::stdout))?;
     let config = IngestConfig::from_env()?;
     let aws = aws_config::from_env()
         .retry_config(aws::retry_config(config.retry.attempts))
@@ -23,12 +25,11 @@ async fn main() -> Result<(), Error> {
     );
     let ingest = &ingest;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let now = now_ms();
-        ingest.handle(&event.payload, now).await.map_err(Error::from)
+        let now = SystemTime::now();
+        // Every wait of the invocation is budgeted from the deadline Lambda gives it.
+        let left = event.context.deadline().duration_since(now).unwrap_or(Duration::ZERO);
+        let deadline = tokio::time::Instant::now() + left;
+        ingest.handle_until(&event.payload, voicelake_shared::timefmt::epoch_ms(now), deadline).await.map_err(Diagnostic::from)
     }))
     .await
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

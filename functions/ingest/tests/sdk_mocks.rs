@@ -1,6 +1,7 @@
 //! The sinks over the SDK's own test rules (`aws-smithy-mocks`), for what a local server cannot do:
 //! CloudWatch's CBOR protocol, throttling, and Firehose's partial failures.
 
+use voicelake_shared::timefmt::now_ms;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +22,10 @@ use voicelake_shared::{Config, process_event};
 
 const FAST: RetryPolicy = RetryPolicy { attempts: 4, base: Duration::from_millis(1), cap: Duration::from_millis(5) };
 
+fn later() -> tokio::time::Instant {
+    tokio::time::Instant::now() + std::time::Duration::from_secs(60)
+}
+
 fn config() -> IngestConfig {
     IngestConfig {
         pipeline: Config { environment: "test".into(), ..Config::default() },
@@ -30,9 +35,6 @@ fn config() -> IngestConfig {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
 
 /// A payload of about 1 MB of events from the last hour.
 fn big_payload(now: i64) -> Value {
@@ -176,7 +178,7 @@ async fn records_a_200_answer_reports_failed_are_retried_and_only_they() {
         .build();
     let firehose = FirehoseRecords::new(mock_client!(aws_sdk_firehose, RuleMode::Sequential, [&rule]));
     let records: Vec<Vec<u8>> = (0..5).map(|i| format!("{{\"n\":{i}}}\n").into_bytes()).collect();
-    let outcome = deliver::send_records(&firehose, "turns", &records, FAST).await;
+    let outcome = deliver::send_records(&firehose, "turns", &records, FAST, later()).await;
     assert_eq!((outcome.sent, outcome.retried, outcome.failed, outcome.calls), (5, 2, 0, 2));
     let calls = seen.lock().unwrap();
     let second: Vec<&[u8]> = calls[1].records().iter().map(|r| r.data().as_ref()).collect();
@@ -190,7 +192,7 @@ async fn records_that_stay_failed_are_named_in_the_error() {
         PutRecordBatchOutput::builder().failed_put_count(1).set_request_responses(Some(entries(&[0], n))).build().unwrap()
     });
     let firehose = FirehoseRecords::new(mock_client!(aws_sdk_firehose, RuleMode::MatchAny, [&rule]));
-    let outcome = deliver::send_records(&firehose, "turns", &[b"a\n".to_vec(), b"b\n".to_vec()], FAST).await;
+    let outcome = deliver::send_records(&firehose, "turns", &[b"a\n".to_vec(), b"b\n".to_vec()], FAST, later()).await;
     assert_eq!((outcome.sent, outcome.failed, outcome.calls), (1, 1, FAST.attempts as u64));
     assert_eq!(outcome.error.as_deref(), Some("ServiceUnavailableException: Slow down. (after 4 attempts)"));
 }
@@ -207,7 +209,7 @@ async fn throttled_put_record_batch_is_retried_by_the_sdk() {
     let client = mock_client!(aws_sdk_firehose, RuleMode::Sequential, [&rule], |c| c.retry_config(
         aws_sdk_firehose::config::retry::RetryConfig::standard().with_max_attempts(4).with_initial_backoff(Duration::from_millis(1))
     ));
-    let outcome = deliver::send_records(&FirehoseRecords::new(client), "turns", &[b"x\n".to_vec()], FAST).await;
+    let outcome = deliver::send_records(&FirehoseRecords::new(client), "turns", &[b"x\n".to_vec()], FAST, later()).await;
     assert_eq!((outcome.sent, outcome.failed, outcome.calls), (1, 0, 1), "one call of ours, three attempts of the SDK's");
     assert_eq!(rule.num_calls(), 3);
 }

@@ -6,6 +6,7 @@
 //!
 //! Run: `cargo run --release -p voicelake-e2e --bin coldstart` (builds the function in release).
 
+use voicelake_shared::timefmt::now_ms;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,9 +41,6 @@ impl Respond for Next {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
 
 struct Run {
     to_first_poll: Duration,

@@ -7,6 +7,7 @@
 //! Run: `cargo run --release -p voicelake-e2e --bin soak -- [TURNS] [LOG_STREAMS]` (defaults 100000 64).
 //! Needs the tools of `./infra/bootstrap` (moto, cargo-lambda) in `.venv`.
 
+use voicelake_shared::timefmt::now_ms;
 use std::collections::BTreeSet;
 use std::time::Instant;
 
@@ -21,9 +22,6 @@ use voicelake_shared::{BatchOutput, Config};
 /// Events per payload: a busy log stream's subscription batch.
 const EVENTS_PER_PAYLOAD: usize = 600;
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
 
 /// The payloads, and what the pipeline makes of each: generated calls, spread over `streams` log
 /// streams, merged into batches of about [`EVENTS_PER_PAYLOAD`] events.
