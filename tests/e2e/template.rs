@@ -106,6 +106,8 @@ fn the_function_gets_every_variable_it_reads() {
         assert_eq!(ref_name(&vars[var]), Some(stream), "{var}");
     }
     assert_eq!(ref_name(&vars[voicelake_ingest::config::LATENCY_TARGET_MS]), Some(alarms::DEFAULTS[0].parameter));
+    let attempts = voicelake_ingest::config::RetryPolicy::default().attempts.to_string();
+    assert_eq!(vars[voicelake_ingest::config::SEND_ATTEMPTS].as_str(), Some(attempts.as_str()), "the template runs the documented default");
     let samconfig = std::fs::read_to_string(repo_root().join("samconfig.toml")).unwrap();
     assert!(samconfig.contains("beta_features = true"), "rust-cargolambda is a beta build method");
 }

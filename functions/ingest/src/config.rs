@@ -51,7 +51,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { attempts: 5, base: Duration::from_millis(100), cap: Duration::from_secs(2) }
+        RetryPolicy { attempts: 4, base: Duration::from_millis(100), cap: Duration::from_secs(2) }
     }
 }
 
