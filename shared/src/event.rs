@@ -368,48 +368,73 @@ pub enum Family {
     Unknown,
 }
 
+/// The contract's family markers: the values that say what an object is, by the field that carries
+/// them. [`EventObject::family`] reads them, `extract` looks for them in lines that fail to parse,
+/// and the subscription filter pattern of `template.yaml` must let each one through (a test checks).
+pub mod markers {
+    use super::Component;
+
+    /// `_event_type` / `event_type` of the application events.
+    pub const APP_EVENTS: [&str; 2] = [VOICE_METRICS, SESSION_ANALYTICS];
+    pub const VOICE_METRICS: &str = "voice_metrics";
+    pub const SESSION_ANALYTICS: &str = "session_analytics";
+    /// `type` of LiveKit's component metrics (`model_dump()`).
+    pub const COMPONENT_TYPES: [(&str, Component); 5] = [
+        ("llm_metrics", Component::Llm),
+        ("tts_metrics", Component::Tts),
+        ("stt_metrics", Component::Stt),
+        ("eou_metrics", Component::Eou),
+        ("realtime_model_metrics", Component::Realtime),
+    ];
+    /// `type` of the events that wrap metrics or usage.
+    pub const METRICS_COLLECTED: &str = "metrics_collected";
+    pub const CONVERSATION_ITEM_ADDED: &str = "conversation_item_added";
+    pub const SESSION_USAGE_UPDATED: &str = "session_usage_updated";
+    pub const WRAPPERS: [&str; 3] = [METRICS_COLLECTED, CONVERSATION_ITEM_ADDED, SESSION_USAGE_UPDATED];
+    /// `message` of the lines `metrics.log_metrics()` writes through LiveKit's JSON formatter.
+    pub const LOGGED: [(&str, Component); 5] = [
+        ("LLM metrics", Component::Llm),
+        ("TTS metrics", Component::Tts),
+        ("STT metrics", Component::Stt),
+        ("EOU metrics", Component::Eou),
+        ("RealtimeModel metrics", Component::Realtime),
+    ];
+    /// `message` of `log_metrics()` lines with nothing per turn.
+    pub const LOGGED_IGNORED: [&str; 4] = ["VAD metrics", "Interruption metrics", "Avatar metrics", "Decision metrics"];
+
+    /// Every marker of a family voicelake reads: what the subscription filter must let through.
+    pub fn read() -> impl Iterator<Item = &'static str> {
+        APP_EVENTS.into_iter().chain(COMPONENT_TYPES.iter().map(|(m, _)| *m)).chain(WRAPPERS).chain(LOGGED.iter().map(|(m, _)| *m))
+    }
+}
+
 impl<'a, M> EventObject<'a, M> {
     pub fn family(&self) -> Family {
+        use markers::*;
         if let Some(t) = self.private_event_type.get().or_else(|| self.event_type.get()) {
             return match t {
-                "voice_metrics" => Family::VoiceMetrics,
-                "session_analytics" => Family::SessionAnalytics,
+                VOICE_METRICS => Family::VoiceMetrics,
+                SESSION_ANALYTICS => Family::SessionAnalytics,
                 _ => Family::UnknownAppEvent,
             };
         }
         if let Some(t) = self.kind.get() {
-            let component = match t {
-                "llm_metrics" => Some(Component::Llm),
-                "tts_metrics" => Some(Component::Tts),
-                "stt_metrics" => Some(Component::Stt),
-                "eou_metrics" => Some(Component::Eou),
-                "realtime_model_metrics" => Some(Component::Realtime),
-                _ => None,
-            };
-            if let Some(component) = component {
-                return Family::Component { component, logged: false };
+            if let Some((_, component)) = COMPONENT_TYPES.iter().find(|(m, _)| *m == t) {
+                return Family::Component { component: *component, logged: false };
             }
             match t {
-                "metrics_collected" => return Family::MetricsCollected,
-                "conversation_item_added" => return Family::ConversationItem,
-                "session_usage_updated" => return Family::SessionUsage,
+                METRICS_COLLECTED => return Family::MetricsCollected,
+                CONVERSATION_ITEM_ADDED => return Family::ConversationItem,
+                SESSION_USAGE_UPDATED => return Family::SessionUsage,
                 t if t.ends_with("_metrics") => return Family::IgnoredMetrics,
                 _ => {}
             }
         }
         if let Some(m) = self.message.get() {
-            let component = match m {
-                "LLM metrics" => Some(Component::Llm),
-                "TTS metrics" => Some(Component::Tts),
-                "STT metrics" => Some(Component::Stt),
-                "EOU metrics" => Some(Component::Eou),
-                "RealtimeModel metrics" => Some(Component::Realtime),
-                _ => None,
-            };
-            if let Some(component) = component {
-                return Family::Component { component, logged: true };
+            if let Some((_, component)) = LOGGED.iter().find(|(marker, _)| *marker == m) {
+                return Family::Component { component: *component, logged: true };
             }
-            if matches!(m, "VAD metrics" | "Interruption metrics" | "Avatar metrics" | "Decision metrics") {
+            if LOGGED_IGNORED.contains(&m) {
                 return Family::IgnoredMetrics;
             }
         }

@@ -11,7 +11,7 @@ use memchr::memmem;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::event::{Family, RawEvent};
+use crate::event::{Family, RawEvent, markers};
 use crate::reasons::{RejectReason, SkipReason};
 
 /// How many `{` positions are tried before a message counts as having no JSON: prefixes such as
@@ -104,17 +104,11 @@ fn nested_event<'a>(text: &'a str, outer: &RawEvent<'a>) -> Option<RawEvent<'a>>
 /// Whether a message that failed to parse was meant to be one of our events, so that its failure is
 /// a reject a user should see rather than a foreign line to skip.
 pub fn mentions_our_events(message: &str) -> bool {
-    const MARKERS: [&str; 7] = [
-        "_event_type",
-        "\"event_type\"",
-        "_metrics\"",
-        "metrics_collected",
-        "conversation_item_added",
-        "session_usage_updated",
-        " metrics\"",
-    ];
+    // The marker fields, and the shapes of the component markers: `…_metrics"` for a `type`,
+    // `… metrics"` for a `log_metrics()` message; the wrappers by name.
+    const SHAPES: [&str; 4] = ["_event_type", "\"event_type\"", "_metrics\"", " metrics\""];
     let b = message.as_bytes();
-    MARKERS.iter().any(|m| memmem::find(b, m.as_bytes()).is_some())
+    SHAPES.iter().chain(&markers::WRAPPERS).any(|m| memmem::find(b, m.as_bytes()).is_some())
 }
 
 fn has_non_finite_token(message: &str) -> bool {

@@ -134,27 +134,11 @@ const KEYS: &[&str] = &[
     "name",
     "analytics_data",
 ];
-const MARKERS: &[&str] = &[
-    "voice_metrics",
-    "session_analytics",
-    "llm_metrics",
-    "tts_metrics",
-    "stt_metrics",
-    "eou_metrics",
-    "vad_metrics",
-    "realtime_model_metrics",
-    "metrics_collected",
-    "conversation_item_added",
-    "session_usage_updated",
-    "LLM metrics",
-    "TTS metrics",
-    "EOU metrics",
-    "assistant",
-    "user",
-    "llm",
-    "tts",
-    "stt",
-];
+/// Values that steer classification: every family marker, one ignored one, and the chat roles and
+/// usage kinds.
+fn markers() -> Vec<&'static str> {
+    voicelake_shared::event::markers::read().chain(["vad_metrics", "VAD metrics", "assistant", "user", "llm", "tts", "stt"]).collect()
+}
 
 fn scalar() -> impl Strategy<Value = Value> {
     prop_oneof![
@@ -163,7 +147,7 @@ fn scalar() -> impl Strategy<Value = Value> {
         any::<f64>().prop_map(|f| json!(f)),
         (-2.0f64..5.0).prop_map(|f| json!(f)),
         any::<i64>().prop_map(|i| json!(i)),
-        prop::sample::select(MARKERS).prop_map(|s| json!(s)),
+        prop::sample::select(markers()).prop_map(|s| json!(s)),
         "[ -~]{0,12}".prop_map(Value::String),
         prop::sample::select(vec!["2026-11-23T14:00:01Z", "1795442401.5", "NaN", "-1", "0.35", "1e400"]).prop_map(|s| json!(s)),
     ]

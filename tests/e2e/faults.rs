@@ -4,11 +4,11 @@
 //! [`AsyncInvocation`] with the template's `MaximumRetryAttempts`. Throttling and partial
 //! `FailedPutCount` answers, which moto never gives, are in `functions/ingest/tests/sdk_mocks.rs`.
 
-use voicelake_shared::timefmt::now_ms;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use voicelake_shared::timefmt::now_ms;
 
 use serde_json::Value;
 use voicelake_cli::dlq::{self, Invoker, SqsQueue};
@@ -21,7 +21,6 @@ use voicelake_shared::envelope::{self, LogBatch, MessageType};
 use voicelake_shared::lake::Table;
 use voicelake_shared::synth::{self, SynthOptions};
 use voicelake_shared::{BatchOutput, Config};
-
 
 fn event(batch: &LogBatch) -> Value {
     serde_json::to_value(envelope::subscription_event(batch)).unwrap()

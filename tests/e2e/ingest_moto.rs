@@ -1,8 +1,8 @@
 //! The ingest handler with the real SDK clients: Firehose against a moto server, CloudWatch against a
 //! recorder that keeps the CBOR wire requests.
 
-use voicelake_shared::timefmt::now_ms;
 use std::collections::{BTreeMap, BTreeSet};
+use voicelake_shared::timefmt::now_ms;
 
 use serde_json::Value;
 use voicelake_e2e::{CloudWatchRecorder, Lake, Moto, sdk_config};
@@ -36,7 +36,6 @@ async fn bed(name: &str) -> Bed {
     let ingest = Ingest::new(config, CloudWatchMetrics::new(cloudwatch), FirehoseRecords::new(firehose));
     Bed { _moto: moto, recorder, lake, ingest }
 }
-
 
 fn event(batch: &LogBatch) -> Value {
     serde_json::to_value(envelope::subscription_event(batch)).unwrap()

@@ -56,7 +56,13 @@ pub const DEADLINE: &str = "DeadlineExceeded: no answer within the invocation's 
 
 /// Sends records to a stream; what still fails after the policy's attempts, or is not answered by
 /// `deadline`, is reported, not hidden.
-pub async fn send_records<R: RecordSink>(sink: &R, stream: &str, records: &[Vec<u8>], policy: RetryPolicy, deadline: Instant) -> StreamOutcome {
+pub async fn send_records<R: RecordSink>(
+    sink: &R,
+    stream: &str,
+    records: &[Vec<u8>],
+    policy: RetryPolicy,
+    deadline: Instant,
+) -> StreamOutcome {
     let mut outcome = StreamOutcome::default();
     if let Some(big) = records.iter().find(|r| r.len() > MAX_RECORD_BYTES) {
         // Rows are bounded by construction (rejects keep 32 KiB of input); a record this large is

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::time::{Instant, timeout_at};
 use serde_json::Value;
+use tokio::time::{Instant, timeout_at};
 use voicelake_shared::BatchOutput;
 use voicelake_shared::lake::{self, LakeRow};
 use voicelake_shared::metrics::{self, Datum, dim, m};

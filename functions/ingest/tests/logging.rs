@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use voicelake_ingest::config::{IngestConfig, RetryPolicy, Streams};
-use voicelake_ingest::{Ingest, logging};
 use voicelake_ingest::sinks::{BatchAnswer, MetricsSink, RecordSink, SendError};
+use voicelake_ingest::{Ingest, logging};
 use voicelake_shared::envelope;
 use voicelake_shared::metrics::Datum;
 use voicelake_shared::synth::{self, SynthOptions};

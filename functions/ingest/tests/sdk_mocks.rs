@@ -1,9 +1,9 @@
 //! The sinks over the SDK's own test rules (`aws-smithy-mocks`), for what a local server cannot do:
 //! CloudWatch's CBOR protocol, throttling, and Firehose's partial failures.
 
-use voicelake_shared::timefmt::now_ms;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use voicelake_shared::timefmt::now_ms;
 
 use aws_sdk_cloudwatch::config::retry::RetryConfig;
 use aws_sdk_cloudwatch::operation::put_metric_data::{PutMetricDataInput, PutMetricDataOutput};
@@ -34,7 +34,6 @@ fn config() -> IngestConfig {
         retry: FAST,
     }
 }
-
 
 /// A payload of about 1 MB of events from the last hour.
 fn big_payload(now: i64) -> Value {

@@ -6,10 +6,10 @@
 //!
 //! Run: `cargo run --release -p voicelake-e2e --bin coldstart` (builds the function in release).
 
-use voicelake_shared::timefmt::now_ms;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use voicelake_shared::timefmt::now_ms;
 
 use voicelake_e2e::{CloudWatchRecorder, FAKE_ENV, Lake, Moto, repo_root};
 use voicelake_shared::envelope;
@@ -40,7 +40,6 @@ impl Respond for Next {
         }
     }
 }
-
 
 struct Run {
     to_first_poll: Duration,

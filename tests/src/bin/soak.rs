@@ -7,9 +7,9 @@
 //! Run: `cargo run --release -p voicelake-e2e --bin soak -- [TURNS] [LOG_STREAMS]` (defaults 100000 64).
 //! Needs the tools of `./infra/bootstrap` (moto, cargo-lambda) in `.venv`.
 
-use voicelake_shared::timefmt::now_ms;
 use std::collections::BTreeSet;
 use std::time::Instant;
+use voicelake_shared::timefmt::now_ms;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -21,7 +21,6 @@ use voicelake_shared::{BatchOutput, Config};
 
 /// Events per payload: a busy log stream's subscription batch.
 const EVENTS_PER_PAYLOAD: usize = 600;
-
 
 /// The payloads, and what the pipeline makes of each: generated calls, spread over `streams` log
 /// streams, merged into batches of about [`EVENTS_PER_PAYLOAD`] events.
