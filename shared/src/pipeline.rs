@@ -37,7 +37,31 @@ pub struct BatchStats {
     pub replaced_invalid_utf8: bool,
 }
 
+/// The counts a batch is summed up by: the function's summary line, the local report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub events_in: u64,
+    pub turns: u64,
+    pub partial_turns: u64,
+    pub sessions: u64,
+    pub rejected: u64,
+    pub skipped: u64,
+    pub nulled_values: u64,
+}
+
 impl BatchStats {
+    pub fn counts(&self) -> Counts {
+        Counts {
+            events_in: self.events_in,
+            turns: self.turns,
+            partial_turns: self.partial_turns,
+            sessions: self.sessions,
+            rejected: self.rejected_total(),
+            skipped: self.skipped_total(),
+            nulled_values: self.nulled_values,
+        }
+    }
+
     pub fn skipped_total(&self) -> u64 {
         self.skipped.values().sum()
     }

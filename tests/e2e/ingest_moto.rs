@@ -99,7 +99,7 @@ async fn every_row_arrives_once_with_its_event_id_and_metrics_count_every_turn()
     assert_eq!(counts[&("TurnLatency".to_owned(), env.clone())], complete);
     let per_agent: f64 = counts.iter().filter(|((name, dims), _)| name == "TurnLatency" && dims.len() == 2).map(|(_, c)| c).sum();
     assert_eq!(per_agent, complete);
-    let events_in: u64 = summaries.iter().map(|s| s.events_in).sum();
+    let events_in: u64 = summaries.iter().map(|s| s.counts.events_in).sum();
     let sums = bed.recorder.sums().await;
     assert_eq!(sums[&("EventsIn".to_owned(), env)], events_in as f64, "one EventsIn value per batch, summed");
     assert!(summaries.iter().all(|s| s.records_failed() == 0 && s.metrics.failed_requests == 0));
@@ -122,7 +122,7 @@ async fn payloads_that_are_not_subscription_events_land_in_rejects() {
     let bed = bed("foreign").await;
     for payload in [serde_json::json!({"hello": "world"}), serde_json::json!({"awslogs": {"data": "%%%"}})] {
         let summary = bed.ingest.handle(&payload, now_ms()).await.unwrap();
-        assert_eq!((summary.rejected, summary.reject_records.sent), (1, 1));
+        assert_eq!((summary.counts.rejected, summary.reject_records.sent), (1, 1));
     }
     let rejects = bed.lake.records("rejects/").await;
     let mut reasons: Vec<&str> = rejects.iter().map(|r| r["reason"].as_str().unwrap()).collect();
@@ -143,7 +143,7 @@ async fn a_missing_stream_fails_the_invocation_and_names_it() {
     let message = err.to_string();
     assert!(message.contains(&format!("Firehose stream {}", bed.lake.streams.sessions)), "{message}");
     assert!(message.contains("ResourceNotFoundException"), "{message}");
-    assert_eq!(err.summary.session_records.failed, err.summary.sessions);
+    assert_eq!(err.summary.session_records.failed, err.summary.counts.sessions);
     // What could be delivered was, and the failure was published for alarms.
     assert_eq!(bed.lake.records("turns/").await.len() as u64, err.summary.turn_records.sent);
     let counts = bed.recorder.sample_counts().await;

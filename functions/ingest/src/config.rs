@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use voicelake_shared::Config;
 use voicelake_shared::cost::PriceTable;
+use voicelake_shared::lake::Table;
 
 pub const TURNS_STREAM: &str = "VOICELAKE_TURNS_STREAM";
 pub const SESSIONS_STREAM: &str = "VOICELAKE_SESSIONS_STREAM";
@@ -38,6 +39,17 @@ pub struct Streams {
     pub turns: String,
     pub sessions: String,
     pub rejects: String,
+}
+
+impl Streams {
+    /// The stream of a table.
+    pub fn of(&self, table: Table) -> &str {
+        match table {
+            Table::Turns => &self.turns,
+            Table::Sessions => &self.sessions,
+            Table::Rejects => &self.rejects,
+        }
+    }
 }
 
 /// How records that Firehose reports as failed are retried: full-jitter exponential backoff.

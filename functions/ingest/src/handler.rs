@@ -9,8 +9,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
 use voicelake_shared::BatchOutput;
-use voicelake_shared::lake::{self, LakeRow};
+use voicelake_shared::lake::{self, LakeRow, Table};
 use voicelake_shared::metrics::{self, Datum, dim, m};
+use voicelake_shared::pipeline::Counts;
 
 use crate::config::IngestConfig;
 use crate::deliver::{self, MetricsOutcome, StreamOutcome};
@@ -22,13 +23,8 @@ pub struct Summary {
     pub log_group: String,
     pub log_stream: String,
     pub control_message: bool,
-    pub events_in: u64,
-    pub turns: u64,
-    pub partial_turns: u64,
-    pub sessions: u64,
-    pub rejected: u64,
-    pub skipped: u64,
-    pub nulled_values: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
     pub turn_records: StreamOutcome,
     pub session_records: StreamOutcome,
     pub reject_records: StreamOutcome,
@@ -37,16 +33,29 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// What sending a table's records did.
+    pub fn records(&self, table: Table) -> &StreamOutcome {
+        match table {
+            Table::Turns => &self.turn_records,
+            Table::Sessions => &self.session_records,
+            Table::Rejects => &self.reject_records,
+        }
+    }
+
+    fn total(&self, count: fn(&StreamOutcome) -> u64) -> u64 {
+        Table::ALL.iter().map(|t| count(self.records(*t))).sum()
+    }
+
     pub fn records_failed(&self) -> u64 {
-        self.turn_records.failed + self.session_records.failed + self.reject_records.failed
+        self.total(|o| o.failed)
     }
 
     pub fn records_retried(&self) -> u64 {
-        self.turn_records.retried + self.session_records.retried + self.reject_records.retried
+        self.total(|o| o.retried)
     }
 
     pub fn records_sent(&self) -> u64 {
-        self.turn_records.sent + self.session_records.sent + self.reject_records.sent
+        self.total(|o| o.sent)
     }
 }
 
@@ -91,6 +100,15 @@ fn records<R: LakeRow>(rows: &[R]) -> Vec<Vec<u8>> {
     rows.iter().map(lake::firehose_record).collect()
 }
 
+/// A table's rows of the batch as Firehose records.
+fn table_records(out: &BatchOutput, table: Table) -> Vec<Vec<u8>> {
+    match table {
+        Table::Turns => records(&out.turns),
+        Table::Sessions => records(&out.sessions),
+        Table::Rejects => records(&out.rejects),
+    }
+}
+
 impl<M: MetricsSink, R: RecordSink> Ingest<M, R> {
     pub fn new(config: IngestConfig, metrics: M, records: R) -> Self {
         Ingest { config, metrics, records }
@@ -124,15 +142,15 @@ impl<M: MetricsSink, R: RecordSink> Ingest<M, R> {
 
         // Aggregate.
         let requests = metrics::split_requests(metrics::datums_for(&out, cfg, now_ms));
-        let (turns, sessions, rejects) = (records(&out.turns), records(&out.sessions), records(&out.rejects));
+        let [turns, sessions, rejects] = Table::ALL.map(|t| table_records(&out, t));
 
         // Send.
         let streams = &self.config.streams;
-        let policy = self.config.retry;
+        let send = |table: Table, records| deliver::send_records(&self.records, streams.of(table), records, self.config.retry, sends_until);
         let (turn_records, session_records, reject_records, metrics) = tokio::join!(
-            deliver::send_records(&self.records, &streams.turns, &turns, policy, sends_until),
-            deliver::send_records(&self.records, &streams.sessions, &sessions, policy, sends_until),
-            deliver::send_records(&self.records, &streams.rejects, &rejects, policy, sends_until),
+            send(Table::Turns, &turns),
+            send(Table::Sessions, &sessions),
+            send(Table::Rejects, &rejects),
             deliver::send_metrics(&self.metrics, &self.config.namespace, &requests, sends_until),
         );
 
@@ -141,13 +159,7 @@ impl<M: MetricsSink, R: RecordSink> Ingest<M, R> {
             log_group: out.log_group.clone(),
             log_stream: out.log_stream.clone(),
             control_message: stats.control_message,
-            events_in: stats.events_in,
-            turns: stats.turns,
-            partial_turns: stats.partial_turns,
-            sessions: stats.sessions,
-            rejected: stats.rejected_total(),
-            skipped: stats.skipped_total(),
-            nulled_values: stats.nulled_values,
+            counts: stats.counts(),
             turn_records,
             session_records,
             reject_records,
@@ -156,11 +168,8 @@ impl<M: MetricsSink, R: RecordSink> Ingest<M, R> {
         };
 
         let mut failures = Vec::new();
-        for (stream, o) in [
-            (&streams.turns, &summary.turn_records),
-            (&streams.sessions, &summary.session_records),
-            (&streams.rejects, &summary.reject_records),
-        ] {
+        for table in Table::ALL {
+            let (stream, o) = (streams.of(table), summary.records(table));
             if o.failed > 0 {
                 failures.push(format!(
                     "{} of {} records to Firehose stream {stream}: {}",
@@ -228,13 +237,13 @@ fn log_summary(s: &Summary, failures: &[String]) {
                 log_group = %s.log_group,
                 log_stream = %s.log_stream,
                 control_message = s.control_message,
-                events_in = s.events_in,
-                turns = s.turns,
-                partial_turns = s.partial_turns,
-                sessions = s.sessions,
-                rejected = s.rejected,
-                skipped = s.skipped,
-                nulled_values = s.nulled_values,
+                events_in = s.counts.events_in,
+                turns = s.counts.turns,
+                partial_turns = s.counts.partial_turns,
+                sessions = s.counts.sessions,
+                rejected = s.counts.rejected,
+                skipped = s.counts.skipped,
+                nulled_values = s.counts.nulled_values,
                 records_sent = s.records_sent(),
                 records_retried = s.records_retried(),
                 records_failed = s.records_failed(),

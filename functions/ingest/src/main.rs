@@ -1,10 +1,11 @@
 //! Lambda entry point: configuration and SDK clients once per cold start, then the runtime loop.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use voicelake_ingest::aws::{self, CloudWatchMetrics, FirehoseRecords};
+use voicelake_ingest::handler::FUNCTION_TIMEOUT;
 use voicelake_ingest::{Ingest, IngestConfig, logging};
 
 // One thread: the function waits on the network, and a single-threaded runtime starts faster and
@@ -26,8 +27,18 @@ async fn main() -> Result<(), Error> {
     let ingest = &ingest;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = SystemTime::now();
-        // Every wait of the invocation is budgeted from the deadline Lambda gives it.
-        let left = event.context.deadline().duration_since(now).unwrap_or(Duration::ZERO);
+        // Every wait of the invocation is budgeted from the deadline Lambda gives it. A deadline
+        // already past (local emulators send one) falls back to the template's timeout.
+        let left = match event.context.deadline().duration_since(now) {
+            Ok(left) => left,
+            Err(_) => {
+                tracing::warn!(
+                    deadline_ms = event.context.deadline,
+                    "the invocation's deadline has passed; budgeting the function timeout"
+                );
+                FUNCTION_TIMEOUT
+            }
+        };
         let deadline = tokio::time::Instant::now() + left;
         ingest.handle_until(&event.payload, voicelake_shared::timefmt::epoch_ms(now), deadline).await.map_err(Diagnostic::from)
     }))
