@@ -4,9 +4,9 @@
 
 use std::fmt::Write as _;
 
+use crate::report::{ChartData, Charts, Report, SeriesData};
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
-use voicelake_shared::report::{ChartData, Charts, Report, SeriesData};
 use voicelake_shared::timefmt;
 use voicelake_shared::views::Axis;
 
@@ -300,13 +300,13 @@ pub fn render(report: &Report, charts: &Charts, environment: &str) -> Result<Str
     );
 
     let kpis = [
-        ("turns", report.turns.to_string()),
+        ("turns", report.counts.turns.to_string()),
         ("calls ended", charts.calls_ended.to_string()),
         ("turn latency p95", format!("{} ms", fmt_ms(report.latency_ms.p95))),
         ("within target", report.target.compliance_pct.map_or("–".into(), |p| format!("{p}%"))),
         ("cost", format!("${:.2}", report.cost.total_usd)),
         ("tool success", report.tools.success_pct.map_or("–".into(), |p| format!("{p}%"))),
-        ("rejected", report.rejected.to_string()),
+        ("rejected", report.counts.rejected.to_string()),
         ("alarms that would fire", report.alarms.iter().filter(|a| a.would_fire).count().to_string()),
     ];
     s.push_str("<div class=\"kpis\">");
@@ -362,24 +362,12 @@ pub fn render(report: &Report, charts: &Charts, environment: &str) -> Result<Str
     }
 
     s.push_str("<h2 id=\"latency\">Latency (ms)</h2><div class=\"wrap\"><table><thead><tr><th></th><th class=\"n\">count</th><th class=\"n\">p50</th><th class=\"n\">p95</th><th class=\"n\">p99</th><th class=\"n\">max</th></tr></thead><tbody>");
-    let mut row = |name: &str, x: &voicelake_shared::report::Summary| {
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            esc(name),
-            x.count,
-            fmt_ms(x.p50),
-            fmt_ms(x.p95),
-            fmt_ms(x.p99),
-            fmt_ms(x.max)
-        );
-    };
-    row("turn latency", &report.latency_ms);
-    for (name, summary) in &report.components_ms {
-        row(name, summary);
-    }
-    for a in &report.agents {
-        row(&format!("agent {}", a.agent), &a.latency_ms);
+    for (name, x) in report.latency_rows() {
+        let _ = write!(s, "<tr><td>{}</td><td class=\"n\">{}</td>", esc(&name), x.count);
+        for v in [x.p50, x.p95, x.p99, x.max] {
+            let _ = write!(s, "<td class=\"n\">{}</td>", fmt_ms(v));
+        }
+        s.push_str("</tr>");
     }
     s.push_str("</tbody></table></div>");
 

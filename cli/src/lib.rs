@@ -1,4 +1,10 @@
 //! The parts of the `voicelake` tool that tests and other tools use as a library.
 
+pub mod alarms;
+pub mod args;
 pub mod dlq;
 pub mod html;
+pub mod input;
+pub mod queries;
+pub mod replay;
+pub mod report;

@@ -1,132 +1,16 @@
 //! `voicelake`: run the pipeline locally, on the same code as the Lambda.
 
-mod input;
-mod queries;
-
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
+use voicelake_cli::args::{Cli, Command, DemoArgs, DlqCommand, DlqReplayArgs, Format, GenerateArgs, QueriesCommand, ReplayArgs};
+use voicelake_cli::queries;
+use voicelake_cli::replay::LocalReplay;
+use voicelake_shared::Config;
 use voicelake_shared::cost::PriceTable;
-use voicelake_shared::lake::{self, LakeFile};
-use voicelake_shared::report::ReportBuilder;
-use voicelake_shared::synth::{self, SynthOptions};
 use voicelake_shared::timefmt::{self, now_ms};
-use voicelake_shared::{BatchOutput, Config};
-
-#[derive(Parser)]
-#[command(name = "voicelake", version, about = "Voice-agent latency metrics and a Parquet lake from CloudWatch logs, run locally.")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Replay log files through the pipeline into a local lake and print the latency report.
-    Replay(ReplayArgs),
-    /// Write realistic synthetic traffic as CloudWatch Logs subscription events (JSON lines).
-    Generate(GenerateArgs),
-    /// Generate traffic and replay it: DIR/traffic.jsonl, the lake under DIR/lake, the report.
-    Demo(DemoArgs),
-    /// Saved queries as code.
-    #[command(subcommand)]
-    Queries(QueriesCommand),
-    /// The ingest function's on-failure queue: batches it could not deliver after Lambda's retries.
-    #[command(subcommand)]
-    Dlq(DlqCommand),
-}
-
-#[derive(Subcommand)]
-enum DlqCommand {
-    /// Invoke the function again with each batch the queue keeps; delete a message only once its
-    /// replay succeeded. Uses the standard AWS settings (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL…).
-    Replay(DlqReplayArgs),
-}
-
-#[derive(clap::Args)]
-struct DlqReplayArgs {
-    /// The queue's URL (the stack output FailureQueueUrl).
-    #[arg(long)]
-    queue_url: String,
-    /// The ingest function's name or ARN (the stack output IngestFunctionArn).
-    #[arg(long)]
-    function: String,
-    /// Replay at most this many messages.
-    #[arg(long, default_value_t = 1000)]
-    max: usize,
-    /// Seconds a message stays hidden while it is replayed; one that failed again reappears after it.
-    #[arg(long, default_value_t = 300)]
-    visibility_timeout: i32,
-}
-
-#[derive(Subcommand)]
-enum QueriesCommand {
-    /// Check queries/ before deploying: Insights pipelines and fields, Athena SQL as Trino parses
-    /// it, and every Athena query run in DuckDB on a replayed lake, its answers compared with the report.
-    Check(queries::CheckArgs),
-}
-
-#[derive(clap::Args)]
-struct DemoArgs {
-    #[arg(long, default_value = "demo")]
-    dir: PathBuf,
-    #[arg(long, default_value_t = 200)]
-    calls: usize,
-    #[arg(long, default_value_t = 7)]
-    seed: u64,
-}
-
-#[derive(clap::Args)]
-struct ReplayArgs {
-    /// Subscription events (one per file or per line), `aws logs filter-log-events` output, or raw log lines.
-    #[arg(required = true)]
-    files: Vec<PathBuf>,
-    /// Where to write the lake: turns/, sessions/ and rejects/ partitioned by dt and hour, as on S3.
-    #[arg(long)]
-    lake: PathBuf,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
-    /// The environment name written to rows (the Environment metric dimension on AWS).
-    #[arg(long, default_value = voicelake_shared::config::DEFAULT_ENVIRONMENT)]
-    environment: String,
-    /// Turn latency target in milliseconds.
-    #[arg(long, default_value_t = voicelake_shared::config::DEFAULT_LATENCY_TARGET_MS)]
-    target_ms: f64,
-    /// A price table (JSON, the shape of shared/data/prices.json) instead of the built-in one.
-    #[arg(long)]
-    prices: Option<PathBuf>,
-    /// Emails and phone numbers in signals, session ids, tool errors and rejects: hash (a stable
-    /// pseudonym), drop ([redacted]) or keep.
-    #[arg(long, default_value = "hash")]
-    pii: voicelake_shared::pii::PiiMode,
-    /// Also write the report as one self-contained HTML page with the dashboard's charts.
-    #[arg(long, value_name = "FILE")]
-    html: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Text,
-    Json,
-}
-
-#[derive(clap::Args)]
-struct GenerateArgs {
-    #[arg(long, default_value_t = 200)]
-    calls: usize,
-    #[arg(long, default_value_t = 7)]
-    seed: u64,
-    #[arg(long)]
-    out: PathBuf,
-    /// Event time of the first call (RFC 3339). Default: two hours ago, on the hour.
-    #[arg(long)]
-    start: Option<String>,
-    /// Only well-formed agent events: no foreign lines, no malformed input.
-    #[arg(long)]
-    clean: bool,
-}
+use voicelake_synth::{self as synth, SynthOptions};
 
 fn main() -> Result<()> {
     match Cli::parse().command {
@@ -134,17 +18,17 @@ fn main() -> Result<()> {
         Command::Generate(args) => generate(args),
         Command::Queries(QueriesCommand::Check(args)) => queries::check(args),
         Command::Dlq(DlqCommand::Replay(args)) => dlq_replay(args),
-        Command::Demo(args) => {
-            let traffic = args.dir.join("traffic.jsonl");
-            generate(GenerateArgs { calls: args.calls, seed: args.seed, out: traffic.clone(), start: None, clean: false })?;
-            let lake = args.dir.join("lake");
+        Command::Demo(DemoArgs { dir, calls, seed }) => {
+            let traffic = dir.join("traffic.jsonl");
+            generate(GenerateArgs { calls, seed, out: traffic.clone(), start: None, clean: false })?;
+            let lake = dir.join("lake");
             if lake.exists() {
                 // A demo replays from scratch; a second run must not double its lake.
                 std::fs::remove_dir_all(&lake).with_context(|| format!("clearing {}", lake.display()))?;
             }
             replay(ReplayArgs {
                 files: vec![traffic],
-                html: Some(args.dir.join("report.html")),
+                html: Some(dir.join("report.html")),
                 lake,
                 format: Format::Text,
                 environment: voicelake_shared::config::DEFAULT_ENVIRONMENT.into(),
@@ -207,17 +91,12 @@ fn replay(args: ReplayArgs) -> Result<()> {
     let now = now_ms();
     let mut replay = LocalReplay::default();
     for path in &args.files {
-        for unit in input::read(path, now)? {
-            replay.add(match unit {
-                input::Unit::Payload(data) => voicelake_shared::process_payload(&data, &config, now),
-                input::Unit::Batch(batch) => voicelake_shared::process_batch(&batch, &config, now),
-            });
-        }
+        replay.add_file(path, &config, now)?;
     }
     let written = replay.write_lake(&args.lake, now)?;
-    let LocalReplay { rows: all, report } = replay;
-    let charts = args.html.as_ref().map(|_| report.charts(&config));
-    let report = report.finish(&config);
+    let charts = args.html.as_ref().map(|_| replay.report().charts(&config));
+    let all = replay.rows();
+    let report = replay.report().finish(&config);
     if let (Some(path), Some(charts)) = (&args.html, &charts) {
         let page = voicelake_cli::html::render(&report, charts, &config.environment)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -246,57 +125,4 @@ fn replay(args: ReplayArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Replays decoded batches into a lake under `lake` and returns the report.
-pub fn replay_batches(
-    batches: &[voicelake_shared::envelope::LogBatch],
-    lake: &Path,
-    config: &Config,
-) -> Result<voicelake_shared::report::Report> {
-    let now = now_ms();
-    let mut replay = LocalReplay::default();
-    for b in batches {
-        replay.add(voicelake_shared::process_batch(b, config, now));
-    }
-    replay.write_lake(lake, now)?;
-    Ok(replay.report.finish(config))
-}
-
-/// The rows and report of one replay, collected batch by batch and written to the lake in one go,
-/// so that each table and hour gets one Parquet file per replay.
-#[derive(Default)]
-struct LocalReplay {
-    rows: BatchOutput,
-    report: ReportBuilder,
-}
-
-impl LocalReplay {
-    fn add(&mut self, out: BatchOutput) {
-        self.report.add(&out);
-        self.rows.turns.extend(out.turns);
-        self.rows.sessions.extend(out.sessions);
-        self.rows.rejects.extend(out.rejects);
-    }
-
-    /// Writes `replay-<now>-<n>` files and returns how many.
-    fn write_lake(&self, root: &Path, now: i64) -> Result<usize> {
-        let mut files = lake::encode_partitioned(&self.rows.turns)?;
-        files.extend(lake::encode_partitioned(&self.rows.sessions)?);
-        files.extend(lake::encode_partitioned(&self.rows.rejects)?);
-        // Unique per replay: two replays into one lake in the same millisecond must not overwrite each other.
-        static REPLAY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = REPLAY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        write_lake(root, &files, &format!("replay-{now}-{n}"))
-    }
-}
-
-fn write_lake(root: &Path, files: &[LakeFile], name: &str) -> Result<usize> {
-    for file in files {
-        let path = root.join(file.key(name));
-        let dir = path.parent().expect("lake keys have folders");
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        std::fs::write(&path, &file.bytes).with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(files.len())
 }

@@ -1,11 +1,12 @@
 //! `voicelake queries check`: the saved queries of `queries/` checked before they are deployed.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use voicelake_shared::queries::{self, Kind, QueryFile};
-use voicelake_shared::synth::{self, SynthOptions};
+use voicelake_shared::queries::{self, Kind, LogGroups, QueryFile};
+use voicelake_synth::{self as synth, SynthOptions};
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
@@ -18,6 +19,9 @@ pub struct CheckArgs {
     /// The Athena checker script.
     #[arg(long, default_value = "infra/check_queries.py")]
     checker: PathBuf,
+    /// The contract's fixtures: the fields their lines carry are those an Insights query may use.
+    #[arg(long, default_value = "tests/fixtures")]
+    fixtures: PathBuf,
     /// Calls of generated traffic to replay into the lake the Athena queries run on.
     #[arg(long, default_value_t = 150)]
     calls: usize,
@@ -51,7 +55,7 @@ pub fn check(args: CheckArgs) -> Result<()> {
     let mut problems = Vec::new();
     let insights: Vec<&QueryFile> = parsed.iter().filter(|q| q.kind == Kind::Insights).collect();
     for q in &insights {
-        let known = queries::known_fields(q.log_groups);
+        let known = known_fields(q.log_groups, &args.fixtures)?;
         for p in queries::check_insights(&q.text, &known) {
             problems.push(format!("{}: {p}", q.path));
         }
@@ -77,12 +81,12 @@ pub fn check(args: CheckArgs) -> Result<()> {
         noise: true,
     });
     let lake = work.path().join("lake");
-    let report = crate::replay_batches(&traffic, &lake, &voicelake_shared::Config::default())?;
+    let report = crate::replay::replay_batches(&traffic, &lake, &voicelake_shared::Config::default())?;
     // A retried invocation writes its batch's rows again: a third of the batches land twice, as
     // after Lambda retries, and the queries (through the dedupe views) must still agree with the
     // report, which counts each event once.
     let retried: Vec<_> = traffic.iter().step_by(3).cloned().collect();
-    crate::replay_batches(&retried, &lake, &voicelake_shared::Config::default())?;
+    crate::replay::replay_batches(&retried, &lake, &voicelake_shared::Config::default())?;
     let report_path = work.path().join("report.json");
     std::fs::write(&report_path, serde_json::to_vec(&report)?)?;
     let status = Command::new(&args.python)
@@ -96,4 +100,160 @@ pub fn check(args: CheckArgs) -> Result<()> {
         bail!("the Athena queries failed their check (see above)");
     }
     Ok(())
+}
+
+/// Every JSON path of the objects in `messages` (found as the pipeline finds them, behind
+/// prefixes), with array indices as `#`.
+pub fn json_paths<'m>(messages: impl IntoIterator<Item = &'m str>) -> BTreeSet<String> {
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    out.insert(path.clone());
+                    walk(&path, v, out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                let path = format!("{prefix}.#");
+                for v in items {
+                    out.insert(path.clone());
+                    walk(&path, v, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    for m in messages {
+        if let Some(at) = m.find('{')
+            && let Some(Ok(v)) = serde_json::Deserializer::from_str(&m[at..]).into_iter::<serde_json::Value>().next()
+        {
+            walk("", &v, &mut out);
+        }
+    }
+    out
+}
+
+/// The fixtures of the contract's families, in their producers' exact shapes, below `tests/fixtures/`.
+const FIXTURES: [&str; 7] = [
+    "app/voice_metrics.log",
+    "app/session_analytics.log",
+    "livekit-1.8/model_dump.jsonl",
+    "livekit-1.8/metrics_collected.jsonl",
+    "livekit-1.8/log_metrics.jsonl",
+    "livekit-1.8/chat_metrics.jsonl",
+    "livekit-1.8/session_usage.jsonl",
+];
+
+/// The fields the contract's log lines carry: every JSON path of the fixtures under `fixtures` and
+/// of generated traffic.
+pub fn contract_fields(fixtures: &Path) -> Result<BTreeSet<String>> {
+    let mut texts = Vec::new();
+    for name in FIXTURES {
+        let path = fixtures.join(name);
+        texts.push(std::fs::read_to_string(&path).with_context(|| format!("reading the contract fixture {}", path.display()))?);
+    }
+    let generated = synth::generate(&SynthOptions { calls: 30, seed: 1, noise: false, ..Default::default() });
+    let lines = texts.iter().flat_map(|f| f.lines());
+    let messages = generated.iter().flat_map(|b| b.log_events.iter().map(|e| e.message.as_str()));
+    Ok(json_paths(lines.chain(messages)))
+}
+
+/// The fields an Insights query on `groups` may use.
+pub fn known_fields(groups: LogGroups, fixtures: &Path) -> Result<BTreeSet<String>> {
+    Ok(match groups {
+        LogGroups::Agents => contract_fields(fixtures)?,
+        LogGroups::Ingest => queries::INGEST_LOG_FIELDS.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+    }
+
+    fn known() -> BTreeSet<String> {
+        contract_fields(&fixtures()).unwrap()
+    }
+
+    #[test]
+    fn the_contract_fields_hold_every_family() {
+        let k = known();
+        for f in [
+            "_event_type",
+            "total_latency",
+            "eou.end_of_utterance_delay",
+            "llm.ttft",
+            "tts.ttfb",
+            "analytics_data._event_type",
+            "metrics.ttft",
+            "metrics.speech_id",
+            "item.metrics.e2e_latency",
+            "item.role",
+            "usage.model_usage.#.provider",
+            "tool_calls.#.tool",
+            "discovered_signals.intent",
+            "message",
+            "room_id",
+            "job_id",
+            "end_of_utterance_delay",
+        ] {
+            assert!(k.contains(f), "{f}");
+        }
+    }
+
+    #[test]
+    fn a_valid_pipeline_passes() {
+        let q = r#"# comment | with a pipe
+fields coalesce(llm.ttft, analytics_data.llm.ttft) * 1000 as ttft_ms, tool_calls.0.tool
+| filter _event_type = "voice_metrics" and @message like /a|b/ # trailing
+| parse @message /"speech_id": "(?<sid>[^"]+)"/
+| parse @message "* [*] *" as first, second, third
+| stats pct(ttft_ms, 95) as p95, count(*) as n by bin(5m) as period, sid
+| sort period desc
+| display period, p95, n, first"#;
+        assert_eq!(queries::check_insights(q, &known()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn unknown_commands_functions_and_fields_are_named() {
+        let problems = queries::check_insights("fields foo_latency | filtr x = 1 | stats perc(llm.ttft, 95)", &known());
+        assert_eq!(
+            problems,
+            vec![
+                "fields: field foo_latency is neither in the contract's log lines nor defined earlier in the query".to_string(),
+                "command 2: unknown command \"filtr\"".to_string(),
+                "stats: unknown function perc()".to_string(),
+            ]
+        );
+        assert_eq!(queries::check_insights("sort x desc | fields 1 as x", &known()).len(), 1, "defined after use");
+        assert!(
+            queries::check_insights("filter llm.ttft > 0 or (llm_ttft > 0 and not (tts_ttfb < 0))", &known()).is_empty(),
+            "keywords before parentheses"
+        );
+        assert_eq!(queries::check_insights(r#"filter message = "unterminated"#, &known()), vec!["a string is not closed".to_string()]);
+    }
+
+    #[test]
+    fn the_ingest_log_fields_are_their_own_vocabulary() {
+        let fields = known_fields(LogGroups::Ingest, &fixtures()).unwrap();
+        assert!(queries::check_insights(r#"filter fields.message = "rejected" | stats count(*) by fields.reason"#, &fields).is_empty());
+        assert_eq!(queries::check_insights("fields llm.ttft", &fields).len(), 1);
+    }
+
+    #[test]
+    fn every_insights_query_of_the_repo_passes_the_check() {
+        let files = read_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../queries")).unwrap();
+        let all = queries::parse_all(&files).unwrap();
+        let insights: Vec<&QueryFile> = all.iter().filter(|q| q.kind == Kind::Insights).collect();
+        assert!(insights.len() >= 8);
+        for q in insights {
+            let known = known_fields(q.log_groups, &fixtures()).unwrap();
+            assert_eq!(queries::check_insights(&q.text, &known), Vec::<String>::new(), "{}", q.path);
+        }
+    }
 }

@@ -8,21 +8,15 @@ use std::process::Command;
 use base64::Engine;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
+use voicelake_cli::report::percentile;
 use voicelake_shared::envelope::SubscriptionEvent;
 use voicelake_shared::lake;
-use voicelake_shared::report::percentile;
 use voicelake_shared::{BatchOutput, Config};
 
 mod support;
-use support::{repo, venv_python};
+use support::{parquet_files, voicelake};
 
 const START: &str = "2026-11-23T12:00:00Z";
-
-fn voicelake(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_voicelake")).args(args).output().expect("the binary runs");
-    assert!(out.status.success(), "voicelake {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn generate(dir: &Path, calls: usize, clean: bool) -> PathBuf {
     let path = dir.join("traffic.jsonl");
@@ -37,32 +31,6 @@ fn generate(dir: &Path, calls: usize, clean: bool) -> PathBuf {
 
 fn replay_json(input: &Path, lake: &Path) -> Value {
     serde_json::from_str(&voicelake(&["replay", input.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--format", "json"])).unwrap()
-}
-
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    if dir.exists() {
-        for entry in walk(dir) {
-            if entry.extension().is_some_and(|e| e == "parquet") {
-                files.push(entry);
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[test]
@@ -265,113 +233,4 @@ fn bad_arguments_fail_with_a_message() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains(missing.to_str().unwrap()));
-}
-
-fn queries_check(dir: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_voicelake"))
-        .args(["queries", "check", "--dir"])
-        .arg(dir)
-        .arg("--python")
-        .arg(venv_python())
-        .arg("--checker")
-        .arg(repo().join("infra/check_queries.py"))
-        .output()
-        .unwrap()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            copy_dir(&path, &to.join(path.file_name().unwrap()));
-        } else {
-            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
-        }
-    }
-}
-
-#[test]
-fn the_repo_s_queries_pass_their_check_in_duckdb_against_the_report() {
-    let out = queries_check(&repo().join("queries"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("agree with the report"), "{stdout}");
-    assert!(!stdout.contains("FAIL"), "{stdout}");
-}
-
-#[test]
-fn the_check_catches_broken_queries() {
-    let dir = tempfile::tempdir().unwrap();
-    let bad_insights = dir.path().join("a");
-    copy_dir(&repo().join("queries"), &bad_insights);
-    let path = bad_insights.join("insights/slowest-turns.logsinsights");
-    let text = std::fs::read_to_string(&path).unwrap().replace("llm.ttft", "llm.time_to_first_token");
-    std::fs::write(&path, text).unwrap();
-    let out = queries_check(&bad_insights);
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("llm.time_to_first_token is neither in the contract"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let bad_sql = dir.path().join("b");
-    copy_dir(&repo().join("queries"), &bad_sql);
-    let path = bad_sql.join("athena/slowest_sessions.sql");
-    let text = std::fs::read_to_string(&path).unwrap().replace("GROUP BY session_id", "GROUP session_id");
-    std::fs::write(&path, text).unwrap();
-    let out = queries_check(&bad_sql);
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("slowest_sessions.sql: not valid Trino SQL"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let wrong_answer = dir.path().join("c");
-    copy_dir(&repo().join("queries"), &wrong_answer);
-    let path = wrong_answer.join("athena/latency_summary.sql");
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("approx_percentile(total_latency_ms, 0.95) AS p95_ms", "approx_percentile(total_latency_ms, 0.90) AS p95_ms");
-    std::fs::write(&path, text).unwrap();
-    let out = queries_check(&wrong_answer);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL latency_summary p95"), "{}", String::from_utf8_lossy(&out.stdout));
-}
-
-/// Every value of every Parquet file under `dir`, as text to search.
-fn lake_text(dir: &Path) -> String {
-    let mut text = String::new();
-    for file in parquet_files(dir) {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap()).unwrap().build().unwrap();
-        for batch in reader {
-            text.push_str(&format!("{:?}", batch.unwrap()));
-        }
-    }
-    text
-}
-
-#[test]
-fn personal_data_is_hashed_by_default_and_dropped_or_kept_on_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/app/session_analytics.log");
-    let run = |name: &str, extra: &[&str]| {
-        let lake = dir.path().join(name);
-        let mut args = vec!["replay", input.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--format", "json"];
-        args.extend_from_slice(extra);
-        voicelake(&args);
-        lake_text(&lake.join("sessions"))
-    };
-    let hashed = run("hash", &[]);
-    assert!(!hashed.contains("jane.doe@example.com") && hashed.contains("email:"), "{hashed}");
-    let dropped = run("drop", &["--pii", "drop"]);
-    assert!(!dropped.contains("jane.doe@example.com") && dropped.contains("[redacted]"));
-    assert!(run("keep", &["--pii", "keep"]).contains("jane.doe@example.com"));
-    let out = Command::new(env!("CARGO_BIN_EXE_voicelake"))
-        .args(["replay", input.to_str().unwrap(), "--lake", dir.path().join("mask").to_str().unwrap(), "--pii", "mask"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("hash, drop or keep"));
 }

@@ -6,8 +6,8 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use voicelake_shared::envelope::{self, LogBatch};
-use voicelake_shared::synth::{self, SynthOptions};
 use voicelake_shared::{Config, lake, metrics};
+use voicelake_synth::{self as synth, SynthOptions};
 
 fn payload(bytes: usize) -> (String, usize) {
     let batch = synth::batch_of_size(bytes, 7);

@@ -125,55 +125,9 @@ impl AlarmSpec {
     }
 }
 
-/// Whether `breaching` (one flag per consecutive period, missing periods not breaching) holds an
-/// M-of-N window: CloudWatch's `DatapointsToAlarm` of `EvaluationPeriods`.
-pub fn would_fire(spec: &AlarmSpec, breaching: &[bool]) -> bool {
-    let n = spec.evaluation_periods as usize;
-    let m = spec.datapoints_to_alarm as usize;
-    if breaching.is_empty() {
-        return false;
-    }
-    if breaching.len() < n {
-        return breaching.iter().filter(|b| **b).count() >= m;
-    }
-    breaching.windows(n).any(|w| w.iter().filter(|b| **b).count() >= m)
-}
-
-/// The indexes of the periods at whose end the alarm is in ALARM: at least M of the N periods up to
-/// and including it breach (fewer at the start of the series). Non-empty exactly when
-/// [`would_fire`] holds.
-pub fn firing_periods(spec: &AlarmSpec, breaching: &[bool]) -> Vec<usize> {
-    let n = spec.evaluation_periods as usize;
-    let m = spec.datapoints_to_alarm as usize;
-    (0..breaching.len()).filter(|&i| breaching[(i + 1).saturating_sub(n)..=i].iter().filter(|b| **b).count() >= m).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn two_of_three_needs_two_breaches_within_three_periods() {
-        let spec = DEFAULTS[0];
-        assert!(!would_fire(&spec, &[true, false, false, true]));
-        assert!(would_fire(&spec, &[true, false, true]));
-        assert!(would_fire(&spec, &[false, true, true]));
-        assert!(!would_fire(&spec, &[true]));
-        assert!(!would_fire(&spec, &[]));
-    }
-
-    #[test]
-    fn an_alarm_fires_in_some_period_exactly_when_it_would_fire() {
-        for spec in DEFAULTS {
-            for bits in 0u32..(1 << 7) {
-                for len in 0..=7 {
-                    let breaching: Vec<bool> = (0..len).map(|i| bits & (1 << i) != 0).collect();
-                    assert_eq!(!firing_periods(&spec, &breaching).is_empty(), would_fire(&spec, &breaching), "{} {breaching:?}", spec.id);
-                }
-            }
-        }
-        assert_eq!(firing_periods(&DEFAULTS[0], &[true, false, true, true, false, false]), vec![2, 3, 4]);
-    }
 
     #[test]
     fn comparison_direction() {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::rows::ModelUsageRow;
+use crate::rows::{ModelUsageRow, UsageKind};
 
 /// The price table shipped with voicelake (`shared/data/prices.json`).
 pub const DEFAULT_PRICE_TABLE: &str = include_str!("../data/prices.json");
@@ -120,8 +120,8 @@ impl PriceTable {
     /// Prices one usage row in place and returns its cost.
     pub fn price_usage(&self, usage: &mut ModelUsageRow) -> f64 {
         let (p, m) = (usage.provider.as_str(), usage.model.as_str());
-        let cost = match usage.kind.as_str() {
-            "llm" => {
+        let cost = match usage.kind {
+            UsageKind::Llm => {
                 let input = usage.input_tokens.unwrap_or(0).max(0) as f64;
                 let cached = (usage.cached_input_tokens.unwrap_or(0).max(0) as f64).min(input);
                 let output = usage.output_tokens.unwrap_or(0).max(0) as f64;
@@ -130,9 +130,8 @@ impl PriceTable {
                     + output * self.price(p, m, |x| x.llm_output_per_million_tokens))
                     / 1e6
             }
-            "tts" => usage.characters.unwrap_or(0).max(0) as f64 * self.price(p, m, |x| x.tts_per_million_characters) / 1e6,
-            "stt" => usage.audio_seconds.unwrap_or(0.0).max(0.0) / 60.0 * self.price(p, m, |x| x.stt_per_minute),
-            _ => 0.0,
+            UsageKind::Tts => usage.characters.unwrap_or(0).max(0) as f64 * self.price(p, m, |x| x.tts_per_million_characters) / 1e6,
+            UsageKind::Stt => usage.audio_seconds.unwrap_or(0.0).max(0.0) / 60.0 * self.price(p, m, |x| x.stt_per_minute),
         };
         usage.cost_usd = Some(round_cost(cost));
         cost
@@ -160,18 +159,8 @@ pub fn round_cost(usd: f64) -> f64 {
 mod tests {
     use super::*;
 
-    fn usage(kind: &str, provider: &str, model: &str) -> ModelUsageRow {
-        ModelUsageRow {
-            kind: kind.into(),
-            provider: provider.into(),
-            model: model.into(),
-            input_tokens: None,
-            cached_input_tokens: None,
-            output_tokens: None,
-            characters: None,
-            audio_seconds: None,
-            cost_usd: None,
-        }
+    fn usage(kind: UsageKind, provider: &str, model: &str) -> ModelUsageRow {
+        ModelUsageRow::unmeasured(kind, provider.into(), model.into())
     }
 
     #[test]
@@ -184,7 +173,7 @@ mod tests {
     #[test]
     fn llm_cost_separates_cached_input() {
         let t = PriceTable::default();
-        let mut u = usage("llm", "openai", "gpt-4o");
+        let mut u = usage(UsageKind::Llm, "openai", "gpt-4o");
         u.input_tokens = Some(1_000_000);
         u.cached_input_tokens = Some(400_000);
         u.output_tokens = Some(100_000);
@@ -200,10 +189,10 @@ mod tests {
                 "models": {"nova-3": {"stt_per_minute": 0.02}}}"#,
         )
         .unwrap();
-        let mut by_model = usage("stt", "deepgram", "nova-3");
+        let mut by_model = usage(UsageKind::Stt, "deepgram", "nova-3");
         by_model.audio_seconds = Some(120.0);
         assert!((t.price_usage(&mut by_model) - 0.04).abs() < 1e-12);
-        let mut unknown = usage("stt", "x", "y");
+        let mut unknown = usage(UsageKind::Stt, "x", "y");
         unknown.audio_seconds = Some(120.0);
         assert!((t.price_usage(&mut unknown) - 0.02).abs() < 1e-12);
     }
@@ -211,7 +200,7 @@ mod tests {
     #[test]
     fn call_cost_adds_transport_and_is_none_without_inputs() {
         let t = PriceTable::from_json(r#"{"default": {"transport_per_minute": 0.01, "tts_per_million_characters": 100}}"#).unwrap();
-        let mut u = vec![usage("tts", "a", "b")];
+        let mut u = vec![usage(UsageKind::Tts, "a", "b")];
         u[0].characters = Some(10_000);
         assert_eq!(t.call_cost(&mut u, Some(300.0)), Some(1.05));
         assert_eq!(t.call_cost(&mut [], None), None);

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::batch::BatchOutput;
 use crate::config::Config;
-use crate::pipeline::BatchOutput;
 use crate::rows::{SessionRecordType, SessionRow, TurnRow};
 
 pub const DEFAULT_NAMESPACE: &str = "VoiceLake";

@@ -12,6 +12,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
+use crate::batch::BatchOutput;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PiiMode {
     /// Replace by a pseudonym (the default).
@@ -81,6 +83,30 @@ pub fn scrub(text: &str, mode: PiiMode) -> Cow<'_, str> {
         }
     });
     if phones == text { Cow::Borrowed(text) } else { Cow::Owned(phones.into_owned()) }
+}
+
+/// Applies the personal-data policy to the free-form fields of every row.
+pub(crate) fn scrub_batch(out: &mut BatchOutput, mode: PiiMode) {
+    if mode == PiiMode::Keep {
+        return;
+    }
+    let fix = |s: &mut String| {
+        if let Cow::Owned(clean) = scrub(s, mode) {
+            *s = clean;
+        }
+    };
+    for t in &mut out.turns {
+        t.session_id.as_mut().map(fix);
+    }
+    for s in &mut out.sessions {
+        fix(&mut s.session_id);
+        s.discovered_signals.values_mut().for_each(fix);
+        s.tool_calls.iter_mut().filter_map(|c| c.error.as_mut()).for_each(fix);
+    }
+    for r in &mut out.rejects {
+        fix(&mut r.raw_message);
+        fix(&mut r.detail);
+    }
 }
 
 #[cfg(test)]

@@ -99,6 +99,69 @@ pub struct TurnRow {
     pub component: Option<crate::event::Component>,
 }
 
+impl TurnRow {
+    /// Takes in another row of the same turn (a later component line, or the user message an agent
+    /// reply answers): identity and the first measurement of each component are kept, durations,
+    /// tokens and characters are summed over all parts.
+    pub fn absorb(&mut self, part: TurnRow) {
+        macro_rules! first {
+            ($($field:ident),*) => { $( self.$field = self.$field.take().or(part.$field); )* };
+        }
+        macro_rules! summed {
+            ($($field:ident),*) => { $( self.$field = match (self.$field, part.$field) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            }; )* };
+        }
+        first!(session_id, agent_version, tenant_id, eou_delay_ms, transcription_delay_ms, llm_ttft_ms, llm_duration_ms, tts_ttfb_ms);
+        first!(llm_model, llm_provider, tts_model, tts_provider, stt_model, stt_provider);
+        summed!(tts_duration_ms, tts_audio_duration_ms, stt_duration_ms, stt_audio_duration_ms);
+        summed!(prompt_tokens, prompt_cached_tokens, completion_tokens, tts_characters);
+        self.value_issues.extend(part.value_issues);
+        self.component_events += part.component_events;
+    }
+
+    /// Decides the turn's latency once its parts are assembled, the only place that does: the
+    /// latency the agent reported wins, else LiveKit's formula when all three components are there;
+    /// completeness and the over-target flag follow from it.
+    pub fn settle_latency(&mut self, reported_ms: Option<f64>, target_ms: f64) {
+        let computed = match (self.eou_delay_ms, self.llm_ttft_ms, self.tts_ttfb_ms) {
+            // The transcription delay lies inside the end-of-utterance delay.
+            (Some(eou), Some(ttft), Some(ttfb)) => Some(eou + ttft + ttfb),
+            _ => None,
+        };
+        (self.total_latency_ms, self.latency_source) = match (reported_ms, computed) {
+            (Some(reported), _) => (Some(reported), Some(LatencySource::Reported)),
+            (None, Some(computed)) => (Some(computed), Some(LatencySource::Computed)),
+            (None, None) => (None, None),
+        };
+        self.is_complete = self.total_latency_ms.is_some();
+        self.over_target = self.total_latency_ms.map(|t| t > target_ms);
+    }
+}
+
+/// What a usage entry meters, and so how it is priced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageKind {
+    /// Tokens in and out.
+    Llm,
+    /// Characters synthesized.
+    Tts,
+    /// Seconds of audio transcribed.
+    Stt,
+}
+
+impl UsageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageKind::Llm => "llm",
+            UsageKind::Tts => "tts",
+            UsageKind::Stt => "stt",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolCallRow {
     pub name: String,
@@ -111,7 +174,7 @@ pub struct ToolCallRow {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelUsageRow {
     /// `llm`, `tts` or `stt`.
-    pub kind: String,
+    pub kind: UsageKind,
     pub provider: String,
     pub model: String,
     pub input_tokens: Option<i64>,
@@ -120,6 +183,23 @@ pub struct ModelUsageRow {
     pub characters: Option<i64>,
     pub audio_seconds: Option<f64>,
     pub cost_usd: Option<f64>,
+}
+
+impl ModelUsageRow {
+    /// A usage row with nothing measured and no price yet.
+    pub fn unmeasured(kind: UsageKind, provider: String, model: String) -> ModelUsageRow {
+        ModelUsageRow {
+            kind,
+            provider,
+            model,
+            input_tokens: None,
+            cached_input_tokens: None,
+            output_tokens: None,
+            characters: None,
+            audio_seconds: None,
+            cost_usd: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

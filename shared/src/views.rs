@@ -175,8 +175,26 @@ const fn aws(
     Series::Aws { namespace, metric, dimension, resource, stat, label, axis }
 }
 
-const fn chart(id: &'static str, title: &'static str, unit: &'static str, period_seconds: u32, series: &'static [Series]) -> Chart {
-    Chart { id, title, unit, right_unit: None, period_seconds, series, thresholds: &[], alarm: None, y_min: None, y_max: None }
+/// A metric of the ingest function, from `AWS/Lambda`.
+const fn ingest_function(metric: &'static str, stat: Stat, label: &'static str, axis: Axis) -> Series {
+    aws("AWS/Lambda", metric, "FunctionName", "${IngestFunction}", stat, label, axis)
+}
+
+/// A metric of one of the lake's delivery streams, from `AWS/Firehose`.
+const fn firehose(metric: &'static str, stream: &'static str, stat: Stat, label: &'static str, axis: Axis) -> Series {
+    aws("AWS/Firehose", metric, "DeliveryStreamName", stream, stat, label, axis)
+}
+
+/// A chart with its identity and nothing drawn yet: each view of [`DASHBOARD`] names its series.
+const fn chart(id: &'static str, title: &'static str, unit: &'static str, period_seconds: u32) -> Chart {
+    Chart { id, title, unit, right_unit: None, period_seconds, series: &[], thresholds: &[], alarm: None, y_min: None, y_max: None }
+}
+
+impl Chart {
+    /// The chart placed on the dashboard's 24-column grid.
+    const fn at(self, x: u32, y: u32, width: u32, height: u32) -> View {
+        View { x, y, width, height, widget: Widget::Chart(self) }
+    }
 }
 
 const fn at(x: u32, y: u32, width: u32, height: u32, widget: Widget) -> View {
@@ -204,255 +222,133 @@ const HEADER_MARKDOWN: &str = "## voicelake: ${EnvironmentName}\nTurn latency = 
 /// The dashboard, top to bottom.
 pub const DASHBOARD: &[View] = &[
     at(0, 0, 24, 3, Widget::Header),
-    at(
-        0,
-        3,
-        12,
-        7,
-        Widget::Chart(Chart {
-            thresholds: &[Threshold { label: "target", parameter: "TurnLatencyP95ThresholdMs", color: Some("#d62728") }],
-            alarm: Some("TurnLatencyP95Alarm"),
-            y_min: Some(0.0),
-            ..chart(
-                "turn-latency",
-                "Turn latency",
-                "ms",
-                300,
-                &[own(m::TURN_LATENCY, Stat::P50, "p50"), own(m::TURN_LATENCY, Stat::P95, "p95"), own(m::TURN_LATENCY, Stat::P99, "p99")],
-            )
-        }),
-    ),
-    at(
-        12,
-        3,
-        12,
-        7,
-        Widget::Chart(Chart {
-            thresholds: &[
-                Threshold { label: "LLM ttft alarm", parameter: "LLMTTFTP95ThresholdMs", color: None },
-                Threshold { label: "TTS ttfb alarm", parameter: "TTSTTFBP95ThresholdMs", color: None },
-            ],
-            y_min: Some(0.0),
-            ..chart(
-                "components",
-                "Components, p95",
-                "ms",
-                300,
-                &[
-                    own(m::EOU_DELAY, Stat::P95, "end of utterance"),
-                    own(m::LLM_TTFT, Stat::P95, "LLM ttft"),
-                    own(m::TTS_TTFB, Stat::P95, "TTS ttfb"),
-                    own(m::TRANSCRIPTION_DELAY, Stat::P95, "transcription (inside EOU)"),
-                ],
-            )
-        }),
-    ),
-    at(
-        0,
-        10,
-        12,
-        6,
-        Widget::Chart(Chart {
-            y_min: Some(0.0),
-            ..chart("agents", "Turn latency p95 by agent", "ms", 300, &[Series::PerAgent { metric: m::TURN_LATENCY, stat: Stat::P95 }])
-        }),
-    ),
-    at(
-        12,
-        10,
-        12,
-        6,
-        Widget::Chart(Chart {
-            right_unit: Some("calls"),
-            ..chart(
-                "volume",
-                "Turns and calls",
-                "turns",
-                300,
-                &[
-                    own(m::TURNS, Stat::Sum, "turns"),
-                    own(m::TURNS_OVER_TARGET, Stat::Sum, "turns over target"),
-                    own_right(m::SESSIONS, Stat::Sum, "calls ended"),
-                ],
-            )
-        }),
-    ),
-    at(
-        0,
-        16,
-        8,
-        6,
-        Widget::Chart(Chart {
-            thresholds: &[Threshold { label: "alarm", parameter: "ToolSuccessRateThresholdPercent", color: None }],
-            alarm: Some("ToolSuccessRateAlarm"),
-            y_min: Some(0.0),
-            y_max: Some(100.0),
-            ..chart("tools", "Tool success", "%", 900, &[Series::ToolSuccessPercent])
-        }),
-    ),
-    at(
-        8,
-        16,
-        8,
-        6,
-        Widget::Chart(Chart {
-            thresholds: &[Threshold { label: "per-call alarm", parameter: "CostPerCallThresholdUsd", color: None }],
-            alarm: Some("CostPerCallAlarm"),
-            right_unit: Some("USD"),
-            ..chart(
-                "cost",
-                "Cost",
-                "USD",
-                3600,
-                &[
-                    own(m::CALL_COST, Stat::Average, "per call, average"),
-                    own(m::CALL_COST, Stat::Maximum, "per call, max"),
-                    own_right(m::CALL_COST, Stat::Sum, "spend"),
-                ],
-            )
-        }),
-    ),
-    at(
-        16,
-        16,
-        8,
-        6,
-        Widget::Chart(Chart {
-            right_unit: Some("characters, seconds"),
-            ..chart(
-                "usage",
-                "Usage",
-                "tokens",
-                3600,
-                &[
-                    own(m::LLM_PROMPT_TOKENS, Stat::Sum, "LLM input tokens"),
-                    own(m::LLM_COMPLETION_TOKENS, Stat::Sum, "LLM output tokens"),
-                    own_right(m::TTS_CHARACTERS, Stat::Sum, "TTS characters"),
-                    own_right(m::STT_AUDIO_SECONDS, Stat::Sum, "STT seconds"),
-                ],
-            )
-        }),
-    ),
-    at(
-        0,
-        22,
-        8,
-        6,
-        Widget::Chart(Chart {
-            alarm: Some("RejectedEventsAlarm"),
-            ..chart(
-                "events",
-                "Pipeline: events",
-                "events",
-                300,
-                &[
-                    own(m::EVENTS_IN, Stat::Sum, "in"),
-                    own(m::EVENTS_SKIPPED, Stat::Sum, "skipped (not agent events)"),
-                    own(m::EVENTS_REJECTED, Stat::Sum, "rejected"),
-                    own(m::VALUES_NULLED, Stat::Sum, "values nulled"),
-                    own(m::SEND_FAILURES, Stat::Sum, "send failures"),
-                    own(m::DATUMS_OUT_OF_WINDOW, Stat::Sum, "outside metric window"),
-                ],
-            )
-        }),
-    ),
-    at(
-        8,
-        22,
-        8,
-        6,
-        Widget::Chart(Chart {
-            right_unit: Some("count"),
-            ..chart(
-                "function",
-                "Pipeline: lag and function",
-                "ms",
-                300,
-                &[
-                    own(m::INGEST_LAG, Stat::P95, "ingest lag p95 (ms)"),
-                    aws("AWS/Lambda", "Duration", "FunctionName", "${IngestFunction}", Stat::P95, "function duration p95 (ms)", Axis::Left),
-                    aws("AWS/Lambda", "Errors", "FunctionName", "${IngestFunction}", Stat::Sum, "errors", Axis::Right),
-                    aws("AWS/Lambda", "Throttles", "FunctionName", "${IngestFunction}", Stat::Sum, "throttles", Axis::Right),
-                ],
-            )
-        }),
-    ),
-    at(
-        16,
-        22,
-        8,
-        6,
-        Widget::Chart(Chart {
-            right_unit: Some("count"),
-            ..chart(
-                "delivery",
-                "Pipeline: lake delivery",
-                "records",
-                300,
-                &[
-                    aws(
-                        "AWS/Firehose",
-                        "DeliveryToS3.Records",
-                        "DeliveryStreamName",
-                        "${TurnsStream}",
-                        Stat::Sum,
-                        "turn records",
-                        Axis::Left,
-                    ),
-                    aws(
-                        "AWS/Firehose",
-                        "DeliveryToS3.Records",
-                        "DeliveryStreamName",
-                        "${SessionsStream}",
-                        Stat::Sum,
-                        "session records",
-                        Axis::Left,
-                    ),
-                    aws(
-                        "AWS/Firehose",
-                        "FailedConversion.Records",
-                        "DeliveryStreamName",
-                        "${TurnsStream}",
-                        Stat::Sum,
-                        "failed conversions (turns)",
-                        Axis::Right,
-                    ),
-                    aws(
-                        "AWS/SQS",
-                        "ApproximateNumberOfMessagesVisible",
-                        "QueueName",
-                        "${IngestFailureQueue.QueueName}",
-                        Stat::Maximum,
-                        "batches in failure queue",
-                        Axis::Right,
-                    ),
-                ],
-            )
-        }),
-    ),
-    at(
-        0,
-        28,
-        24,
-        6,
-        Widget::Chart(Chart {
-            right_unit: Some("count, MOS, %"),
-            ..chart(
-                "quality",
-                "Calls: duration and quality",
-                "s, ms",
-                900,
-                &[
-                    own(m::CALL_DURATION, Stat::P50, "duration p50 (s)"),
-                    own(m::CALL_DURATION, Stat::P95, "duration p95 (s)"),
-                    own_right(m::CALL_SETUP_FAILURES, Stat::Sum, "setup failures"),
-                    own_right(m::CALL_MOS, Stat::Average, "MOS"),
-                    own(m::CALL_JITTER, Stat::P95, "jitter p95 (ms)"),
-                    own_right(m::CALL_PACKET_LOSS, Stat::Average, "packet loss (%)"),
-                ],
-            )
-        }),
-    ),
+    Chart {
+        series: &[own(m::TURN_LATENCY, Stat::P50, "p50"), own(m::TURN_LATENCY, Stat::P95, "p95"), own(m::TURN_LATENCY, Stat::P99, "p99")],
+        thresholds: &[Threshold { label: "target", parameter: "TurnLatencyP95ThresholdMs", color: Some("#d62728") }],
+        alarm: Some("TurnLatencyP95Alarm"),
+        y_min: Some(0.0),
+        ..chart("turn-latency", "Turn latency", "ms", 300)
+    }
+    .at(0, 3, 12, 7),
+    Chart {
+        series: &[
+            own(m::EOU_DELAY, Stat::P95, "end of utterance"),
+            own(m::LLM_TTFT, Stat::P95, "LLM ttft"),
+            own(m::TTS_TTFB, Stat::P95, "TTS ttfb"),
+            own(m::TRANSCRIPTION_DELAY, Stat::P95, "transcription (inside EOU)"),
+        ],
+        thresholds: &[
+            Threshold { label: "LLM ttft alarm", parameter: "LLMTTFTP95ThresholdMs", color: None },
+            Threshold { label: "TTS ttfb alarm", parameter: "TTSTTFBP95ThresholdMs", color: None },
+        ],
+        y_min: Some(0.0),
+        ..chart("components", "Components, p95", "ms", 300)
+    }
+    .at(12, 3, 12, 7),
+    Chart {
+        series: &[Series::PerAgent { metric: m::TURN_LATENCY, stat: Stat::P95 }],
+        y_min: Some(0.0),
+        ..chart("agents", "Turn latency p95 by agent", "ms", 300)
+    }
+    .at(0, 10, 12, 6),
+    Chart {
+        series: &[
+            own(m::TURNS, Stat::Sum, "turns"),
+            own(m::TURNS_OVER_TARGET, Stat::Sum, "turns over target"),
+            own_right(m::SESSIONS, Stat::Sum, "calls ended"),
+        ],
+        right_unit: Some("calls"),
+        ..chart("volume", "Turns and calls", "turns", 300)
+    }
+    .at(12, 10, 12, 6),
+    Chart {
+        series: &[Series::ToolSuccessPercent],
+        thresholds: &[Threshold { label: "alarm", parameter: "ToolSuccessRateThresholdPercent", color: None }],
+        alarm: Some("ToolSuccessRateAlarm"),
+        y_min: Some(0.0),
+        y_max: Some(100.0),
+        ..chart("tools", "Tool success", "%", 900)
+    }
+    .at(0, 16, 8, 6),
+    Chart {
+        series: &[
+            own(m::CALL_COST, Stat::Average, "per call, average"),
+            own(m::CALL_COST, Stat::Maximum, "per call, max"),
+            own_right(m::CALL_COST, Stat::Sum, "spend"),
+        ],
+        thresholds: &[Threshold { label: "per-call alarm", parameter: "CostPerCallThresholdUsd", color: None }],
+        alarm: Some("CostPerCallAlarm"),
+        right_unit: Some("USD"),
+        ..chart("cost", "Cost", "USD", 3600)
+    }
+    .at(8, 16, 8, 6),
+    Chart {
+        series: &[
+            own(m::LLM_PROMPT_TOKENS, Stat::Sum, "LLM input tokens"),
+            own(m::LLM_COMPLETION_TOKENS, Stat::Sum, "LLM output tokens"),
+            own_right(m::TTS_CHARACTERS, Stat::Sum, "TTS characters"),
+            own_right(m::STT_AUDIO_SECONDS, Stat::Sum, "STT seconds"),
+        ],
+        right_unit: Some("characters, seconds"),
+        ..chart("usage", "Usage", "tokens", 3600)
+    }
+    .at(16, 16, 8, 6),
+    Chart {
+        series: &[
+            own(m::EVENTS_IN, Stat::Sum, "in"),
+            own(m::EVENTS_SKIPPED, Stat::Sum, "skipped (not agent events)"),
+            own(m::EVENTS_REJECTED, Stat::Sum, "rejected"),
+            own(m::VALUES_NULLED, Stat::Sum, "values nulled"),
+            own(m::SEND_FAILURES, Stat::Sum, "send failures"),
+            own(m::DATUMS_OUT_OF_WINDOW, Stat::Sum, "outside metric window"),
+        ],
+        alarm: Some("RejectedEventsAlarm"),
+        ..chart("events", "Pipeline: events", "events", 300)
+    }
+    .at(0, 22, 8, 6),
+    Chart {
+        series: &[
+            own(m::INGEST_LAG, Stat::P95, "ingest lag p95 (ms)"),
+            ingest_function("Duration", Stat::P95, "function duration p95 (ms)", Axis::Left),
+            ingest_function("Errors", Stat::Sum, "errors", Axis::Right),
+            ingest_function("Throttles", Stat::Sum, "throttles", Axis::Right),
+        ],
+        right_unit: Some("count"),
+        ..chart("function", "Pipeline: lag and function", "ms", 300)
+    }
+    .at(8, 22, 8, 6),
+    Chart {
+        series: &[
+            firehose("DeliveryToS3.Records", "${TurnsStream}", Stat::Sum, "turn records", Axis::Left),
+            firehose("DeliveryToS3.Records", "${SessionsStream}", Stat::Sum, "session records", Axis::Left),
+            firehose("FailedConversion.Records", "${TurnsStream}", Stat::Sum, "failed conversions (turns)", Axis::Right),
+            aws(
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesVisible",
+                "QueueName",
+                "${IngestFailureQueue.QueueName}",
+                Stat::Maximum,
+                "batches in failure queue",
+                Axis::Right,
+            ),
+        ],
+        right_unit: Some("count"),
+        ..chart("delivery", "Pipeline: lake delivery", "records", 300)
+    }
+    .at(16, 22, 8, 6),
+    Chart {
+        series: &[
+            own(m::CALL_DURATION, Stat::P50, "duration p50 (s)"),
+            own(m::CALL_DURATION, Stat::P95, "duration p95 (s)"),
+            own_right(m::CALL_SETUP_FAILURES, Stat::Sum, "setup failures"),
+            own_right(m::CALL_MOS, Stat::Average, "MOS"),
+            own(m::CALL_JITTER, Stat::P95, "jitter p95 (ms)"),
+            own_right(m::CALL_PACKET_LOSS, Stat::Average, "packet loss (%)"),
+        ],
+        right_unit: Some("count, MOS, %"),
+        ..chart("quality", "Calls: duration and quality", "s, ms", 900)
+    }
+    .at(0, 28, 24, 6),
     at(0, 34, 24, 4, Widget::Alarms),
 ];
 

@@ -175,7 +175,7 @@ fn session_usage_keeps_the_latest_totals_and_prices_them() {
     assert_eq!((s.llm_prompt_tokens, s.llm_cached_tokens, s.llm_completion_tokens), (Some(11890), Some(8192), Some(455)));
     assert_eq!(s.tts_characters, Some(1390));
     assert!(close(s.stt_audio_seconds, 80.5));
-    let cost_of = |kind: &str| s.model_usage.iter().find(|u| u.kind == kind).and_then(|u| u.cost_usd);
+    let cost_of = |kind: &str| s.model_usage.iter().find(|u| u.kind.as_str() == kind).and_then(|u| u.cost_usd);
     // gpt-4o-mini: uncached input 0.15, cached 0.075, output 0.60 per million tokens.
     assert_eq!(cost_of("llm"), Some(0.0014));
     assert_eq!(cost_of("tts"), Some(0.0528)); // 1390 characters at $38 per million

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use voicelake_shared::envelope::LogBatch;
-use voicelake_shared::pipeline::check_invariants;
+use voicelake_shared::invariants::check_invariants;
 use voicelake_shared::{BatchOutput, Config};
 
 const NOW: i64 = 1_795_442_400_000;

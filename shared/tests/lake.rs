@@ -4,8 +4,8 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, TimestampMillisecondType};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use voicelake_shared::lake::{self, LakeRow, PARTITION_KEYS, Table};
-use voicelake_shared::synth::{self, SynthOptions};
 use voicelake_shared::{BatchOutput, Config, process_batch};
+use voicelake_synth::{self as synth, SynthOptions};
 
 fn traffic() -> BatchOutput {
     let config = Config::default();
@@ -28,7 +28,8 @@ fn read_parquet(bytes: &[u8]) -> arrow::array::RecordBatch {
 
 fn round_trip<R: LakeRow>(rows: &[R]) {
     let files = lake::encode_partitioned(rows).unwrap();
-    assert!(files.len() > 1, "{:?} spans more than one hour", R::TABLE);
+    let hours: std::collections::BTreeSet<_> = rows.iter().map(|r| voicelake_shared::timefmt::Partition::of(r.event_time())).collect();
+    assert_eq!(files.len(), hours.len(), "{:?}: one file per hour", R::TABLE);
     assert_eq!(files.iter().map(|f| f.rows).sum::<usize>(), rows.len());
     for file in &files {
         let back = read_parquet(&file.bytes);
@@ -43,8 +44,11 @@ fn round_trip<R: LakeRow>(rows: &[R]) {
 #[test]
 fn parquet_files_read_back_as_the_rows_they_hold() {
     let all = traffic();
+    assert!(!all.rejects.is_empty(), "generated traffic holds malformed lines");
+    assert!(lake::encode_partitioned(&all.turns).unwrap().len() > 1, "the traffic spans more than one hour");
     round_trip(&all.turns);
     round_trip(&all.sessions);
+    round_trip(&all.rejects);
 }
 
 #[test]
@@ -74,7 +78,9 @@ fn firehose_records_are_the_columns_plus_the_partition_keys() {
         let value: serde_json::Value = serde_json::from_slice(&record).unwrap();
         value.as_object().unwrap().keys().cloned().collect()
     }
-    for (table, keys) in [(Table::Turns, keys(&all.turns[0])), (Table::Sessions, keys(&all.sessions[0]))] {
+    for (table, keys) in
+        [(Table::Turns, keys(&all.turns[0])), (Table::Sessions, keys(&all.sessions[0])), (Table::Rejects, keys(&all.rejects[0]))]
+    {
         let mut expected: Vec<String> = table.schema().fields().iter().map(|f| f.name().clone()).collect();
         expected.extend(PARTITION_KEYS.iter().map(|k| k.to_string()));
         let mut keys = keys;

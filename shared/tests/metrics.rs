@@ -1,11 +1,9 @@
 //! Metric datums are exact: what CloudWatch receives is what the batch held, within the API limits.
 
 use voicelake_shared::metrics::{self, Datum, MAX_DATUMS_PER_REQUEST, MAX_REQUEST_BYTES, MAX_VALUES_PER_DATUM, Unit, dim, m};
-use voicelake_shared::normalize::finish_turn;
-use voicelake_shared::pipeline::BatchStats;
 use voicelake_shared::rows::{SourceFormat, TurnRow};
-use voicelake_shared::synth::{self, SynthOptions};
-use voicelake_shared::{BatchOutput, Config, process_batch};
+use voicelake_shared::{BatchOutput, BatchStats, Config, process_batch};
+use voicelake_synth::{self as synth, SynthOptions};
 
 const MINUTE: i64 = 1_795_442_400_000; // 2026-11-23T14:00:00Z
 const NOW: i64 = MINUTE + 120_000;
@@ -23,7 +21,7 @@ fn turn(agent: &str, at: i64, eou: f64, ttft: f64, ttfb: f64) -> TurnRow {
         component_events: 1,
         ..TurnRow::default()
     };
-    finish_turn(&mut row, None, &config());
+    row.settle_latency(None, config().latency_target_ms);
     row
 }
 

@@ -2,121 +2,23 @@
 //! queue: Firehose on moto (behind a fault-injecting proxy where moto cannot fault), CloudWatch on the
 //! recorder, the on-failure queue on moto's SQS, and Lambda's asynchronous retries played by
 //! [`AsyncInvocation`] with the template's `MaximumRetryAttempts`. Throttling and partial
-//! `FailedPutCount` answers, which moto never gives, are in `functions/ingest/tests/sdk_mocks.rs`.
+//! `FailedPutCount` answers, which moto never gives, are in `functions/ingest/tests/sdk_mocks.rs`; the
+//! failure queue's replay is in `failure_queue.rs`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use voicelake_shared::timefmt::now_ms;
 
-use serde_json::Value;
-use voicelake_cli::dlq::{self, Invoker, SqsQueue};
-use voicelake_e2e::{AsyncInvocation, AsyncOutcome, CloudWatchRecorder, Fault, FaultProxy, Lake, Moto, create_queue, sdk_config};
-use voicelake_ingest::aws::{self, CloudWatchMetrics, FirehoseRecords};
-use voicelake_ingest::config::{IngestConfig, RetryPolicy};
+use voicelake_e2e::bed::{Bed, cloudwatch, config, dedupe, event, event_ids, expected_ids, firehose, traffic};
+use voicelake_e2e::{AsyncInvocation, AsyncOutcome, Fault, FaultProxy, create_queue};
+use voicelake_ingest::aws::{CloudWatchMetrics, FirehoseRecords};
 use voicelake_ingest::sinks::{BatchAnswer, RecordSink, SendError};
 use voicelake_ingest::{DeliveryError, Ingest, Summary};
-use voicelake_shared::envelope::{self, LogBatch, MessageType};
+use voicelake_shared::envelope::LogBatch;
 use voicelake_shared::lake::Table;
-use voicelake_shared::synth::{self, SynthOptions};
+use voicelake_shared::timefmt::now_ms;
 use voicelake_shared::{BatchOutput, Config};
-
-fn event(batch: &LogBatch) -> Value {
-    serde_json::to_value(envelope::subscription_event(batch)).unwrap()
-}
-
-fn config(lake: &Lake) -> IngestConfig {
-    IngestConfig {
-        pipeline: Config { environment: "faults".into(), ..Config::default() },
-        namespace: "VoiceLakeFaults".into(),
-        streams: lake.streams.clone(),
-        retry: RetryPolicy { attempts: 3, base: Duration::from_millis(20), cap: Duration::from_millis(100) },
-    }
-}
-
-/// A Firehose client as the function builds it, with short timeouts so that a hang fails fast.
-async fn firehose(endpoint: &str, attempts: u32) -> aws_sdk_firehose::Client {
-    let shared = sdk_config(endpoint).await;
-    let conf = aws_sdk_firehose::config::Builder::from(&shared)
-        .retry_config(aws::retry_config(attempts))
-        .timeout_config(aws::timeout_config(Duration::from_secs(2), Duration::from_secs(6)))
-        .build();
-    aws_sdk_firehose::Client::from_conf(conf)
-}
-
-async fn cloudwatch(recorder: &CloudWatchRecorder) -> aws_sdk_cloudwatch::Client {
-    aws_sdk_cloudwatch::Client::new(&sdk_config(&recorder.endpoint()).await)
-}
-
-/// moto with a lake, the CloudWatch recorder, and ingest handlers over them.
-struct Bed {
-    moto: Moto,
-    recorder: CloudWatchRecorder,
-    lake: Lake,
-}
-
-impl Bed {
-    async fn start(name: &str) -> Bed {
-        let moto = Moto::start();
-        let recorder = CloudWatchRecorder::start().await;
-        let lake = Lake::create(&moto.sdk_config().await, name).await;
-        Bed { moto, recorder, lake }
-    }
-
-    /// The handler as the function builds it, its Firehose calls going to `endpoint` (moto, or a
-    /// proxy in front of it) with `attempts` SDK attempts per call.
-    async fn ingest(&self, endpoint: &str, attempts: u32) -> Ingest<CloudWatchMetrics, FirehoseRecords> {
-        Ingest::new(
-            config(&self.lake),
-            CloudWatchMetrics::new(cloudwatch(&self.recorder).await),
-            FirehoseRecords::new(firehose(endpoint, attempts).await),
-        )
-    }
-}
-
-/// Generated traffic: the data batches (no control messages), and what the pipeline makes of each.
-fn traffic(calls: usize, seed: u64) -> Vec<(LogBatch, BatchOutput)> {
-    let now = now_ms();
-    synth::generate(&SynthOptions { calls, seed, start_ms: now - 3_600_000, noise: true })
-        .into_iter()
-        .filter(|b| b.message_type == MessageType::DataMessage)
-        .map(|b| {
-            let out = voicelake_shared::process_batch(&b, &Config { environment: "faults".into(), ..Config::default() }, now);
-            (b, out)
-        })
-        .collect()
-}
-
-fn event_ids(records: &[Value]) -> Vec<String> {
-    records.iter().map(|r| r["event_id"].as_str().expect("an event id").to_owned()).collect()
-}
-
-/// What the dedupe views do: one row per event id. Copies of a row must be equal, so it does not
-/// matter which one the view keeps.
-fn dedupe(records: &[Value]) -> BTreeMap<String, Value> {
-    let mut out: BTreeMap<String, Value> = BTreeMap::new();
-    for r in records {
-        let id = r["event_id"].as_str().unwrap().to_owned();
-        if let Some(first) = out.get(&id) {
-            assert_eq!(first, r, "a retried batch writes the same row again");
-        } else {
-            out.insert(id, r.clone());
-        }
-    }
-    out
-}
-
-/// The event ids of the turns or sessions the pipeline made of `outputs`.
-fn expected_ids<'a>(outputs: impl Iterator<Item = &'a BatchOutput>, table: Table) -> BTreeSet<String> {
-    outputs
-        .flat_map(|o| match table {
-            Table::Turns => o.turns.iter().map(|t| t.event_id.clone()).collect::<Vec<_>>(),
-            Table::Sessions => o.sessions.iter().map(|s| s.event_id.clone()).collect(),
-            Table::Rejects => o.rejects.iter().filter_map(|r| r.event_id.clone()).collect(),
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_firehose_times_out_and_the_retried_invocation_delivers() {
@@ -214,64 +116,6 @@ async fn a_function_killed_mid_batch_is_retried_and_its_duplicates_share_event_i
     let unique_turns = dedupe(&turns);
     assert_eq!(unique_turns.keys().cloned().collect::<BTreeSet<_>>(), expected_ids([&expected].into_iter(), Table::Turns));
     assert_eq!(dedupe(&sessions).keys().cloned().collect::<BTreeSet<_>>(), expected_ids([&expected].into_iter(), Table::Sessions));
-}
-
-/// The ingest handler as an [`Invoker`], for replaying the queue in process.
-struct InProcess<'a, R: RecordSink>(&'a Ingest<CloudWatchMetrics, R>);
-
-impl<R: RecordSink> Invoker for InProcess<'_, R> {
-    async fn invoke(&self, payload: &Value) -> Result<Value, String> {
-        self.0.handle(payload, now_ms()).await.map(|s| serde_json::to_value(s).unwrap()).map_err(|e| e.to_string())
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_deleted_mid_run_keeps_its_batches_in_the_failure_queue_until_replayed() {
-    let bed = Bed::start("deleted").await;
-    let (moto, lake) = (&bed.moto, &bed.lake);
-    let (sqs, queue_url) = create_queue(&moto.sdk_config().await, "deleted-failures").await;
-    let lambda = AsyncInvocation { sqs: sqs.clone(), queue_url: queue_url.clone(), max_retries: 2 };
-    let ingest = bed.ingest(&moto.endpoint, 2).await;
-
-    let batches: Vec<(LogBatch, BatchOutput)> = traffic(16, 8).into_iter().filter(|(_, o)| !o.turns.is_empty()).collect();
-    assert!(batches.len() >= 6);
-    let mut outcomes = Vec::new();
-    for (i, (b, _)) in batches.iter().enumerate() {
-        if i == 3 {
-            lake.firehose.delete_delivery_stream().delivery_stream_name(&lake.streams.turns).send().await.unwrap();
-        }
-        let payload = event(b);
-        outcomes.push(lambda.invoke(&payload, || ingest.handle(&payload, now_ms())).await);
-    }
-    assert!(outcomes[..3].iter().all(|o| *o == AsyncOutcome::Delivered(1)));
-    assert!(outcomes[3..].iter().all(|o| *o == AsyncOutcome::Queued), "{outcomes:?}");
-    let queued = batches.len() - 3;
-
-    // The operator restores the stream and replays the queue.
-    lake.create_stream(&lake.streams.turns, "turns/").await;
-    let queue = SqsQueue::new(sqs.clone(), &queue_url, 30);
-    let summary = dlq::redrive(&queue, &InProcess(&ingest), 1000).await.unwrap();
-    assert_eq!((summary.received, summary.replayed), (queued, queued), "{summary:?}");
-    assert!(summary.is_clean());
-    let left = sqs.receive_message().queue_url(&queue_url).wait_time_seconds(0).send().await.unwrap();
-    assert!(left.messages().is_empty(), "the queue is empty after a clean replay");
-
-    // Every turn arrived; sessions of the queued batches arrived once per attempt, and only those.
-    let all = || batches.iter().map(|(_, o)| o);
-    let turns = lake.records("turns/").await;
-    assert_eq!(turns.len(), dedupe(&turns).len(), "turns never reached the deleted stream, so none is doubled");
-    assert_eq!(event_ids(&turns).into_iter().collect::<BTreeSet<_>>(), expected_ids(all(), Table::Turns));
-    let sessions = lake.records("sessions/").await;
-    assert_eq!(dedupe(&sessions).keys().cloned().collect::<BTreeSet<_>>(), expected_ids(all(), Table::Sessions));
-    let retried_sessions = expected_ids(batches[3..].iter().map(|(_, o)| o), Table::Sessions);
-    let mut copies: BTreeMap<String, usize> = BTreeMap::new();
-    for id in event_ids(&sessions) {
-        *copies.entry(id).or_default() += 1;
-    }
-    for (id, n) in copies {
-        let want = if retried_sessions.contains(&id) { 4 } else { 1 };
-        assert_eq!(n, want, "session {id}: three attempts and the replay, or one");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

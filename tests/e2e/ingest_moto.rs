@@ -11,8 +11,8 @@ use voicelake_ingest::config::{IngestConfig, RetryPolicy};
 use voicelake_ingest::{Ingest, Summary};
 use voicelake_shared::envelope::{self, LogBatch};
 use voicelake_shared::lake::{PARTITION_KEYS, Table};
-use voicelake_shared::synth::{self, SynthOptions};
 use voicelake_shared::{BatchOutput, Config};
+use voicelake_synth::{self as synth, SynthOptions};
 
 struct Bed {
     _moto: Moto,

@@ -11,7 +11,7 @@ use voicelake_e2e::{
     CloudWatchRecorder, Emulator, FAKE_ENV, FUNCTION_ARN, Lake, Moto, cargo_lambda, create_queue, free_port, function_env, repo_root,
 };
 use voicelake_shared::envelope;
-use voicelake_shared::synth::{self, SynthOptions};
+use voicelake_synth::{self as synth, SynthOptions};
 
 fn invoke(emulator: &Emulator, event: &Value, dir: &Path, log: &Path) -> Value {
     let file = dir.join(format!("event-{}.json", free_port()));

@@ -12,6 +12,8 @@ use aws_sdk_firehose::types::{BufferingHints, ExtendedS3DestinationConfiguration
 use serde_json::Value;
 use voicelake_ingest::config::Streams;
 
+pub mod bed;
+
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "123456789012";
 

@@ -9,9 +9,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
 use voicelake_shared::BatchOutput;
+use voicelake_shared::Counts;
 use voicelake_shared::lake::{self, LakeRow, Table};
 use voicelake_shared::metrics::{self, Datum, dim, m};
-use voicelake_shared::pipeline::Counts;
 
 use crate::config::IngestConfig;
 use crate::deliver::{self, MetricsOutcome, StreamOutcome};

@@ -11,7 +11,7 @@ use voicelake_ingest::sinks::{BatchAnswer, MetricsSink, RecordSink, SendError};
 use voicelake_ingest::{Ingest, logging};
 use voicelake_shared::envelope;
 use voicelake_shared::metrics::Datum;
-use voicelake_shared::synth::{self, SynthOptions};
+use voicelake_synth::{self as synth, SynthOptions};
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);

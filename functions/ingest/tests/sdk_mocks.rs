@@ -17,8 +17,8 @@ use voicelake_ingest::sinks::{BatchAnswer, RecordSink, SendError};
 use voicelake_ingest::{Ingest, deliver};
 use voicelake_shared::envelope;
 use voicelake_shared::metrics::{self, Datum, Unit};
-use voicelake_shared::synth::{self, SynthOptions};
 use voicelake_shared::{Config, process_event};
+use voicelake_synth as synth;
 
 const FAST: RetryPolicy = RetryPolicy { attempts: 4, base: Duration::from_millis(1), cap: Duration::from_millis(5) };
 
@@ -211,22 +211,4 @@ async fn throttled_put_record_batch_is_retried_by_the_sdk() {
     let outcome = deliver::send_records(&FirehoseRecords::new(client), "turns", &[b"x\n".to_vec()], FAST, later()).await;
     assert_eq!((outcome.sent, outcome.failed, outcome.calls), (1, 0, 1), "one call of ours, three attempts of the SDK's");
     assert_eq!(rule.num_calls(), 3);
-}
-
-/// The event crate of the Lambda runtime decodes the same payloads to the same batch.
-#[test]
-fn the_decoder_agrees_with_aws_lambda_events() {
-    use aws_lambda_events::event::cloudwatch_logs::LogsEvent;
-    for b in synth::generate(&SynthOptions { calls: 8, ..SynthOptions::default() }) {
-        let ours = serde_json::to_string(&envelope::subscription_event(&b)).unwrap();
-        let theirs: LogsEvent = serde_json::from_str(&ours).expect("the event crate decodes our encoding");
-        let back = serde_json::to_string(&theirs).unwrap();
-        let event: envelope::SubscriptionEvent = serde_json::from_str(&back).unwrap();
-        let decoded = envelope::decode(&event.awslogs.data).expect("we decode the event crate's encoding").batch;
-        assert_eq!(decoded.log_events.len(), theirs.aws_logs.data.log_events.len());
-        for (a, e) in decoded.log_events.iter().zip(&theirs.aws_logs.data.log_events) {
-            assert_eq!((&a.id, a.timestamp, &a.message), (&e.id, e.timestamp, &e.message));
-        }
-        assert_eq!(decoded, b);
-    }
 }

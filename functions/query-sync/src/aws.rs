@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use crate::plan::Saved;
 use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState, ResultConfiguration};
-use voicelake_shared::queries::Saved;
 
 use crate::{AthenaStore, InsightsStore, StoreError};
 

@@ -8,10 +8,13 @@
 
 pub mod aws;
 pub mod cfn;
+pub mod plan;
 
 use std::future::Future;
 
-use voicelake_shared::queries::{self, Change, Kind, LogGroups, QueryFile, Saved};
+use voicelake_shared::queries::{self, Kind, LogGroups, QueryFile};
+
+use crate::plan::{Change, Saved};
 
 pub mod embedded {
     include!(concat!(env!("OUT_DIR"), "/queries.rs"));
@@ -100,7 +103,7 @@ fn desired_insights(files: &[QueryFile], p: &Properties) -> Vec<Saved> {
         .map(|q| Saved {
             id: None,
             name: format!("{}/{}", p.folder, q.name),
-            body: queries::insights_body(q, &p.stack_name),
+            body: plan::insights_body(q, &p.stack_name),
             scope: match q.log_groups {
                 LogGroups::Agents => p.log_group_names.clone(),
                 LogGroups::Ingest => vec![p.ingest_log_group.clone()],
@@ -119,7 +122,7 @@ fn desired_athena(files: &[QueryFile], p: &Properties) -> Vec<Saved> {
             name: q.name.clone(),
             body: q.text.clone(),
             scope: vec![p.database.clone()],
-            description: queries::athena_description(q, &p.stack_name),
+            description: plan::athena_description(q, &p.stack_name),
         })
         .collect()
 }
@@ -139,9 +142,9 @@ impl<I: InsightsStore, A: AthenaStore> QuerySync<I, A> {
             .list(&format!("{}/", p.folder))
             .await?
             .into_iter()
-            .filter(|s| queries::owns_insights(&s.body, &p.stack_name))
+            .filter(|s| plan::owns_insights(&s.body, &p.stack_name))
             .collect();
-        for change in queries::plan(&desired_insights(files, p), &owned) {
+        for change in plan::plan(&desired_insights(files, p), &owned) {
             match change {
                 Change::Create(q) => {
                     self.insights.put(None, &q).await?;
@@ -182,8 +185,8 @@ impl<I: InsightsStore, A: AthenaStore> QuerySync<I, A> {
         }
 
         let owned: Vec<Saved> =
-            self.athena.list(&p.work_group).await?.into_iter().filter(|s| queries::owns_athena(&s.description, &p.stack_name)).collect();
-        let changes = queries::plan(&desired, &owned);
+            self.athena.list(&p.work_group).await?.into_iter().filter(|s| plan::owns_athena(&s.description, &p.stack_name)).collect();
+        let changes = plan::plan(&desired, &owned);
         // Views that leave the repo are dropped, dependents first (the reverse of creation order).
         let mut drops: Vec<String> = changes
             .iter()

@@ -20,8 +20,9 @@ use aws_smithy_mocks::{MockResponse, RuleMode, mock, mock_client};
 use serde_json::{Value, json};
 use voicelake_query_sync::aws::{AthenaNamedQueries, CloudWatchLogsInsights};
 use voicelake_query_sync::cfn::{self, HttpResponder};
+use voicelake_query_sync::plan::Saved;
 use voicelake_query_sync::{InsightsStore, QuerySync, StoreError, compiled_queries};
-use voicelake_shared::queries::{Kind, Saved};
+use voicelake_shared::queries::Kind;
 
 #[derive(Debug, Clone, PartialEq)]
 struct Definition {

@@ -4,7 +4,7 @@ const NOW: i64 = 1_795_442_400_000;
 
 /// No panic (libFuzzer catches those), and the pipeline's invariants hold.
 fn check(out: &voicelake_shared::BatchOutput) {
-    if let Err(e) = voicelake_shared::pipeline::check_invariants(out, &voicelake_shared::Config::default(), NOW) {
+    if let Err(e) = voicelake_shared::invariants::check_invariants(out, &voicelake_shared::Config::default(), NOW) {
         panic!("invariant broken: {e}");
     }
 }

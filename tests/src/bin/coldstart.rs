@@ -13,7 +13,7 @@ use voicelake_shared::timefmt::now_ms;
 
 use voicelake_e2e::{CloudWatchRecorder, FAKE_ENV, Lake, Moto, repo_root};
 use voicelake_shared::envelope;
-use voicelake_shared::synth;
+use voicelake_synth as synth;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 

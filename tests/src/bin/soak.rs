@@ -16,8 +16,8 @@ use serde_json::Value;
 use voicelake_cli::dlq::{Invoker, LambdaInvoker};
 use voicelake_e2e::{CloudWatchRecorder, Emulator, Lake, Moto, function_env, sdk_config};
 use voicelake_shared::envelope::{self, LogBatch, MessageType};
-use voicelake_shared::synth::{self, SynthOptions};
 use voicelake_shared::{BatchOutput, Config};
+use voicelake_synth::{self as synth, SynthOptions};
 
 /// Events per payload: a busy log stream's subscription batch.
 const EVENTS_PER_PAYLOAD: usize = 600;

@@ -1,8 +1,8 @@
 //! The dashboard's views over a replay: every point is the statistic of a period's raw values,
 //! computed here again by hand, and the shaded periods are those in which the alarm would be firing.
 
+use voicelake_cli::report::{ChartData, Charts, ReportBuilder};
 use voicelake_shared::envelope::{LogBatch, LogEvent, MessageType};
-use voicelake_shared::report::{ChartData, Charts, ReportBuilder};
 use voicelake_shared::{Config, process_batch};
 
 const T0: i64 = 1_795_442_400_000; // 2026-11-23T14:00:00Z

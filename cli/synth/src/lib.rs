@@ -18,8 +18,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal};
 use serde_json::{Value, json};
 
-use crate::envelope::{LogBatch, LogEvent, MessageType};
-use crate::timefmt;
+use voicelake_shared::envelope::{self, LogBatch, LogEvent, MessageType};
+use voicelake_shared::timefmt;
 
 #[derive(Debug, Clone)]
 pub struct SynthOptions {
@@ -587,7 +587,7 @@ pub fn batch_of_size(min_bytes: usize, seed: u64) -> LogBatch {
 pub fn subscription_lines(batches: &[LogBatch]) -> String {
     let mut out = String::new();
     for b in batches {
-        out.push_str(&serde_json::to_string(&crate::envelope::subscription_event(b)).expect("events serialize"));
+        out.push_str(&serde_json::to_string(&envelope::subscription_event(b)).expect("events serialize"));
         out.push('\n');
     }
     out

@@ -9,13 +9,13 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::alarms::{self, AlarmSpec, Statistic};
-use crate::config::Config;
-use crate::metrics::{self, MetricSpec, m};
-use crate::pipeline::{BatchOutput, BatchStats};
-use crate::rows::{LatencySource, SessionRecordType};
-use crate::timefmt;
-use crate::views::{self, Axis, Chart, Series, Stat};
+use voicelake_shared::alarms::{self, AlarmSpec, Statistic};
+use voicelake_shared::config::Config;
+use voicelake_shared::metrics::{self, MetricSpec, m};
+use voicelake_shared::rows::{LatencySource, SessionRecordType};
+use voicelake_shared::timefmt;
+use voicelake_shared::views::{self, Axis, Chart, Series, Stat};
+use voicelake_shared::{BatchOutput, BatchStats, Counts};
 
 /// Nearest-rank percentile of sorted values.
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
@@ -108,13 +108,10 @@ pub struct AlarmOutcome {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
-    pub events: u64,
-    pub turns: u64,
-    pub partial_turns: u64,
-    pub sessions: u64,
-    pub rejected: u64,
-    pub skipped: u64,
-    pub nulled_values: u64,
+    /// The batches' own counts: `events`, `turns`, `partial_turns`, `sessions`, `rejected`,
+    /// `skipped`, `nulled_values`.
+    #[serde(flatten, serialize_with = "report_counts")]
+    pub counts: Counts,
     pub rejected_by_reason: BTreeMap<String, u64>,
     pub skipped_by_reason: BTreeMap<String, u64>,
     pub first_event: Option<String>,
@@ -267,7 +264,7 @@ impl ReportBuilder {
         self.observations[spec.index].iter().map(|o| o.value)
     }
 
-    pub fn finish(self, config: &Config) -> Report {
+    pub fn finish(&self, config: &Config) -> Report {
         let stats = &self.stats;
         let latencies: Vec<f64> = self.turns.iter().map(|t| t.latency).collect();
         let over = self.turns.iter().filter(|t| t.over_target).count() as u64;
@@ -307,13 +304,7 @@ impl ReportBuilder {
         let alarms = alarms::DEFAULTS.iter().map(|spec| self.evaluate(spec)).collect();
 
         Report {
-            events: stats.events_in,
-            turns: stats.turns,
-            partial_turns: stats.partial_turns,
-            sessions: stats.sessions,
-            rejected: stats.rejected_total(),
-            skipped: stats.skipped_total(),
-            nulled_values: stats.nulled_values,
+            counts: stats.counts(),
             rejected_by_reason: stats.rejected.iter().map(|(k, v)| (k.as_str().to_owned(), *v)).collect(),
             skipped_by_reason: stats.skipped.iter().map(|(k, v)| (k.as_str().to_owned(), *v)).collect(),
             first_event: self.first.map(timefmt::iso),
@@ -339,7 +330,7 @@ impl ReportBuilder {
             slowest_sessions: slowest,
             cost: CostSummary {
                 calls: costs.len() as u64,
-                total_usd: crate::cost::round_cost(costs.iter().sum()),
+                total_usd: voicelake_shared::cost::round_cost(costs.iter().sum()),
                 per_call_usd: Summary::of(costs),
             },
             tools: ToolSummary {
@@ -413,7 +404,7 @@ impl ReportBuilder {
             alarm: spec.id,
             metric: spec.metric,
             threshold: spec.threshold,
-            would_fire: alarms::would_fire(spec, &breaching),
+            would_fire: crate::alarms::would_fire(spec, &breaching),
             periods_evaluated: series.iter().filter(|(_, v)| v.is_some()).count() as u64,
             periods_breaching: breaching.iter().filter(|b| **b).count() as u64,
             worst_value: worst.map(|w| round2(w.1)),
@@ -483,7 +474,7 @@ impl ReportBuilder {
             .map(|spec| {
                 let series = self.alarm_series(spec);
                 let breaching: Vec<bool> = series.iter().map(|(_, v)| v.is_some_and(|v| spec.breaches(v))).collect();
-                alarms::firing_periods(spec, &breaching).into_iter().map(|i| series[i].0).collect()
+                crate::alarms::firing_periods(spec, &breaching).into_iter().map(|i| series[i].0).collect()
             })
             .unwrap_or_default();
         ChartData {
@@ -601,15 +592,38 @@ fn fmt_ms(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.0}"))
 }
 
+/// The counts as the report has always named them: the function's summary says `events_in`, the
+/// report `events`; every other name is the same.
+fn report_counts<S: serde::Serializer>(counts: &Counts, serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::{Error, SerializeMap};
+    let serde_json::Value::Object(fields) = serde_json::to_value(counts).map_err(S::Error::custom)? else {
+        return Err(S::Error::custom("counts serialize as an object"));
+    };
+    let mut map = serializer.serialize_map(Some(fields.len()))?;
+    for (key, value) in &fields {
+        map.serialize_entry(if key == "events_in" { "events" } else { key }, value)?;
+    }
+    map.end()
+}
+
 impl Report {
+    /// The rows of the latency table, text and page alike: turn latency, each component, each agent.
+    pub fn latency_rows(&self) -> Vec<(String, &Summary)> {
+        let mut rows = vec![("turn latency".to_owned(), &self.latency_ms)];
+        rows.extend(self.components_ms.iter().map(|(name, summary)| (name.to_string(), summary)));
+        rows.extend(self.agents.iter().map(|a| (format!("agent {}", a.agent), &a.latency_ms)));
+        rows
+    }
+
     /// The report as text for a terminal.
     pub fn render(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "voicelake report");
+        let c = &self.counts;
         let _ = writeln!(
             s,
             "  events {}  turns {} (+{} partial)  sessions {}  skipped {}  rejected {}  nulled values {}",
-            self.events, self.turns, self.partial_turns, self.sessions, self.skipped, self.rejected, self.nulled_values
+            c.events_in, c.turns, c.partial_turns, c.sessions, c.skipped, c.rejected, c.nulled_values
         );
         if let (Some(a), Some(b)) = (&self.first_event, &self.last_event) {
             let _ = writeln!(s, "  event time {a} .. {b}");
@@ -623,23 +637,9 @@ impl Report {
             let _ = writeln!(s, "  skipped by reason: {}", reasons.join(", "));
         }
         let _ = writeln!(s, "\nlatency (ms)            count     p50     p95     p99     max");
-        let mut line = |name: &str, x: &Summary| {
-            let _ = writeln!(
-                s,
-                "  {name:<20} {:>7} {:>7} {:>7} {:>7} {:>7}",
-                x.count,
-                fmt_ms(x.p50),
-                fmt_ms(x.p95),
-                fmt_ms(x.p99),
-                fmt_ms(x.max)
-            );
-        };
-        line("turn latency", &self.latency_ms);
-        for (name, summary) in &self.components_ms {
-            line(name, summary);
-        }
-        for a in &self.agents {
-            line(&format!("agent {}", a.agent), &a.latency_ms);
+        for (name, x) in self.latency_rows() {
+            let [p50, p95, p99, max] = [x.p50, x.p95, x.p99, x.max].map(fmt_ms);
+            let _ = writeln!(s, "  {name:<20} {:>7} {p50:>7} {p95:>7} {p99:>7} {max:>7}", x.count);
         }
         let _ = writeln!(
             s,

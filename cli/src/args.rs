@@ -1,0 +1,128 @@
+//! The command line: every subcommand and flag of `voicelake`, in one place so that the README
+//! test can hold the documentation to it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::queries;
+
+#[derive(Parser)]
+#[command(name = "voicelake", version, about = "Voice-agent latency metrics and a Parquet lake from CloudWatch logs, run locally.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Replay log files through the pipeline into a local lake and print the latency report.
+    Replay(ReplayArgs),
+    /// Write realistic synthetic traffic as CloudWatch Logs subscription events (JSON lines).
+    Generate(GenerateArgs),
+    /// Generate traffic and replay it: DIR/traffic.jsonl, the lake under DIR/lake, the report.
+    Demo(DemoArgs),
+    /// Saved queries as code.
+    #[command(subcommand)]
+    Queries(QueriesCommand),
+    /// The ingest function's on-failure queue: batches it could not deliver after Lambda's retries.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Subcommand)]
+pub enum DlqCommand {
+    /// Invoke the function again with each batch the queue keeps; delete a message only once its
+    /// replay succeeded. Uses the standard AWS settings (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL…).
+    Replay(DlqReplayArgs),
+}
+
+#[derive(clap::Args)]
+pub struct DlqReplayArgs {
+    /// The queue's URL (the stack output FailureQueueUrl).
+    #[arg(long)]
+    pub queue_url: String,
+    /// The ingest function's name or ARN (the stack output IngestFunctionArn).
+    #[arg(long)]
+    pub function: String,
+    /// Replay at most this many messages.
+    #[arg(long, default_value_t = 1000)]
+    pub max: usize,
+    /// Seconds a message stays hidden while it is replayed; one that failed again reappears after it.
+    #[arg(long, default_value_t = 300)]
+    pub visibility_timeout: i32,
+}
+
+#[derive(Subcommand)]
+pub enum QueriesCommand {
+    /// Check queries/ before deploying: Insights pipelines and fields, Athena SQL as Trino parses
+    /// it, and every Athena query run in DuckDB on a replayed lake, its answers compared with the report.
+    Check(queries::CheckArgs),
+}
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Where to write traffic.jsonl, the lake and report.html (the lake is cleared first).
+    #[arg(long, default_value = "demo")]
+    pub dir: PathBuf,
+    /// Calls of generated traffic.
+    #[arg(long, default_value_t = 200)]
+    pub calls: usize,
+    /// The generator's seed: the same seed gives the same traffic.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// Subscription events (one per file or per line), `aws logs filter-log-events` output, or raw log lines.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Where to write the lake: turns/, sessions/ and rejects/ partitioned by dt and hour, as on S3.
+    #[arg(long)]
+    pub lake: PathBuf,
+    /// The report as text, or as one JSON object.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// The environment name written to rows (the Environment metric dimension on AWS).
+    #[arg(long, default_value = voicelake_shared::config::DEFAULT_ENVIRONMENT)]
+    pub environment: String,
+    /// Turn latency target in milliseconds.
+    #[arg(long, default_value_t = voicelake_shared::config::DEFAULT_LATENCY_TARGET_MS)]
+    pub target_ms: f64,
+    /// A price table (JSON, the shape of shared/data/prices.json) instead of the built-in one.
+    #[arg(long)]
+    pub prices: Option<PathBuf>,
+    /// Emails and phone numbers in signals, session ids, tool errors and rejects: hash (a stable
+    /// pseudonym), drop ([redacted]) or keep.
+    #[arg(long, default_value = "hash")]
+    pub pii: voicelake_shared::pii::PiiMode,
+    /// Also write the report as one self-contained HTML page with the dashboard's charts.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct GenerateArgs {
+    /// Calls to generate.
+    #[arg(long, default_value_t = 200)]
+    pub calls: usize,
+    /// The generator's seed: the same seed gives the same traffic.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// The file to write (JSON lines, one subscription event each).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Event time of the first call (RFC 3339). Default: two hours ago, on the hour.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Only well-formed agent events: no foreign lines, no malformed input.
+    #[arg(long)]
+    pub clean: bool,
+}

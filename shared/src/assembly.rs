@@ -1,0 +1,173 @@
+//! Turn assembly within a batch: LiveKit's component lines joined by `speech_id`, `log_metrics()`
+//! lines by their order within a session, chat replies with the user message before them, the latest
+//! usage update per session. Here, and only here, a turn's latency is decided
+//! ([`TurnRow::settle_latency`]), once its parts are together.
+
+use std::collections::HashMap;
+
+use crate::batch::{BatchOutput, BatchStats};
+use crate::config::Config;
+use crate::event::Component;
+use crate::normalize::Observation;
+use crate::reasons::SkipReason;
+use crate::rows::{SessionRow, SourceFormat, TurnRow};
+
+/// Turn assembly within a batch.
+#[derive(Default)]
+pub(crate) struct Assembly {
+    /// Turns and rows that stay on their own, each with the latency its agent reported.
+    turns: Vec<(TurnRow, Option<f64>)>,
+    /// LiveKit component rows by `speech_id`, in order of first appearance.
+    by_speech: Vec<Vec<TurnRow>>,
+    /// `log_metrics()` rows, which carry no `speech_id`: assembled by order within their session.
+    logged: Vec<TurnRow>,
+    speech_index: HashMap<String, usize>,
+    /// Chat messages in order of arrival: the row, and for an agent reply its reported latency.
+    chat: Vec<(usize, TurnRow, Option<Option<f64>>)>,
+    sessions: Vec<SessionRow>,
+    /// The latest usage update per session.
+    usage: HashMap<String, SessionRow>,
+}
+
+impl Assembly {
+    pub(crate) fn add(&mut self, obs: Observation, stats: &mut BatchStats) {
+        match obs {
+            Observation::Turn { row, reported_ms } => self.turns.push((row, reported_ms)),
+            Observation::Component(row) if row.speech_id.is_none() && row.source_format == SourceFormat::LivekitLogMetrics => {
+                self.logged.push(row)
+            }
+            Observation::Component(row) => match row.speech_id.clone() {
+                Some(speech) => {
+                    let next = self.by_speech.len();
+                    let at = *self.speech_index.entry(speech).or_insert(next);
+                    if at == next {
+                        self.by_speech.push(Vec::new());
+                    }
+                    self.by_speech[at].push(row);
+                }
+                None => self.turns.push((row, None)),
+            },
+            Observation::ChatUser(row) => self.chat.push((self.chat.len(), row, None)),
+            Observation::ChatAssistant { row, reported_ms } => self.chat.push((self.chat.len(), row, Some(reported_ms))),
+            Observation::Session(row) => self.sessions.push(row),
+            Observation::Usage(row) => {
+                let key = row.session_id.clone();
+                match self.usage.get_mut(&key) {
+                    Some(current) if current.event_time > row.event_time => {
+                        *stats.skipped.entry(SkipReason::SupersededUsage).or_default() += 1;
+                        stats.events_used -= 1;
+                    }
+                    Some(current) => {
+                        *current = row;
+                        *stats.skipped.entry(SkipReason::SupersededUsage).or_default() += 1;
+                        stats.events_used -= 1;
+                    }
+                    None => {
+                        self.usage.insert(key, row);
+                    }
+                }
+            }
+            Observation::Skip(_) | Observation::Reject { .. } => unreachable!("handled by the caller"),
+        }
+    }
+
+    /// Assembles the turns, decides each turn's latency, and counts what the batch gave.
+    pub(crate) fn finish(mut self, config: &Config, out: &mut BatchOutput) {
+        for parts in std::mem::take(&mut self.by_speech) {
+            self.turns.push((merge_components(parts), None));
+        }
+        for parts in sequence_logged(std::mem::take(&mut self.logged)) {
+            self.turns.push((merge_components(parts), None));
+        }
+        self.join_chat();
+        let mut turns = Vec::with_capacity(self.turns.len());
+        for (mut row, reported_ms) in self.turns {
+            row.settle_latency(reported_ms, config.latency_target_ms);
+            let nulled = row.value_issues.len() as u64;
+            out.stats.nulled_values += nulled;
+            if row.is_complete {
+                out.stats.turns += 1;
+            } else {
+                out.stats.partial_turns += 1;
+            }
+            turns.push(row);
+        }
+        let mut usage: Vec<SessionRow> = self.usage.into_values().collect();
+        usage.sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
+        self.sessions.extend(usage);
+        for s in &self.sessions {
+            out.stats.nulled_values += s.value_issues.len() as u64;
+        }
+        out.stats.sessions = self.sessions.len() as u64;
+        turns.sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
+        out.turns = turns;
+        out.sessions = self.sessions;
+    }
+
+    /// Gives each agent chat message the end-of-turn delay of the user message before it in the
+    /// same session. User messages left unanswered in the batch stay as component rows.
+    fn join_chat(&mut self) {
+        let mut chat = std::mem::take(&mut self.chat);
+        chat.sort_by_key(|a| (a.1.event_time, a.0));
+        let mut pending_user: HashMap<Option<String>, TurnRow> = HashMap::new();
+        for (_, row, reply) in chat {
+            let Some(reported_ms) = reply else {
+                if let Some(unanswered) = pending_user.insert(row.session_id.clone(), row) {
+                    self.turns.push((unanswered, None));
+                }
+                continue;
+            };
+            let mut turn = row;
+            if let Some(user) = pending_user.remove(&turn.session_id) {
+                turn.absorb(user);
+            }
+            self.turns.push((turn, reported_ms));
+        }
+        let mut rest: Vec<TurnRow> = pending_user.into_values().collect();
+        rest.sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
+        self.turns.extend(rest.into_iter().map(|row| (row, None)));
+    }
+}
+
+/// Groups `log_metrics()` rows into turns without a `speech_id`: within one session and log stream,
+/// in time order, an EOU line opens a turn and the LLM and TTS lines after it join it until the next
+/// EOU line. LiveKit writes them in that order (end of turn, then the reply's LLM call, then its
+/// speech). Lines before any EOU line of the batch (a greeting, or a turn whose EOU line went in the
+/// previous batch), and STT lines, which meter audio rather than turns, stay component rows.
+fn sequence_logged(mut rows: Vec<TurnRow>) -> Vec<Vec<TurnRow>> {
+    rows.sort_by(|a, b| {
+        (&a.session_id, &a.log_stream, a.event_time, &a.event_id).cmp(&(&b.session_id, &b.log_stream, b.event_time, &b.event_id))
+    });
+    let mut groups: Vec<Vec<TurnRow>> = Vec::new();
+    let mut open: Option<usize> = None;
+    let mut key: Option<(Option<String>, String)> = None;
+    for row in rows {
+        let row_key = (row.session_id.clone(), row.log_stream.clone());
+        if key.as_ref() != Some(&row_key) {
+            open = None;
+            key = Some(row_key);
+        }
+        let is_stt = row.component == Some(Component::Stt);
+        if row.component == Some(Component::Eou) && row.session_id.is_some() {
+            open = Some(groups.len());
+            groups.push(vec![row]);
+        } else if let (Some(at), false) = (open, is_stt) {
+            groups[at].push(row);
+        } else {
+            groups.push(vec![row]);
+        }
+    }
+    groups
+}
+
+/// Merges the component rows of one `speech_id`: identity from the earliest, the first LLM call's
+/// ttft and duration and the first TTS segment's ttfb, usage summed over all of them.
+fn merge_components(mut parts: Vec<TurnRow>) -> TurnRow {
+    parts.sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
+    let mut iter = parts.into_iter();
+    let mut turn = iter.next().expect("a speech_id group has at least one row");
+    for part in iter {
+        turn.absorb(part);
+    }
+    turn
+}

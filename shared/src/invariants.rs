@@ -1,0 +1,31 @@
+//! The pipeline's promises, as a check the fuzz targets and their regression tests run on every
+//! output.
+
+use crate::batch::BatchOutput;
+use crate::config::Config;
+use crate::metrics;
+
+/// What every input, however broken, must give: every event accounted for as a row, a skip or a
+/// reject, no negative or non-finite latency, and metric datums CloudWatch accepts. The fuzz targets
+/// (`shared/fuzz`) and their regression tests check it.
+pub fn check_invariants(out: &BatchOutput, config: &Config, now_ms: i64) -> Result<(), String> {
+    if !out.stats.is_balanced() {
+        return Err(format!("unbalanced counts: {:?}", out.stats));
+    }
+    for t in &out.turns {
+        for v in [t.total_latency_ms, t.eou_delay_ms, t.llm_ttft_ms, t.tts_ttfb_ms, t.transcription_delay_ms].into_iter().flatten() {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("turn {}: latency {v}", t.event_id));
+            }
+        }
+    }
+    for d in metrics::datums_for(out, config, now_ms) {
+        if d.values.len() > metrics::MAX_VALUES_PER_DATUM || d.values.len() != d.counts.len() {
+            return Err(format!("datum {}: {} values, {} counts", d.metric_name, d.values.len(), d.counts.len()));
+        }
+        if !d.values.iter().chain(&d.counts).all(|v| v.is_finite() && *v >= 0.0) {
+            return Err(format!("datum {}: {:?} {:?}", d.metric_name, d.values, d.counts));
+        }
+    }
+    Ok(())
+}

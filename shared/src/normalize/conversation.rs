@@ -1,0 +1,52 @@
+//! LiveKit Agents ≥ 1.7 `conversation_item_added`: a chat message with its metrics. A user message
+//! carries the end-of-turn delays, the agent's reply the LLM and TTS ones and the end-to-end latency;
+//! assembly joins the two.
+use super::{Issues, MAX_LATENCY_MS, Observation, Origin, identity, owned, turn_base};
+use crate::config::Config;
+use crate::event::RawEvent;
+use crate::lenient::Num;
+use crate::reasons::SkipReason;
+use crate::rows::SourceFormat;
+
+pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Observation {
+    let Some(item) = raw.item.get() else { return Observation::Skip(SkipReason::NoMetrics) };
+    let Some(metrics) = item.metrics.get() else { return Observation::Skip(SkipReason::NoMetrics) };
+    let role = item.role.get().unwrap_or("");
+    let assistant = role == "assistant" && metrics.has_assistant_metrics();
+    let user = role == "user" && metrics.has_user_metrics();
+    if !assistant && !user {
+        return Observation::Skip(SkipReason::NoMetrics);
+    }
+    let mut issues = Issues::default();
+    let id = match identity(raw, Some(&item.created_at), origin, &mut issues) {
+        Ok(id) => id,
+        Err(reject) => return reject.into(),
+    };
+    let mut row = turn_base(id, origin, config, SourceFormat::LivekitChatMetrics);
+    row.speech_id = owned(item.id.get());
+    if assistant {
+        row.llm_ttft_ms = issues.latency("item.metrics.llm_node_ttft", metrics.llm_node_ttft, Num::Missing);
+        row.tts_ttfb_ms = issues.latency("item.metrics.tts_node_ttfb", metrics.tts_node_ttfb, Num::Missing);
+        if let Some(m) = metrics.llm_metadata.get() {
+            row.llm_model = owned(m.model_name.get());
+            row.llm_provider = owned(m.model_provider.get());
+        }
+        if let Some(m) = metrics.tts_metadata.get() {
+            row.tts_model = owned(m.model_name.get());
+            row.tts_provider = owned(m.model_provider.get());
+        }
+        let reported_ms = issues.latency("item.metrics.e2e_latency", metrics.e2e_latency, Num::Missing);
+        row.value_issues = issues.0;
+        Observation::ChatAssistant { row, reported_ms }
+    } else {
+        row.eou_delay_ms = issues.millis("item.metrics.end_of_turn_delay", metrics.end_of_turn_delay, Num::Missing, true, MAX_LATENCY_MS);
+        row.transcription_delay_ms =
+            issues.millis("item.metrics.transcription_delay", metrics.transcription_delay, Num::Missing, true, MAX_LATENCY_MS);
+        if let Some(m) = metrics.stt_metadata.get() {
+            row.stt_model = owned(m.model_name.get());
+            row.stt_provider = owned(m.model_provider.get());
+        }
+        row.value_issues = issues.0;
+        Observation::ChatUser(row)
+    }
+}
