@@ -322,7 +322,19 @@ pub fn render(report: &Report, charts: &Charts, environment: &str) -> Result<Str
             (Some(v), Some(p)) => format!("{} at {}", axis_number(v), esc(p)),
             _ => "–".into(),
         };
-        let diagnosis = a.detail.as_deref().filter(|_| a.would_fire).map_or(String::new(), esc);
+        let diagnosis = match &a.diagnosis {
+            Some(d) => {
+                let mut text = esc(&d.headline);
+                if let Some(cause) = &d.cause {
+                    text.push_str(&format!("<br>cause: {}", esc(cause)));
+                }
+                if !d.worst_sessions.is_empty() {
+                    text.push_str(&format!("<br>worst calls: {}", esc(&d.worst_sessions.join(", "))));
+                }
+                text
+            }
+            None => String::new(),
+        };
         let _ = write!(
             s,
             "<tr><td>{}</td><td>{state}</td><td class=\"n\">{}</td><td class=\"n\">{}/{}</td><td>{worst}</td><td>{diagnosis}</td></tr>",

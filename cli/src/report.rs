@@ -11,6 +11,9 @@ use serde::Serialize;
 
 use voicelake_shared::alarms::{self, AlarmSpec, Statistic};
 use voicelake_shared::config::Config;
+use voicelake_shared::diagnosis::{
+    self, AgentSnapshot, COMPONENTS, Call, Diagnosis, Evidence, RejectReason, Snapshot, ToolFailures, Window,
+};
 use voicelake_shared::metrics::{self, MetricSpec, m};
 use voicelake_shared::rows::{LatencySource, SessionRecordType};
 use voicelake_shared::timefmt;
@@ -104,6 +107,10 @@ pub struct AlarmOutcome {
     pub worst_period: Option<String>,
     /// For latency alarms, the component p95s of the worst period: which component did it.
     pub detail: Option<String>,
+    /// Where the alarm would fire: what its worst period means, from the same code a deployed
+    /// notification uses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<Diagnosis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -131,6 +138,7 @@ pub struct Report {
 
 #[derive(Debug, Clone)]
 struct TurnPoint {
+    time: i64,
     session: Option<String>,
     agent: String,
     latency: f64,
@@ -140,16 +148,22 @@ struct TurnPoint {
     ttfb: Option<f64>,
 }
 
-/// The report's names of the component metrics.
-const COMPONENTS: [(&str, MetricSpec); 4] =
-    [("eou_delay", m::EOU_DELAY), ("transcription_delay", m::TRANSCRIPTION_DELAY), ("llm_ttft", m::LLM_TTFT), ("tts_ttfb", m::TTS_TTFB)];
-
 /// One observation of a metric: event time, agent (an index into the builder's agents), value.
 #[derive(Debug, Clone, Copy)]
 struct Observation {
     time: i64,
     agent: u32,
     value: f64,
+}
+
+/// A call that ended (its `session_analytics` event), for a diagnosis.
+#[derive(Debug, Clone)]
+struct EndedCall {
+    time: i64,
+    session: String,
+    agent: String,
+    cost_usd: Option<f64>,
+    failed_tool_calls: u64,
 }
 
 /// Accumulates batches; [`ReportBuilder::finish`] computes the report, [`ReportBuilder::charts`]
@@ -165,6 +179,12 @@ pub struct ReportBuilder {
     reported: u64,
     computed: u64,
     failures_by_tool: BTreeMap<String, u64>,
+    /// What a diagnosis looks into, at event time: failed tool calls (tool, error), rejects
+    /// (reason, raw line), spend (provider/model, USD).
+    tool_failures: Vec<(i64, String, Option<String>)>,
+    rejects: Vec<(i64, String, String)>,
+    spend: Vec<(i64, String, f64)>,
+    calls: Vec<EndedCall>,
     first: Option<i64>,
     last: Option<i64>,
 }
@@ -179,6 +199,10 @@ impl Default for ReportBuilder {
             reported: 0,
             computed: 0,
             failures_by_tool: BTreeMap::new(),
+            tool_failures: Vec::new(),
+            rejects: Vec::new(),
+            spend: Vec::new(),
+            calls: Vec::new(),
             first: None,
             last: None,
         }
@@ -221,6 +245,7 @@ impl ReportBuilder {
                     _ => self.computed += 1,
                 }
                 self.turns.push(TurnPoint {
+                    time: row.event_time,
                     session: row.session_id.clone(),
                     agent: row.agent_name.clone(),
                     latency,
@@ -244,6 +269,19 @@ impl ReportBuilder {
             }
             for call in s.tool_calls.iter().filter(|c| c.success == Some(false)) {
                 *self.failures_by_tool.entry(call.name.clone()).or_default() += 1;
+                self.tool_failures.push((s.event_time, call.name.clone(), call.error.clone()));
+            }
+            self.calls.push(EndedCall {
+                time: s.event_time,
+                session: s.session_id.clone(),
+                agent: s.agent_name.clone(),
+                cost_usd: s.estimated_cost_usd,
+                failed_tool_calls: s.tool_failure_count.max(0) as u64,
+            });
+            for u in &s.model_usage {
+                if let Some(cost) = u.cost_usd {
+                    self.spend.push((s.event_time, format!("{}/{}", u.provider, u.model), cost));
+                }
             }
         }
         for r in &out.rejects {
@@ -251,6 +289,7 @@ impl ReportBuilder {
             // A reject row has no agent: it could not be read far enough to know one.
             let agent = self.agent_id("");
             self.observe(m::EVENTS_REJECTED, r.event_time, agent, 1.0);
+            self.rejects.push((r.event_time, r.reason.clone(), r.raw_message.clone()));
         }
         if !out.event_timestamps.is_empty() {
             let agent = self.agent_id("");
@@ -400,17 +439,157 @@ impl ReportBuilder {
                 in_period(m::TTS_TTFB)
             )
         });
+        let would_fire = crate::alarms::would_fire(spec, &breaching);
+        let diagnosis =
+            worst.filter(|_| would_fire).map(|(start, _)| self.diagnose(spec, Window { start_ms: start, end_ms: start + period }));
         AlarmOutcome {
             alarm: spec.id,
             metric: spec.metric,
             threshold: spec.threshold,
-            would_fire: crate::alarms::would_fire(spec, &breaching),
+            would_fire,
             periods_evaluated: series.iter().filter(|(_, v)| v.is_some()).count() as u64,
             periods_breaching: breaching.iter().filter(|b| **b).count() as u64,
             worst_value: worst.map(|w| round2(w.1)),
             worst_period: worst.map(|w| timefmt::iso(w.0)),
             detail,
+            diagnosis,
         }
+    }
+
+    /// Observations of `spec` in `window`, for one agent or all.
+    fn in_window(&self, spec: MetricSpec, window: Window, agent: Option<u32>) -> Vec<f64> {
+        self.observations[spec.index]
+            .iter()
+            .filter(|o| window.contains(o.time) && agent.is_none_or(|a| o.agent == a))
+            .map(|o| o.value)
+            .collect()
+    }
+
+    /// The alarm's statistic over `window`, as CloudWatch would compute it over one period that long.
+    fn alarm_value(&self, spec: &AlarmSpec, window: Window, agent: Option<u32>) -> Option<f64> {
+        let metric = m::ALL.iter().find(|x| x.name == spec.metric).copied()?;
+        match spec.statistic {
+            Statistic::ToolSuccessPercent => {
+                let calls: f64 = self.in_window(m::TOOL_CALLS, window, agent).iter().sum();
+                let failures: f64 = self.in_window(m::TOOL_CALL_FAILURES, window, agent).iter().sum();
+                (calls > 0.0).then(|| 100.0 * (1.0 - failures / calls))
+            }
+            Statistic::P95 => statistic(Stat::P95, self.in_window(metric, window, agent)),
+            Statistic::Average => statistic(Stat::Average, self.in_window(metric, window, agent)),
+            Statistic::Sum => statistic(Stat::Sum, self.in_window(metric, window, agent)),
+        }
+    }
+
+    /// The alarm's statistic of the worst of the periods in `window`.
+    fn worst_period_value(&self, spec: &AlarmSpec, window: Window) -> Option<f64> {
+        let period = i64::from(spec.period_seconds) * 1000;
+        let mut worst: Option<f64> = None;
+        let mut start = window.start_ms.div_euclid(period) * period;
+        while start < window.end_ms {
+            if let Some(v) = self.alarm_value(spec, Window { start_ms: start, end_ms: start + period }, None) {
+                let worse = worst.is_none_or(|w| match spec.comparison {
+                    alarms::Comparison::GreaterThanThreshold => v > w,
+                    alarms::Comparison::LessThanThreshold => v < w,
+                });
+                if worse {
+                    worst = Some(v);
+                }
+            }
+            start += period;
+        }
+        worst
+    }
+
+    fn snapshot(&self, spec: &AlarmSpec, window: Window) -> Snapshot {
+        let mut snapshot = Snapshot::empty(window);
+        snapshot.value = self.worst_period_value(spec, window);
+        for (i, agent) in self.agents.iter().enumerate().filter(|(_, a)| !a.is_empty()) {
+            let id = Some(i as u32);
+            let components = COMPONENTS.map(|(_, c)| statistic(Stat::P95, self.in_window(c, window, id)));
+            let value = self.alarm_value(spec, window, id);
+            if value.is_some() || components.iter().any(Option::is_some) {
+                snapshot.agents.insert(agent.clone(), AgentSnapshot { value, components });
+            }
+        }
+        for (t, model, cost) in &self.spend {
+            if window.contains(*t) {
+                *snapshot.cost_by_model.entry(model.clone()).or_default() += cost;
+            }
+        }
+        snapshot
+    }
+
+    /// The evidence of a breach in `window`, as the replay holds it, diagnosed.
+    fn diagnose(&self, spec: &AlarmSpec, window: Window) -> Diagnosis {
+        let hour_before = Window { start_ms: window.start_ms - 3_600_000, end_ms: window.start_ms };
+        let baselines = vec![self.snapshot(spec, hour_before), self.snapshot(spec, window.earlier(86_400_000))];
+        let mut by_session: BTreeMap<&str, Vec<&TurnPoint>> = BTreeMap::new();
+        for t in self.turns.iter().filter(|t| window.contains(t.time)) {
+            if let Some(s) = &t.session {
+                by_session.entry(s).or_default().push(t);
+            }
+        }
+        let mut calls: BTreeMap<String, Call> = by_session
+            .into_iter()
+            .map(|(session, turns)| {
+                let call = Call {
+                    session_id: session.to_owned(),
+                    agent: turns[0].agent.clone(),
+                    p95_ms: Summary::of(turns.iter().map(|t| t.latency).collect()).p95,
+                    dominant_component: dominant_component(&turns),
+                    ..Call::default()
+                };
+                (session.to_owned(), call)
+            })
+            .collect();
+        for c in self.calls.iter().filter(|c| window.contains(c.time)) {
+            let call = calls.entry(c.session.clone()).or_insert_with(|| Call {
+                session_id: c.session.clone(),
+                agent: c.agent.clone(),
+                ..Call::default()
+            });
+            call.cost_usd = c.cost_usd;
+            call.failed_tool_calls = c.failed_tool_calls;
+        }
+        let calls = calls.into_values().collect();
+        let mut tools: BTreeMap<&str, BTreeMap<Option<&str>, u64>> = BTreeMap::new();
+        for (_, tool, error) in self.tool_failures.iter().filter(|(t, ..)| window.contains(*t)) {
+            *tools.entry(tool).or_default().entry(error.as_deref()).or_default() += 1;
+        }
+        let tool_failures = tools
+            .into_iter()
+            .map(|(tool, errors)| ToolFailures {
+                tool: tool.to_owned(),
+                failures: errors.values().sum(),
+                most_common_error: errors
+                    .iter()
+                    .filter_map(|(e, n)| e.map(|e| (e, *n)))
+                    .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))
+                    .map(|(e, _)| e.to_owned()),
+            })
+            .collect();
+        let mut reasons: BTreeMap<&str, (u64, &str)> = BTreeMap::new();
+        for (_, reason, raw) in self.rejects.iter().filter(|(t, ..)| window.contains(*t)) {
+            reasons.entry(reason).or_insert((0, raw)).0 += 1;
+        }
+        let rejects = reasons
+            .into_iter()
+            .map(|(reason, (count, raw))| RejectReason {
+                reason: reason.to_owned(),
+                count,
+                example: voicelake_shared::rows::truncate_utf8(raw, 300).to_owned(),
+            })
+            .collect();
+        diagnosis::diagnose(&Evidence {
+            alarm: spec,
+            breach: self.snapshot(spec, window),
+            baselines,
+            calls,
+            tool_failures,
+            rejects,
+            error_lines: Vec::new(),
+            missing: Vec::new(),
+        })
     }
 
     /// The dashboard's charts ([`views::DASHBOARD`]) computed from the replayed observations.
@@ -706,6 +885,15 @@ impl Report {
             let _ = writeln!(s);
             if let Some(d) = a.detail.as_ref().filter(|_| a.would_fire) {
                 let _ = writeln!(s, "  {:<30} {d}", "");
+            }
+            if let Some(d) = &a.diagnosis {
+                let _ = writeln!(s, "  {:<30} {}", "", d.headline);
+                if let Some(cause) = &d.cause {
+                    let _ = writeln!(s, "  {:<30} cause: {cause}", "");
+                }
+                if !d.worst_sessions.is_empty() {
+                    let _ = writeln!(s, "  {:<30} worst calls: {}", "", d.worst_sessions.join(", "));
+                }
             }
         }
         s

@@ -10,6 +10,7 @@ mod assembly;
 pub mod batch;
 pub mod config;
 pub mod cost;
+pub mod diagnosis;
 pub mod envelope;
 pub mod event;
 mod extract;
