@@ -4,7 +4,7 @@
 //! values at or below it). CloudWatch estimates percentiles from the same values, so the two agree
 //! closely but not always to the millisecond.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -116,7 +116,8 @@ pub struct AlarmOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     /// The batches' own counts: `events`, `turns`, `partial_turns`, `sessions`, `rejected`,
-    /// `skipped`, `nulled_values`.
+    /// `skipped`, `nulled_values`; `sessions` counts calls (distinct session ids of turns and
+    /// session rows), not session rows, of which a call has one per usage update too.
     #[serde(flatten, serialize_with = "report_counts")]
     pub counts: Counts,
     pub rejected_by_reason: BTreeMap<String, u64>,
@@ -185,6 +186,8 @@ pub struct ReportBuilder {
     rejects: Vec<(i64, String, String)>,
     spend: Vec<(i64, String, f64)>,
     calls: Vec<EndedCall>,
+    /// Every session id seen, on a turn or a session row: the calls.
+    call_ids: HashSet<String>,
     first: Option<i64>,
     last: Option<i64>,
 }
@@ -203,6 +206,7 @@ impl Default for ReportBuilder {
             rejects: Vec::new(),
             spend: Vec::new(),
             calls: Vec::new(),
+            call_ids: HashSet::new(),
             first: None,
             last: None,
         }
@@ -231,6 +235,8 @@ impl ReportBuilder {
 
     pub fn add(&mut self, out: &BatchOutput) {
         self.stats.merge(&out.stats);
+        self.call_ids.extend(out.turns.iter().filter_map(|t| t.session_id.clone()));
+        self.call_ids.extend(out.sessions.iter().map(|s| s.session_id.clone()));
         for row in &out.turns {
             self.see(row.event_time);
             let agent = self.agent_id(&row.agent_name);
@@ -343,7 +349,7 @@ impl ReportBuilder {
         let alarms = alarms::DEFAULTS.iter().map(|spec| self.evaluate(spec)).collect();
 
         Report {
-            counts: stats.counts(),
+            counts: Counts { sessions: self.call_ids.len() as u64, ..stats.counts() },
             rejected_by_reason: stats.rejected.iter().map(|(k, v)| (k.as_str().to_owned(), *v)).collect(),
             skipped_by_reason: stats.skipped.iter().map(|(k, v)| (k.as_str().to_owned(), *v)).collect(),
             first_event: self.first.map(timefmt::iso),

@@ -34,6 +34,15 @@ fn replay_json(input: &Path, lake: &Path) -> Value {
 }
 
 #[test]
+fn sessions_counts_calls_not_session_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), 60, true);
+    let report = replay_json(&input, &dir.path().join("lake"));
+    assert_eq!(report["sessions"], 60, "every generated call once, whatever its usage updates");
+    assert_eq!(report["cost"]["calls"], 60, "each call ends with one session_analytics or usage total");
+}
+
+#[test]
 fn replay_writes_the_lake_that_holds_exactly_the_rows() {
     let dir = tempfile::tempdir().unwrap();
     let input = generate(dir.path(), 80, false);
