@@ -117,6 +117,19 @@ pub struct Decoded {
     pub batch: LogBatch,
     /// Bytes that were not UTF-8 and were replaced with U+FFFD so the rest of the batch survives.
     pub replaced_invalid_utf8: bool,
+    /// Log events that could not be read, taken out so that the rest of the batch survives.
+    pub damaged: Vec<DamagedEvent>,
+}
+
+/// A log event of the batch that is not valid JSON at the batch's level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DamagedEvent {
+    /// The event's id and timestamp, when they could still be read.
+    pub id: Option<String>,
+    pub timestamp: Option<i64>,
+    /// The event's JSON text as it came.
+    pub raw: String,
+    pub error: String,
 }
 
 /// Inflates `awslogs.data` to the JSON text it carries.
@@ -156,10 +169,115 @@ pub fn decode(data: &str) -> Result<Decoded, EnvelopeError> {
 /// UTF-8, so bad bytes mean one damaged message, and the batch's other events are still good.
 pub fn parse_batch(inflated: Vec<u8>) -> Result<Decoded, EnvelopeError> {
     match String::from_utf8(inflated) {
-        Ok(text) => Ok(Decoded { batch: serde_json::from_str(&text)?, replaced_invalid_utf8: false }),
-        Err(e) => {
-            let text = String::from_utf8_lossy(e.as_bytes());
-            Ok(Decoded { batch: serde_json::from_str(&text)?, replaced_invalid_utf8: true })
+        Ok(text) => parse_text(&text, false),
+        Err(e) => parse_text(&String::from_utf8_lossy(e.as_bytes()), true),
+    }
+}
+
+fn parse_text(text: &str, replaced_invalid_utf8: bool) -> Result<Decoded, EnvelopeError> {
+    match serde_json::from_str(text) {
+        Ok(batch) => Ok(Decoded { batch, replaced_invalid_utf8, damaged: Vec::new() }),
+        Err(strict) => match salvage(text) {
+            Some((batch, damaged)) if !damaged.is_empty() => Ok(Decoded { batch, replaced_invalid_utf8, damaged }),
+            _ => Err(strict.into()),
+        },
+    }
+}
+
+/// Reads a batch whose JSON fails only inside some of its log events: the envelope without its
+/// events, then each event on its own. `None` when the damage is elsewhere (the envelope itself,
+/// or no `logEvents` array to be found).
+fn salvage(text: &str) -> Option<(LogBatch, Vec<DamagedEvent>)> {
+    let split = split_log_events(text)?;
+    let shell = format!("{}{}", &text[..split.open + 1], &text[split.close..]);
+    let mut batch: LogBatch = serde_json::from_str(&shell).ok()?;
+    let mut damaged = Vec::new();
+    for raw in split.events {
+        match serde_json::from_str::<LogEvent>(raw) {
+            Ok(event) => batch.log_events.push(event),
+            Err(e) => damaged.push(DamagedEvent {
+                id: field_text(raw, "id"),
+                timestamp: field_text(raw, "timestamp").and_then(|t| t.parse().ok()),
+                raw: raw.to_owned(),
+                error: e.to_string(),
+            }),
+        }
+    }
+    Some((batch, damaged))
+}
+
+/// Where the top-level `logEvents` array is (`open` at its `[`, `close` at its `]`) and the text of
+/// each of its elements.
+struct LogEventsSplit<'t> {
+    open: usize,
+    close: usize,
+    events: Vec<&'t str>,
+}
+
+/// Scans the batch as JSON's structure, not its values: strings are skipped whatever their escapes
+/// say (a backslash takes the next character along), so a message a strict parser refuses cannot
+/// hide where its event ends.
+fn split_log_events(text: &str) -> Option<LogEventsSplit<'_>> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    let mut last_key: Option<(usize, usize)> = None;
+    let mut array: Option<usize> = None;
+    let mut element_start = 0;
+    let mut events = Vec::new();
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                if depth == 1 && array.is_none() {
+                    last_key = Some((start + 1, i.min(bytes.len())));
+                }
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                let is_events = depth == 2 && bytes[i] == b'[' && last_key.is_some_and(|(a, b)| &text[a..b] == "logEvents");
+                if is_events && array.is_none() {
+                    array = Some(i);
+                    element_start = i + 1;
+                }
+            }
+            b'}' | b']' => {
+                if let (Some(open), 2, b']') = (array, depth, bytes[i]) {
+                    let last = text[element_start..i].trim();
+                    if !last.is_empty() {
+                        events.push(last);
+                    }
+                    return Some(LogEventsSplit { open, close: i, events });
+                }
+                depth = depth.checked_sub(1)?;
+            }
+            b',' if depth == 2 && array.is_some() => {
+                events.push(text[element_start..i].trim());
+                element_start = i + 1;
+            }
+            b':' if depth == 1 => {}
+            b if depth == 1 && !b.is_ascii_whitespace() && b != b',' => last_key = None,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The text of a top-level field of a damaged event, by a plain search: `"id": "…"` or
+/// `"timestamp": 123`.
+fn field_text(raw: &str, name: &str) -> Option<String> {
+    let key = format!("\"{name}\"");
+    let after = raw[raw.find(&key)? + key.len()..].trim_start().strip_prefix(':')?.trim_start();
+    match after.strip_prefix('"') {
+        Some(quoted) => quoted.find(['"', '\\']).map(|end| quoted[..end].to_owned()),
+        None => {
+            let end = after.find(|c: char| !c.is_ascii_digit() && c != '-').unwrap_or(after.len());
+            (end > 0).then(|| after[..end].to_owned())
         }
     }
 }
@@ -207,6 +325,41 @@ mod tests {
 
     fn b64(bytes: &[u8]) -> String {
         base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    /// The batch's JSON text with the message `PLACEHOLDER` replaced by `raw` (JSON string content,
+    /// as CloudWatch would have written it).
+    fn damaged_text(raw: &str) -> String {
+        let text = serde_json::to_string(&batch(&["first", "PLACEHOLDER", "third"])).unwrap();
+        text.replace("PLACEHOLDER", raw)
+    }
+
+    #[test]
+    fn damage_inside_one_event_costs_that_event_only() {
+        for raw in [r"lone \ud800 surrogate", r"bad \x41 escape", "raw \u{1} control", r#"quote \" and \\ then \q"#] {
+            let text = damaged_text(raw);
+            assert!(serde_json::from_str::<LogBatch>(&text).is_err(), "{raw} must be refused by the strict parser");
+            let decoded = parse_batch(text.into_bytes()).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            let messages: Vec<&str> = decoded.batch.log_events.iter().map(|e| e.message.as_str()).collect();
+            assert_eq!(messages, ["first", "third"], "{raw}");
+            assert_eq!((decoded.batch.log_group.as_str(), decoded.batch.log_stream.as_str()), ("/ecs/voice-agent", "agent/abc"));
+            let [d] = decoded.damaged.as_slice() else { panic!("{raw}: {:?}", decoded.damaged) };
+            assert_eq!(d.id.as_deref(), Some(format!("{:056}", 1).as_str()));
+            assert_eq!(d.timestamp, Some(1_764_000_000_001));
+            assert!(d.raw.starts_with('{') && d.raw.ends_with('}') && d.raw.contains(raw), "{}", d.raw);
+        }
+    }
+
+    #[test]
+    fn damage_outside_the_events_still_refuses_the_batch() {
+        let text = serde_json::to_string(&batch(&["first"])).unwrap().replace("agent/abc", r"agent\x41");
+        assert!(matches!(parse_batch(text.into_bytes()), Err(EnvelopeError::Json(_))));
+        let text = damaged_text(r"lone \ud800");
+        assert!(matches!(parse_batch(text.as_bytes()[..text.len() - 20].to_vec()), Err(EnvelopeError::Json(_))), "truncated");
+        // A message that talks about logEvents does not move the split.
+        let text = damaged_text(r#"{\"logEvents\": [1, 2]} \ud800"#);
+        let decoded = parse_batch(text.into_bytes()).unwrap();
+        assert_eq!((decoded.batch.log_events.len(), decoded.damaged.len()), (2, 1));
     }
 
     #[test]

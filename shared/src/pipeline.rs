@@ -34,6 +34,7 @@ pub fn process_payload(data: &str, config: &Config, now_ms: i64) -> BatchOutput 
         Ok(decoded) => {
             let mut out = process_batch(&decoded.batch, config, now_ms);
             out.stats.replaced_invalid_utf8 = decoded.replaced_invalid_utf8;
+            reject_damaged(&mut out, &decoded.batch, &decoded.damaged, config, now_ms);
             out
         }
         Err(e) => reject_payload(data, e.reason(), e.to_string(), config, now_ms),
@@ -46,6 +47,28 @@ fn reject_payload(raw: &str, reason: RejectReason, detail: String, config: &Conf
     out.rejects.push(reject_row(None, now_ms, reason, detail, "payload", raw, config, None, None));
     scrub_batch(&mut out, config.pii);
     out
+}
+
+/// The events the envelope could not read: each one an event in, and a reject row holding it.
+fn reject_damaged(out: &mut BatchOutput, batch: &LogBatch, damaged: &[envelope::DamagedEvent], config: &Config, now_ms: i64) {
+    if damaged.is_empty() {
+        return;
+    }
+    let mut rows = Vec::with_capacity(damaged.len());
+    for event in damaged {
+        out.stats.events_in += 1;
+        *out.stats.rejected.entry(RejectReason::BadEventJson).or_default() += 1;
+        let time = event.timestamp.filter(|t| crate::timefmt::in_range(*t)).unwrap_or(now_ms);
+        if let Some(t) = event.timestamp {
+            out.event_timestamps.push(t);
+        }
+        let detail = format!("the log event is not valid JSON: {}", event.error);
+        let (group, stream) = (Some(batch.log_group.as_str()), Some(batch.log_stream.as_str()));
+        rows.push(reject_row(event.id.as_deref(), time, RejectReason::BadEventJson, detail, "message", &event.raw, config, group, stream));
+    }
+    let mut scrubbed = BatchOutput { rejects: rows, ..BatchOutput::default() };
+    scrub_batch(&mut scrubbed, config.pii);
+    out.rejects.extend(scrubbed.rejects);
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -15,6 +15,9 @@ pub enum RejectReason {
     PayloadTooLarge,
     /// The inflated payload is not a CloudWatch Logs batch.
     BadPayloadJson,
+    /// One log event of an otherwise readable batch is not valid JSON at the batch's level (an
+    /// escape sequence a strict parser refuses, a raw control character): only that event is lost.
+    BadEventJson,
     /// A message names one of our event families but its JSON does not parse.
     MalformedJson,
     /// JSON nested deeper than the parser allows.
@@ -30,11 +33,12 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 10] = [
+    pub const ALL: [RejectReason; 11] = [
         RejectReason::BadBase64,
         RejectReason::BadGzip,
         RejectReason::PayloadTooLarge,
         RejectReason::BadPayloadJson,
+        RejectReason::BadEventJson,
         RejectReason::MalformedJson,
         RejectReason::TooDeep,
         RejectReason::DuplicateKey,
@@ -49,6 +53,7 @@ impl RejectReason {
             RejectReason::BadGzip => "bad_gzip",
             RejectReason::PayloadTooLarge => "payload_too_large",
             RejectReason::BadPayloadJson => "bad_payload_json",
+            RejectReason::BadEventJson => "bad_event_json",
             RejectReason::MalformedJson => "malformed_json",
             RejectReason::TooDeep => "too_deep",
             RejectReason::DuplicateKey => "duplicate_key",
@@ -65,6 +70,9 @@ impl RejectReason {
                 "the invocation payload was not written by a CloudWatch Logs subscription; check what invokes the function"
             }
             RejectReason::PayloadTooLarge => "the payload inflates beyond 16 MiB; CloudWatch batches are at most about 1 MB",
+            RejectReason::BadEventJson => {
+                "CloudWatch delivered this log event in a form a strict JSON parser refuses (for example a lone UTF-16 surrogate escape); the raw event is kept here, the rest of its batch was used"
+            }
             RejectReason::MalformedJson => {
                 "the agent wrote a truncated or invalid JSON object; log with json.dumps and keep lines under 256 KB"
             }

@@ -433,3 +433,31 @@ fn payloads_that_cannot_be_decoded_become_one_reject_each() {
         assert!(out.stats.is_balanced());
     }
 }
+
+/// A batch whose JSON is damaged inside one log event (a lone surrogate escape, which CloudWatch can
+/// deliver and a strict parser refuses) loses that event only, kept as a reject row.
+#[test]
+fn a_log_event_damaged_at_the_batch_level_costs_only_itself() {
+    let good = lines("app/voice_metrics.log");
+    let mut messages = good.clone();
+    messages.insert(1, "PLACEHOLDER".into());
+    let text = serde_json::to_string(&batch(&messages)).unwrap().replace("PLACEHOLDER", r"caller said \ud83d then hung up");
+    let data = {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, gz.finish().unwrap())
+    };
+    let out = voicelake_shared::process_payload(&data, &Config::default(), NOW);
+    let whole = run("app/voice_metrics.log");
+    assert_eq!(out.turns.len(), whole.turns.len(), "every good line still makes its turn");
+    assert_eq!(out.stats.events_in, good.len() as u64 + 1);
+    assert_eq!(out.stats.rejected.get(&RejectReason::BadEventJson), Some(&1));
+    assert!(out.stats.is_balanced(), "{:?}", out.stats);
+    let reject = out.rejects.iter().find(|r| r.reason == "bad_event_json").unwrap();
+    assert_eq!(reject.event_id.as_deref(), Some(format!("{:056}", 2).as_str()));
+    assert_eq!(reject.event_time, CW_TS + 1);
+    assert_eq!((reject.stage.as_str(), reject.log_stream.as_deref()), ("message", Some("fixture/task-1")));
+    assert!(reject.raw_message.contains(r"\ud83d then hung up"), "{}", reject.raw_message);
+    voicelake_shared::invariants::check_invariants(&out, &Config::default(), NOW).unwrap();
+}

@@ -198,6 +198,27 @@ proptest! {
         check(&process_payload(&truncated, &Config::default(), NOW));
     }
 
+    /// Raw text spliced into one message's JSON, unescaped: whatever it breaks, nothing panics and
+    /// the counts balance; where the damage stays inside that event, the other events keep their
+    /// rows.
+    #[test]
+    fn damage_spliced_into_one_event_never_costs_more_than_the_batch(raw in r#"[a-z \\"{}\[\],:\x00-\x1f]{0,40}"#) {
+        let good = r#"{\"_event_type\": \"voice_metrics\", \"_session_id\": \"s1\", \"total_latency_ms\": 900}"#;
+        let text = serde_json::to_string(&batch(vec!["GOOD".into(), "PLACEHOLDER".into(), "GOOD".into()]))
+            .unwrap()
+            .replace("GOOD", good)
+            .replace("PLACEHOLDER", &raw);
+        let data = base64::engine::general_purpose::STANDARD.encode(gzip(text.as_bytes()));
+        let out = process_payload(&data, &Config::default(), NOW);
+        check(&out);
+        // Damage that stays inside its event (the split found one event in the reject) costs only
+        // that event; damage that closes it early merges it with the next, and both are kept raw.
+        let damaged: Vec<_> = out.rejects.iter().filter(|r| r.reason == "bad_event_json").collect();
+        if damaged.len() == 1 && damaged[0].raw_message.matches(r#""id":"#).count() == 1 {
+            prop_assert_eq!(out.turns.len(), 2, "{:?}", out.rejects);
+        }
+    }
+
     #[test]
     fn arbitrary_messages_never_panic(messages in prop::collection::vec(".{0,200}", 0..20)) {
         check(&process_batch(&batch(messages), &Config::default(), NOW));
