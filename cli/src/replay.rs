@@ -4,12 +4,16 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use rayon::prelude::*;
 use voicelake_shared::envelope::LogBatch;
 use voicelake_shared::lake::{self, LakeFile};
 use voicelake_shared::{BatchOutput, Config};
 
 use crate::input;
 use crate::report::{Report, ReportBuilder};
+
+/// Batches processed in parallel at a time: enough to keep every core busy.
+const PARALLEL_CHUNK: usize = 64;
 
 /// The rows and report of one replay, collected batch by batch and written to the lake in one go,
 /// so that each table and hour gets one Parquet file per replay.
@@ -27,15 +31,28 @@ impl LocalReplay {
         self.rows.rejects.extend(out.rejects);
     }
 
-    /// Reads a file in any of the replay's input forms and processes what it holds at `now`.
+    /// Reads a file in any of the replay's input forms and processes what it holds at `now`. The
+    /// batches go through the pipeline on every core (it is pure and each batch stands alone) and
+    /// are added in input order, so the result is the same as one after the other.
     pub fn add_file(&mut self, path: &Path, config: &Config, now: i64) -> Result<()> {
-        for unit in input::read(path, now)? {
-            self.add(match unit {
-                input::Unit::Payload(data) => voicelake_shared::process_payload(&data, config, now),
-                input::Unit::Batch(batch) => voicelake_shared::process_batch(&batch, config, now),
-            });
+        let mut units = input::read(path, now)?.into_iter();
+        loop {
+            // A chunk at a time, so that the outputs waiting to be added stay few.
+            let chunk: Vec<input::Unit> = units.by_ref().take(PARALLEL_CHUNK).collect();
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            let outputs: Vec<BatchOutput> = chunk
+                .into_par_iter()
+                .map(|unit| match unit {
+                    input::Unit::Payload(data) => voicelake_shared::process_payload(&data, config, now),
+                    input::Unit::Batch(batch) => voicelake_shared::process_batch(&batch, config, now),
+                })
+                .collect();
+            for out in outputs {
+                self.add(out);
+            }
         }
-        Ok(())
     }
 
     /// Every row replayed so far.
@@ -63,8 +80,8 @@ impl LocalReplay {
 pub fn replay_batches(batches: &[LogBatch], lake: &Path, config: &Config) -> Result<Report> {
     let now = voicelake_shared::timefmt::now_ms();
     let mut replay = LocalReplay::default();
-    for b in batches {
-        replay.add(voicelake_shared::process_batch(b, config, now));
+    for out in batches.par_iter().map(|b| voicelake_shared::process_batch(b, config, now)).collect::<Vec<_>>() {
+        replay.add(out);
     }
     replay.write_lake(lake, now)?;
     Ok(replay.report.finish(config))

@@ -3,6 +3,8 @@
 //!
 //! Baseline, measured in the same run: inflating the payload and parsing each message into a
 //! `serde_json::Value`, the least any JSON log handler does. Figures are quoted as a ratio to it.
+//! A second group compares the two ways rows become Arrow arrays: decoding their JSON, and the
+//! column builders the lake uses.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use voicelake_shared::envelope::{self, LogBatch};
@@ -44,6 +46,15 @@ fn bench(c: &mut Criterion) {
     group.bench_function("baseline_inflate_and_parse_values", |b| b.iter(|| baseline(std::hint::black_box(&data))));
     group.bench_function("pipeline_rows_datums_parquet", |b| b.iter(|| pure_path(std::hint::black_box(&data), &config, now)));
     group.finish();
+
+    // Where the rows become Arrow arrays: the column builders against decoding the rows' JSON.
+    let out = voicelake_shared::process_payload(&data, &config, now);
+    let mut arrays = c.benchmark_group("turns_to_arrow");
+    arrays.throughput(Throughput::Elements(out.turns.len() as u64));
+    arrays.sample_size(30);
+    arrays.bench_function("json_decoding", |b| b.iter(|| lake::record_batch_from_json(std::hint::black_box(&out.turns)).unwrap()));
+    arrays.bench_function("column_builders", |b| b.iter(|| lake::record_batch(std::hint::black_box(&out.turns)).unwrap()));
+    arrays.finish();
 }
 
 criterion_group!(benches, bench);

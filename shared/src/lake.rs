@@ -7,14 +7,17 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::RecordBatch;
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, ListBuilder, RecordBatch, StringArray, StringBuilder,
+    TimestampMillisecondArray,
+};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 
-use crate::rows::{RejectRow, SessionRow, TurnRow};
+use crate::rows::{LatencySource, RejectRow, SessionRow, TurnRow};
 use crate::timefmt::Partition;
 
 /// Partition keys of every table, in order. They are in the S3 path, not in the Parquet files.
@@ -53,12 +56,94 @@ impl Table {
 pub trait LakeRow: Serialize {
     const TABLE: Table;
     fn event_time(&self) -> i64;
+
+    /// The rows as the table's columns, built directly from the fields. `None` where a table is
+    /// built from its rows' JSON instead (the nested columns of `sessions`).
+    fn columns(_rows: &[&Self]) -> Option<Vec<ArrayRef>>
+    where
+        Self: Sized,
+    {
+        None
+    }
+}
+
+/// Column builders over borrowed rows: one call per column, in the schema's order.
+struct Columns<'r, R>(&'r [&'r R]);
+
+impl<R> Columns<'_, R> {
+    fn text(&self, get: impl Fn(&R) -> Option<&str>) -> ArrayRef {
+        Arc::new(StringArray::from_iter(self.0.iter().map(|r| get(r))))
+    }
+    fn float(&self, get: impl Fn(&R) -> Option<f64>) -> ArrayRef {
+        Arc::new(Float64Array::from_iter(self.0.iter().map(|r| get(r))))
+    }
+    fn int(&self, get: impl Fn(&R) -> Option<i64>) -> ArrayRef {
+        Arc::new(Int64Array::from_iter(self.0.iter().map(|r| get(r))))
+    }
+    fn flag(&self, get: impl Fn(&R) -> Option<bool>) -> ArrayRef {
+        Arc::new(BooleanArray::from_iter(self.0.iter().map(|r| get(r))))
+    }
+    fn time(&self, get: impl Fn(&R) -> i64) -> ArrayRef {
+        Arc::new(TimestampMillisecondArray::from_iter_values(self.0.iter().map(|r| get(r))).with_timezone("+00:00"))
+    }
+    fn texts(&self, get: impl Fn(&R) -> &[String]) -> ArrayRef {
+        let mut list = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new("element", DataType::Utf8, false)));
+        for r in self.0 {
+            for item in get(r) {
+                list.values().append_value(item);
+            }
+            list.append(true);
+        }
+        Arc::new(list.finish())
+    }
 }
 
 impl LakeRow for TurnRow {
     const TABLE: Table = Table::Turns;
     fn event_time(&self) -> i64 {
         self.event_time
+    }
+
+    fn columns(rows: &[&TurnRow]) -> Option<Vec<ArrayRef>> {
+        let c = Columns(rows);
+        Some(vec![
+            c.text(|r| Some(&r.event_id)),
+            c.time(|r| r.event_time),
+            c.text(|r| r.session_id.as_deref()),
+            c.text(|r| r.speech_id.as_deref()),
+            c.text(|r| Some(&r.agent_name)),
+            c.text(|r| r.agent_version.as_deref()),
+            c.text(|r| r.tenant_id.as_deref()),
+            c.text(|r| Some(&r.environment)),
+            c.float(|r| r.total_latency_ms),
+            c.text(|r| r.latency_source.map(LatencySource::as_str)),
+            c.flag(|r| Some(r.is_complete)),
+            c.flag(|r| r.over_target),
+            c.float(|r| r.eou_delay_ms),
+            c.float(|r| r.transcription_delay_ms),
+            c.float(|r| r.llm_ttft_ms),
+            c.float(|r| r.llm_duration_ms),
+            c.float(|r| r.tts_ttfb_ms),
+            c.float(|r| r.tts_duration_ms),
+            c.float(|r| r.tts_audio_duration_ms),
+            c.float(|r| r.stt_duration_ms),
+            c.float(|r| r.stt_audio_duration_ms),
+            c.int(|r| r.prompt_tokens),
+            c.int(|r| r.prompt_cached_tokens),
+            c.int(|r| r.completion_tokens),
+            c.int(|r| r.tts_characters),
+            c.text(|r| r.llm_provider.as_deref()),
+            c.text(|r| r.llm_model.as_deref()),
+            c.text(|r| r.tts_provider.as_deref()),
+            c.text(|r| r.tts_model.as_deref()),
+            c.text(|r| r.stt_provider.as_deref()),
+            c.text(|r| r.stt_model.as_deref()),
+            c.text(|r| Some(r.source_format.as_str())),
+            Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.component_events))),
+            c.texts(|r| &r.value_issues),
+            c.text(|r| Some(&r.log_group)),
+            c.text(|r| Some(&r.log_stream)),
+        ])
     }
 }
 
@@ -73,6 +158,23 @@ impl LakeRow for RejectRow {
     const TABLE: Table = Table::Rejects;
     fn event_time(&self) -> i64 {
         self.event_time
+    }
+
+    fn columns(rows: &[&RejectRow]) -> Option<Vec<ArrayRef>> {
+        let c = Columns(rows);
+        Some(vec![
+            c.text(|r| r.event_id.as_deref()),
+            c.time(|r| r.event_time),
+            c.text(|r| Some(&r.reason)),
+            c.text(|r| Some(&r.detail)),
+            c.text(|r| Some(&r.stage)),
+            c.text(|r| Some(&r.raw_message)),
+            c.int(|r| Some(r.raw_bytes)),
+            c.flag(|r| Some(r.raw_truncated)),
+            c.text(|r| Some(&r.environment)),
+            c.text(|r| r.log_group.as_deref()),
+            c.text(|r| r.log_stream.as_deref()),
+        ])
     }
 }
 
@@ -210,8 +312,21 @@ pub enum LakeError {
     Parquet { table: &'static str, source: parquet::errors::ParquetError },
 }
 
-/// Rows as an Arrow batch of their table.
+/// Rows as an Arrow batch of their table: built column by column where the row type does it
+/// ([`LakeRow::columns`]), else decoded from the rows' JSON.
 pub fn record_batch<R: LakeRow>(rows: &[R]) -> Result<RecordBatch, LakeError> {
+    let refs: Vec<&R> = rows.iter().collect();
+    match R::columns(&refs) {
+        Some(columns) => {
+            RecordBatch::try_new(R::TABLE.schema(), columns).map_err(|source| LakeError::Schema { table: R::TABLE.name(), source })
+        }
+        None => record_batch_from_json(rows),
+    }
+}
+
+/// Rows as an Arrow batch decoded from their JSON in strict mode: a field without its column is an
+/// error. The reference the column builders are tested against.
+pub fn record_batch_from_json<R: LakeRow>(rows: &[R]) -> Result<RecordBatch, LakeError> {
     let table = R::TABLE;
     let schema_err = |source| LakeError::Schema { table: table.name(), source };
     let mut decoder = arrow::json::ReaderBuilder::new(table.schema())
@@ -272,6 +387,11 @@ impl<R: LakeRow> LakeRow for &R {
     const TABLE: Table = R::TABLE;
     fn event_time(&self) -> i64 {
         (*self).event_time()
+    }
+
+    fn columns(rows: &[&&R]) -> Option<Vec<ArrayRef>> {
+        let rows: Vec<&R> = rows.iter().map(|r| **r).collect();
+        R::columns(&rows)
     }
 }
 

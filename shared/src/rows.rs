@@ -15,6 +15,15 @@ pub enum LatencySource {
     Computed,
 }
 
+impl LatencySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LatencySource::Reported => "reported",
+            LatencySource::Computed => "computed",
+        }
+    }
+}
+
 /// Which family of the contract a row came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
