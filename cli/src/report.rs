@@ -528,7 +528,7 @@ impl ReportBuilder {
     /// The evidence of a breach in `window`, as the replay holds it, diagnosed.
     fn diagnose(&self, spec: &AlarmSpec, window: Window) -> Diagnosis {
         let hour_before = Window { start_ms: window.start_ms - 3_600_000, end_ms: window.start_ms };
-        let baselines = vec![self.snapshot(spec, hour_before), self.snapshot(spec, window.earlier(86_400_000))];
+        let baselines = vec![self.snapshot(spec, hour_before), self.snapshot(spec, hour_before.earlier(86_400_000))];
         let mut by_session: BTreeMap<&str, Vec<&TurnPoint>> = BTreeMap::new();
         for t in self.turns.iter().filter(|t| window.contains(t.time)) {
             if let Some(s) = &t.session {

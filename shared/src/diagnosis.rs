@@ -122,7 +122,7 @@ pub struct RejectReason {
 pub struct Evidence<'a> {
     pub alarm: &'a AlarmSpec,
     pub breach: Snapshot,
-    /// Candidate baselines, preferred first: the hour before, then the same hour a day earlier
+    /// Candidate baselines, preferred first: the hour before, then that hour a day earlier
     /// (used when the hour before was also breaching).
     pub baselines: Vec<Snapshot>,
     /// Calls of the breach window, any order.
