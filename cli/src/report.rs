@@ -4,7 +4,7 @@
 //! values at or below it). CloudWatch estimates percentiles from the same values, so the two agree
 //! closely but not always to the millisecond.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -316,14 +316,10 @@ impl ReportBuilder {
         let complete = self.turns.len() as u64;
 
         let mut by_agent: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-        let mut by_session: HashMap<&str, Vec<&TurnPoint>> = HashMap::new();
         for t in &self.turns {
             by_agent.entry(&t.agent).or_default().push(t.latency);
-            if let Some(s) = &t.session {
-                by_session.entry(s).or_default().push(t);
-            }
         }
-        let mut slowest: Vec<SessionLatency> = by_session
+        let mut slowest: Vec<SessionLatency> = by_session(self.turns.iter())
             .into_iter()
             .map(|(session, turns)| {
                 let summary = Summary::of(turns.iter().map(|t| t.latency).collect());
@@ -426,13 +422,7 @@ impl ReportBuilder {
         let period = i64::from(spec.period_seconds) * 1000;
         let series = self.alarm_series(spec);
         let breaching: Vec<bool> = series.iter().map(|(_, v)| v.is_some_and(|v| spec.breaches(v))).collect();
-        let worst = series.iter().filter_map(|(t, v)| v.map(|v| (*t, v))).max_by(|a, b| {
-            let ord = a.1.total_cmp(&b.1);
-            match spec.comparison {
-                alarms::Comparison::GreaterThanThreshold => ord,
-                alarms::Comparison::LessThanThreshold => ord.reverse(),
-            }
-        });
+        let worst = worst_period(spec, &series, |_| true);
         let detail = worst.filter(|_| spec.metric == m::TURN_LATENCY.name).map(|(start, _)| {
             let in_period = |spec: MetricSpec| {
                 let v = self.buckets(spec, period, None).remove(&start).unwrap_or_default();
@@ -475,11 +465,10 @@ impl ReportBuilder {
     fn alarm_value(&self, spec: &AlarmSpec, window: Window, agent: Option<u32>) -> Option<f64> {
         let metric = m::ALL.iter().find(|x| x.name == spec.metric).copied()?;
         match spec.statistic {
-            Statistic::ToolSuccessPercent => {
-                let calls: f64 = self.in_window(m::TOOL_CALLS, window, agent).iter().sum();
-                let failures: f64 = self.in_window(m::TOOL_CALL_FAILURES, window, agent).iter().sum();
-                (calls > 0.0).then(|| 100.0 * (1.0 - failures / calls))
-            }
+            Statistic::ToolSuccessPercent => success_percent(
+                self.in_window(m::TOOL_CALLS, window, agent).iter().sum(),
+                self.in_window(m::TOOL_CALL_FAILURES, window, agent).iter().sum(),
+            ),
             Statistic::P95 => statistic(Stat::P95, self.in_window(metric, window, agent)),
             Statistic::Average => statistic(Stat::Average, self.in_window(metric, window, agent)),
             Statistic::Sum => statistic(Stat::Sum, self.in_window(metric, window, agent)),
@@ -488,22 +477,7 @@ impl ReportBuilder {
 
     /// The alarm's statistic of the worst of the periods in `window`.
     fn worst_period_value(&self, spec: &AlarmSpec, window: Window) -> Option<f64> {
-        let period = i64::from(spec.period_seconds) * 1000;
-        let mut worst: Option<f64> = None;
-        let mut start = window.start_ms.div_euclid(period) * period;
-        while start < window.end_ms {
-            if let Some(v) = self.alarm_value(spec, Window { start_ms: start, end_ms: start + period }, None) {
-                let worse = worst.is_none_or(|w| match spec.comparison {
-                    alarms::Comparison::GreaterThanThreshold => v > w,
-                    alarms::Comparison::LessThanThreshold => v < w,
-                });
-                if worse {
-                    worst = Some(v);
-                }
-            }
-            start += period;
-        }
-        worst
+        worst_period(spec, &self.alarm_series(spec), |start| window.contains(start)).map(|(_, v)| v)
     }
 
     fn snapshot(&self, spec: &AlarmSpec, window: Window) -> Snapshot {
@@ -529,13 +503,7 @@ impl ReportBuilder {
     fn diagnose(&self, spec: &AlarmSpec, window: Window) -> Diagnosis {
         let hour_before = Window { start_ms: window.start_ms - 3_600_000, end_ms: window.start_ms };
         let baselines = vec![self.snapshot(spec, hour_before), self.snapshot(spec, hour_before.earlier(86_400_000))];
-        let mut by_session: BTreeMap<&str, Vec<&TurnPoint>> = BTreeMap::new();
-        for t in self.turns.iter().filter(|t| window.contains(t.time)) {
-            if let Some(s) = &t.session {
-                by_session.entry(s).or_default().push(t);
-            }
-        }
-        let mut calls: BTreeMap<String, Call> = by_session
+        let mut calls: BTreeMap<String, Call> = by_session(self.turns.iter().filter(|t| window.contains(t.time)))
             .into_iter()
             .map(|(session, turns)| {
                 let call = Call {
@@ -700,14 +668,28 @@ fn statistic(stat: Stat, mut values: Vec<f64>) -> Option<f64> {
 
 /// `100 × (1 − failures / calls)` per period, where there were calls: the tool alarm's metric math.
 fn tool_success(calls: &BTreeMap<i64, Vec<f64>>, failures: &BTreeMap<i64, Vec<f64>>) -> BTreeMap<i64, Option<f64>> {
+    calls.iter().map(|(t, c)| (*t, success_percent(c.iter().sum(), failures.get(t).map_or(0.0, |f| f.iter().sum())))).collect()
+}
+
+/// Tool success as the alarm's metric math computes it: `100 × (1 − failures / calls)`.
+fn success_percent(calls: f64, failures: f64) -> Option<f64> {
+    (calls > 0.0).then(|| 100.0 * (1.0 - failures / calls))
+}
+
+/// The worst `(period start, value)` of an alarm series among the periods `keep` admits.
+fn worst_period(spec: &AlarmSpec, series: &[(i64, Option<f64>)], keep: impl Fn(i64) -> bool) -> Option<(i64, f64)> {
+    series.iter().filter(|(t, _)| keep(*t)).filter_map(|(t, v)| v.map(|v| (*t, v))).max_by(|a, b| spec.cmp_badness(a.1, b.1))
+}
+
+/// Turns grouped by call, in session id order.
+fn by_session<'t>(turns: impl Iterator<Item = &'t TurnPoint>) -> BTreeMap<&'t str, Vec<&'t TurnPoint>> {
+    let mut calls: BTreeMap<&str, Vec<&TurnPoint>> = BTreeMap::new();
+    for t in turns {
+        if let Some(s) = &t.session {
+            calls.entry(s).or_default().push(t);
+        }
+    }
     calls
-        .iter()
-        .map(|(t, c)| {
-            let calls: f64 = c.iter().sum();
-            let failed: f64 = failures.get(t).map_or(0.0, |f| f.iter().sum());
-            (*t, (calls > 0.0).then(|| 100.0 * (1.0 - failed / calls)))
-        })
-        .collect()
 }
 
 /// The dashboard's views over a replay: what the local report page draws.

@@ -117,6 +117,15 @@ pub const DEFAULTS: [AlarmSpec; 6] = [
 ];
 
 impl AlarmSpec {
+    /// Orders two values of the alarm's statistic so that the worse one is the greater: the higher
+    /// for a `GreaterThanThreshold` alarm, the lower for a `LessThanThreshold` one.
+    pub fn cmp_badness(&self, a: f64, b: f64) -> std::cmp::Ordering {
+        match self.comparison {
+            Comparison::GreaterThanThreshold => a.total_cmp(&b),
+            Comparison::LessThanThreshold => b.total_cmp(&a),
+        }
+    }
+
     pub fn breaches(&self, value: f64) -> bool {
         match self.comparison {
             Comparison::GreaterThanThreshold => value > self.threshold,

@@ -263,10 +263,7 @@ fn hhmm(ms: i64) -> String {
 /// The agent whose own alarm statistic breached most, for alarms that are not about one component.
 fn worst_agent<'a>(alarm: &AlarmSpec, breach: &'a Snapshot) -> Option<&'a str> {
     let mut agents: Vec<(&str, f64)> = breach.agents.iter().filter_map(|(a, s)| s.value.map(|v| (a.as_str(), v))).collect();
-    agents.sort_by(|a, b| {
-        let ord = b.1.total_cmp(&a.1);
-        (if alarm.comparison == Comparison::LessThanThreshold { ord.reverse() } else { ord }).then_with(|| a.0.cmp(b.0))
-    });
+    agents.sort_by(|a, b| alarm.cmp_badness(b.1, a.1).then_with(|| a.0.cmp(b.0)));
     agents.first().map(|(a, _)| *a)
 }
 

@@ -13,6 +13,7 @@ use regex::Regex;
 use sha2::{Digest, Sha256};
 
 use crate::batch::BatchOutput;
+use crate::rows::RejectRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PiiMode {
@@ -90,11 +91,7 @@ pub(crate) fn scrub_batch(out: &mut BatchOutput, mode: PiiMode) {
     if mode == PiiMode::Keep {
         return;
     }
-    let fix = |s: &mut String| {
-        if let Cow::Owned(clean) = scrub(s, mode) {
-            *s = clean;
-        }
-    };
+    let fix = |s: &mut String| scrub_in_place(s, mode);
     for t in &mut out.turns {
         t.session_id.as_mut().map(fix);
     }
@@ -104,8 +101,19 @@ pub(crate) fn scrub_batch(out: &mut BatchOutput, mode: PiiMode) {
         s.tool_calls.iter_mut().filter_map(|c| c.error.as_mut()).for_each(fix);
     }
     for r in &mut out.rejects {
-        fix(&mut r.raw_message);
-        fix(&mut r.detail);
+        scrub_reject(r, mode);
+    }
+}
+
+/// Applies the personal-data policy to a reject row's raw input and detail.
+pub(crate) fn scrub_reject(reject: &mut RejectRow, mode: PiiMode) {
+    scrub_in_place(&mut reject.raw_message, mode);
+    scrub_in_place(&mut reject.detail, mode);
+}
+
+fn scrub_in_place(text: &mut String, mode: PiiMode) {
+    if let Cow::Owned(clean) = scrub(text, mode) {
+        *text = clean;
     }
 }
 

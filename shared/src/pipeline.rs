@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::envelope::{self, LogBatch, MessageType};
 use crate::extract::{self, Extracted};
 use crate::normalize::{self, Observation, Origin};
-use crate::pii::scrub_batch;
+use crate::pii::{scrub_batch, scrub_reject};
 use crate::reasons::RejectReason;
 use crate::rows::{RAW_LIMIT_BYTES, RejectRow, truncate_utf8};
 
@@ -54,7 +54,6 @@ fn reject_damaged(out: &mut BatchOutput, batch: &LogBatch, damaged: &[envelope::
     if damaged.is_empty() {
         return;
     }
-    let mut rows = Vec::with_capacity(damaged.len());
     for event in damaged {
         out.stats.events_in += 1;
         *out.stats.rejected.entry(RejectReason::BadEventJson).or_default() += 1;
@@ -64,11 +63,12 @@ fn reject_damaged(out: &mut BatchOutput, batch: &LogBatch, damaged: &[envelope::
         }
         let detail = format!("the log event is not valid JSON: {}", event.error);
         let (group, stream) = (Some(batch.log_group.as_str()), Some(batch.log_stream.as_str()));
-        rows.push(reject_row(event.id.as_deref(), time, RejectReason::BadEventJson, detail, "message", &event.raw, config, group, stream));
+        let mut row =
+            reject_row(event.id.as_deref(), time, RejectReason::BadEventJson, detail, "message", &event.raw, config, group, stream);
+        // The batch's own rows are scrubbed already; this one joins them after.
+        scrub_reject(&mut row, config.pii);
+        out.rejects.push(row);
     }
-    let mut scrubbed = BatchOutput { rejects: rows, ..BatchOutput::default() };
-    scrub_batch(&mut scrubbed, config.pii);
-    out.rejects.extend(scrubbed.rejects);
 }
 
 #[allow(clippy::too_many_arguments)]
