@@ -28,6 +28,26 @@ pub enum Command {
     /// The ingest function's on-failure queue: batches it could not deliver after Lambda's retries.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// The notify function: alarm notifications to Slack, a webhook and email.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+#[derive(Subcommand)]
+pub enum NotifyCommand {
+    /// Send a sample turn-latency notification through the deployed notify function, to every
+    /// channel it is configured with. Uses the standard AWS settings (AWS_PROFILE, AWS_REGION…).
+    Test(NotifyTestArgs),
+}
+
+#[derive(clap::Args)]
+pub struct NotifyTestArgs {
+    /// The stack's name: the function is STACK-notify.
+    #[arg(long, required_unless_present = "function")]
+    pub stack: Option<String>,
+    /// The notify function's name or ARN instead (the stack output NotifyFunctionArn).
+    #[arg(long)]
+    pub function: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -5,6 +5,7 @@ pub mod args;
 pub mod dlq;
 pub mod html;
 pub mod input;
+pub mod notify;
 pub mod queries;
 pub mod replay;
 pub mod report;

@@ -4,7 +4,9 @@ use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use voicelake_cli::args::{Cli, Command, DemoArgs, DlqCommand, DlqReplayArgs, Format, GenerateArgs, QueriesCommand, ReplayArgs};
+use voicelake_cli::args::{
+    Cli, Command, DemoArgs, DlqCommand, DlqReplayArgs, Format, GenerateArgs, NotifyCommand, NotifyTestArgs, QueriesCommand, ReplayArgs,
+};
 use voicelake_cli::queries;
 use voicelake_cli::replay::LocalReplay;
 use voicelake_shared::Config;
@@ -18,6 +20,7 @@ fn main() -> Result<()> {
         Command::Generate(args) => generate(args),
         Command::Queries(QueriesCommand::Check(args)) => queries::check(args),
         Command::Dlq(DlqCommand::Replay(args)) => dlq_replay(args),
+        Command::Notify(NotifyCommand::Test(args)) => notify_test(args),
         Command::Demo(DemoArgs { dir, calls, seed }) => {
             let traffic = dir.join("traffic.jsonl");
             generate(GenerateArgs { calls, seed, out: traffic.clone(), start: None, clean: false })?;
@@ -59,6 +62,24 @@ fn dlq_replay(args: DlqReplayArgs) -> Result<()> {
     if !summary.is_clean() {
         bail!("{} of {} messages were not replayed", summary.failed.len() + summary.unreadable.len(), summary.received);
     }
+    Ok(())
+}
+
+fn notify_test(args: NotifyTestArgs) -> Result<()> {
+    let function = match (&args.function, &args.stack) {
+        (Some(f), _) => f.clone(),
+        (None, Some(stack)) => format!("{stack}-notify"),
+        (None, None) => bail!("give --stack or --function"),
+    };
+    let stack = args.stack.clone().unwrap_or_else(|| "voicelake".into());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let answer = runtime
+        .block_on(async {
+            let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            voicelake_cli::notify::send_test(&aws, &function, &stack, now_ms()).await
+        })
+        .map_err(|e| anyhow::anyhow!("{function} could not deliver the test notification: {e}"))?;
+    println!("{function} delivered the test notification: {answer}");
     Ok(())
 }
 

@@ -744,11 +744,7 @@ fn dominant_component(turns: &[&TurnPoint]) -> Option<&'static str> {
         let v: Vec<f64> = turns.iter().filter_map(|t| f(t)).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
-    [("eou_delay", mean(|t| t.eou)), ("llm_ttft", mean(|t| t.ttft)), ("tts_ttfb", mean(|t| t.ttfb))]
-        .into_iter()
-        .filter_map(|(n, v)| v.map(|v| (n, v)))
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(n, _)| n)
+    voicelake_shared::diagnosis::dominant_component(mean(|t| t.eou), mean(|t| t.ttft), mean(|t| t.ttfb))
 }
 
 fn round2(v: f64) -> f64 {

@@ -134,6 +134,59 @@ impl AlarmSpec {
     }
 }
 
+/// The Lambda event of a test notification: SNS delivering the turn-latency alarm of `stack` in
+/// ALARM at `now_ms`, marked with the `voicelake-test` message attribute so that the notify
+/// function says it is a test. `voicelake notify test` sends it through the deployed function.
+pub fn sample_alarm_event(stack: &str, region: &str, account: &str, now_ms: i64) -> serde_json::Value {
+    let spec = &DEFAULTS[0];
+    let alarm = format!("{stack}-turn-latency-p95");
+    let at = crate::timefmt::utc(now_ms).format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
+    let message = serde_json::json!({
+        "AlarmName": alarm,
+        "AlarmDescription": format!("A test notification from `voicelake notify test`: {}", spec.description),
+        "AWSAccountId": account,
+        "NewStateValue": "ALARM",
+        "NewStateReason": "Test notification: no alarm changed state.",
+        "StateChangeTime": at,
+        "Region": region,
+        "AlarmArn": format!("arn:aws:cloudwatch:{region}:{account}:alarm:{alarm}"),
+        "OldStateValue": "OK",
+        "Trigger": {
+            "MetricName": spec.metric,
+            "Namespace": "VoiceLake",
+            "StatisticType": "ExtendedStatistic",
+            "ExtendedStatistic": "p95",
+            "Unit": "Milliseconds",
+            "Dimensions": [],
+            "Period": spec.period_seconds,
+            "EvaluationPeriods": spec.evaluation_periods,
+            "DatapointsToAlarm": spec.datapoints_to_alarm,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": spec.threshold,
+            "TreatMissingData": "notBreaching",
+            "EvaluateLowSampleCountPercentile": "evaluate"
+        }
+    });
+    serde_json::json!({"Records": [{
+        "EventSource": "aws:sns",
+        "EventVersion": "1.0",
+        "EventSubscriptionArn": format!("arn:aws:sns:{region}:{account}:{stack}-test"),
+        "Sns": {
+            "Type": "Notification",
+            "MessageId": format!("voicelake-test-{now_ms}"),
+            "TopicArn": format!("arn:aws:sns:{region}:{account}:{stack}-test"),
+            "Subject": format!("ALARM: \"{alarm}\" (test)"),
+            "Message": message.to_string(),
+            "Timestamp": crate::timefmt::iso(now_ms),
+            "SignatureVersion": "1",
+            "Signature": "",
+            "SigningCertUrl": "",
+            "UnsubscribeUrl": "",
+            "MessageAttributes": {"voicelake-test": {"Type": "String", "Value": "true"}}
+        }
+    }]})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

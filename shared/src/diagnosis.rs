@@ -386,6 +386,16 @@ pub fn diagnose(e: &Evidence) -> Diagnosis {
     d
 }
 
+/// The component with the largest mean of a call's turns: end-of-utterance delay, LLM time to
+/// first token or TTS time to first byte (transcription happens inside the EOU delay).
+pub fn dominant_component(eou_mean: Option<f64>, ttft_mean: Option<f64>, ttfb_mean: Option<f64>) -> Option<&'static str> {
+    [("eou_delay", eou_mean), ("llm_ttft", ttft_mean), ("tts_ttfb", ttfb_mean)]
+        .into_iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(n, _)| n)
+}
+
 /// A component's name in a sentence.
 pub fn label(component: &str) -> &'static str {
     match component {

@@ -7,27 +7,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use voicelake_e2e::{
-    CloudWatchRecorder, Emulator, FAKE_ENV, FUNCTION_ARN, Lake, Moto, cargo_lambda, create_queue, free_port, function_env, repo_root,
-};
+use voicelake_e2e::{CloudWatchRecorder, Emulator, FAKE_ENV, FUNCTION_ARN, Lake, Moto, create_queue, function_env, repo_root};
 use voicelake_shared::envelope;
 use voicelake_synth::{self as synth, SynthOptions};
 
 fn invoke(emulator: &Emulator, event: &Value, dir: &Path, log: &Path) -> Value {
-    let file = dir.join(format!("event-{}.json", free_port()));
-    std::fs::write(&file, serde_json::to_vec_pretty(event).unwrap()).unwrap();
-    let out = cargo_lambda()
-        .args(["invoke", "ingest", "--data-file", file.to_str().unwrap(), "--output-format", "json"])
-        .args(["--invoke-address", "127.0.0.1", "--invoke-port", &emulator.port.to_string()])
-        .output()
-        .expect("cargo lambda invoke runs");
-    assert!(
-        out.status.success(),
-        "invoke failed: {}\n--- emulator log ---\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    emulator.invoke("ingest", event, dir, log)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -304,7 +304,16 @@ fn statements(t: &Value) -> Vec<(String, String, Value)> {
                     let key = k.as_str().unwrap_or_default();
                     if key == "Statement" {
                         for s in child.as_sequence().into_iter().flatten() {
-                            out.push((id.to_owned(), property.to_owned(), s.clone()));
+                            // A conditional statement (`!If [cond, statement, !Ref AWS::NoValue]`) is
+                            // checked in each branch that is a statement.
+                            match tagged(s) {
+                                (tag, Value::Sequence(branches)) if tag == "If" => {
+                                    for b in branches.iter().skip(1).filter(|b| b.is_mapping()) {
+                                        out.push((id.to_owned(), property.to_owned(), b.clone()));
+                                    }
+                                }
+                                _ => out.push((id.to_owned(), property.to_owned(), s.clone())),
+                            }
                         }
                     } else {
                         let property = if key.ends_with("PolicyDocument") || key == "KeyPolicy" { key } else { property };
@@ -330,11 +339,40 @@ fn strings(v: &Value) -> Vec<&Value> {
     }
 }
 
+/// What a user names for the stack to use, rather than the stack creating it, each with what it is.
+const USER_NAMED: [(&str, &str); 3] = [
+    ("LogGroupName", "one of the agents' log groups (Fn::ForEach over AgentLogGroupNames)"),
+    ("SlackWebhookParameter", "the SSM parameter (or Secrets Manager reference) holding the Slack URL"),
+    ("WebhookUrlParameter", "the SSM parameter (or Secrets Manager reference) holding the webhook URL"),
+];
+
+/// Every `!Ref` name under `v`.
+fn refs(v: &Value) -> Vec<&str> {
+    let mut out: Vec<&str> = ref_name(v).into_iter().collect();
+    match tagged(v).1 {
+        Value::Mapping(m) => m.values().for_each(|c| out.extend(refs(c))),
+        Value::Sequence(s) => s.iter().for_each(|c| out.extend(refs(c))),
+        _ => {}
+    }
+    out
+}
+
 /// Whether `resource` names one of the stack's own resources: `!Ref X`, `!GetAtt X.Arn`, or a
-/// `!Sub` whose text uses `${X…}` for a resource X of the template.
+/// `!Sub` whose text uses `${X…}` for a resource X of the template, or one the user named for
+/// the stack to use ([`USER_NAMED`]), directly or through a variable of the `!Sub`.
 fn is_own(t: &Value, resource: &Value) -> bool {
     let ids: BTreeSet<&str> = resources(t).keys().filter_map(Value::as_str).collect();
+    let user_named = |n: &str| USER_NAMED.iter().any(|(p, _)| *p == n);
     match tagged(resource) {
+        (tag, Value::Sequence(parts)) if tag == "Sub" => {
+            let text = parts.first().and_then(Value::as_str).unwrap_or_default();
+            let vars = parts.get(1).and_then(Value::as_mapping);
+            text.split("${").skip(1).filter_map(|p| p.split(['}', '.']).next()).any(|n| {
+                ids.contains(n)
+                    || user_named(n)
+                    || vars.and_then(|v| v.get(n)).is_some_and(|v| refs(v).iter().any(|r| ids.contains(r) || user_named(r)))
+            })
+        }
         (tag, v) if tag == "Ref" => v.as_str().is_some_and(|n| ids.contains(n)),
         (tag, v) if tag == "GetAtt" => v.as_str().and_then(|s| s.split('.').next()).is_some_and(|n| ids.contains(n)),
         (tag, v) if tag == "Sub" => {
@@ -344,7 +382,7 @@ fn is_own(t: &Value, resource: &Value) -> bool {
             if text == GLUE_CATALOG {
                 return true;
             }
-            text.split("${").skip(1).filter_map(|p| p.split(['}', '.']).next()).any(|n| ids.contains(n))
+            text.split("${").skip(1).filter_map(|p| p.split(['}', '.']).next()).any(|n| ids.contains(n) || user_named(n))
         }
         _ => false,
     }
@@ -353,9 +391,11 @@ fn is_own(t: &Value, resource: &Value) -> bool {
 const GLUE_CATALOG: &str = "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:catalog";
 
 /// Where `"*"` as a resource is the only possible scope, each with the reason.
-const STAR_RESOURCE_ALLOWED: [(&str, &str, &str); 2] = [
+const STAR_RESOURCE_ALLOWED: [(&str, &str, &str); 4] = [
     ("IngestRole", "Metrics", "PutMetricData has no resource-level permission; a condition limits it to the stack's namespace"),
     ("QuerySyncRole", "InsightsQueries", "Logs query definitions have no resource-level permission"),
+    ("NotifyRole", "MetricSeries", "GetMetricData and ListMetrics have no resource-level permission; they only read"),
+    ("NotifyRole", "QueryResults", "a Logs Insights query id is not a resource: GetQueryResults and StopQuery cannot be scoped"),
 ];
 
 #[test]
@@ -514,4 +554,59 @@ fn the_dashboard_is_the_views_list_the_local_page_draws() {
         "template.yaml's DashboardBody differs from shared/src/views.rs; its body should read:\n{}",
         voicelake_shared::views::dashboard_body_text()
     );
+}
+
+#[test]
+fn the_notify_function_gets_every_variable_it_reads_and_hears_every_alarm() {
+    let t = template();
+    let function = &resource(&t, "NotifyFunction");
+    assert_eq!(function["Metadata"]["BuildProperties"]["Binary"].as_str(), Some("notify"));
+    let props = &function["Properties"];
+    let vars = props["Environment"]["Variables"].as_mapping().unwrap();
+    let names: BTreeSet<&str> = vars.keys().filter_map(Value::as_str).collect();
+    assert_eq!(names, voicelake_notify::config::VARIABLES.iter().copied().collect::<BTreeSet<_>>());
+    assert_eq!(ref_name(&vars["VOICELAKE_NOTIFICATION_TOPIC"]), Some("NotificationTopic"));
+    assert_eq!(ref_name(&vars["VOICELAKE_INGEST_LOG_GROUP"]), Some("IngestLogGroup"));
+    // `voicelake notify test --stack NAME` invokes NAME-notify.
+    assert_eq!(text(tagged(&props["FunctionName"]).1), "${AWS::StackName}-notify");
+
+    // Subscribed to every topic an alarm notifies, except the one it writes to.
+    let topics: BTreeSet<&str> =
+        props["Events"].as_mapping().unwrap().values().filter_map(|e| ref_name(&e["Properties"]["Topic"])).collect();
+    assert_eq!(topics, BTreeSet::from(["AlarmTopic", "PagingTopic"]));
+
+    // It may read the history of every alarm that reaches it.
+    let history = statements(&t)
+        .into_iter()
+        .find(|(id, _, s)| id == "NotifyRole" && s["Sid"] == "AlarmHistory")
+        .expect("the AlarmHistory statement")
+        .2;
+    let readable: BTreeSet<String> =
+        strings(&history["Resource"]).iter().filter_map(|r| text(tagged(r).1).strip_suffix(".Arn").map(str::to_owned)).collect();
+    let mut notifying = BTreeSet::new();
+    for (id, r) in resources(&t) {
+        let kind = r["Type"].as_str().unwrap_or_default();
+        if !kind.starts_with("AWS::CloudWatch::") || !kind.ends_with("Alarm") {
+            continue;
+        }
+        let actions = &r["Properties"]["AlarmActions"];
+        let to_topics: Vec<&str> = strings(actions).iter().filter_map(|a| ref_name(a)).collect();
+        if to_topics.iter().any(|t| topics.contains(t)) {
+            notifying.insert(id.as_str().unwrap().to_owned());
+        }
+        // Its own failure alarm must not go through it.
+        if id.as_str() == Some("NotifyFailuresAlarm") {
+            assert_eq!(to_topics, ["NotificationTopic"]);
+        }
+    }
+    assert_eq!(readable, notifying, "DescribeAlarmHistory is granted on exactly the alarms that notify the function");
+
+    let invoke = &props["EventInvokeConfig"];
+    assert_eq!(invoke["MaximumRetryAttempts"].as_u64(), Some(2));
+    assert_eq!(text(tagged(&invoke["DestinationConfig"]["OnFailure"]["Destination"]).1), "NotifyFailureQueue.Arn");
+    let alarm = &resource(&t, "NotifyFailuresAlarm")["Properties"];
+    assert_eq!(text(tagged(&alarm["Dimensions"][0]["Value"]).1), "NotifyFailureQueue.QueueName");
+    for p in ["SlackWebhookParameter", "WebhookUrlParameter", "FlappingCooldownSeconds"] {
+        assert!(t["Parameters"].get(p).is_some(), "{p}");
+    }
 }

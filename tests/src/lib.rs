@@ -437,9 +437,14 @@ impl Emulator {
     /// `cargo lambda watch` running the `ingest` function with `env`, its output in `log`; ready when
     /// it listens.
     pub fn watch(env: &[(&str, String)], log: &Path, release: bool) -> Emulator {
+        Self::watch_function("voicelake-ingest", "ingest", env, log, release)
+    }
+
+    /// `cargo lambda watch` running binary `bin` of `package`.
+    pub fn watch_function(package: &str, bin: &str, env: &[(&str, String)], log: &Path, release: bool) -> Emulator {
         let port = free_port();
         let mut cmd = cargo_lambda();
-        cmd.args(["watch", "--ignore-changes", "--package", "voicelake-ingest", "--bin", "ingest"]);
+        cmd.args(["watch", "--ignore-changes", "--package", package, "--bin", bin]);
         if release {
             cmd.arg("--release");
         }
@@ -457,6 +462,24 @@ impl Emulator {
             std::thread::sleep(Duration::from_millis(100));
         }
         emulator
+    }
+
+    /// `cargo lambda invoke FUNCTION --data-file` with `event`: the function's answer.
+    pub fn invoke(&self, function: &str, event: &Value, dir: &Path, log: &Path) -> Value {
+        let file = dir.join(format!("event-{}.json", free_port()));
+        std::fs::write(&file, serde_json::to_vec_pretty(event).unwrap()).unwrap();
+        let out = cargo_lambda()
+            .args(["invoke", function, "--data-file", file.to_str().unwrap(), "--output-format", "json"])
+            .args(["--invoke-address", "127.0.0.1", "--invoke-port", &self.port.to_string()])
+            .output()
+            .expect("cargo lambda invoke runs");
+        assert!(
+            out.status.success(),
+            "invoke failed: {}\n--- emulator log ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
     }
 
     /// The Lambda API endpoint of the emulator (`AWS_ENDPOINT_URL_LAMBDA`).

@@ -1,0 +1,490 @@
+//! The notify function: an alarm's state change in, a diagnosed notification out to Slack, a
+//! webhook and an SNS topic for email and SMS.
+//!
+//! Per SNS record: parse the alarm message, read its history (flapping, how long it lasted), for
+//! ALARM gather the evidence within a time budget (GetMetricData, Logs Insights) and diagnose it
+//! with the same code as the local report, then deliver to every channel with retries. A delivery
+//! that still fails fails the invocation: Lambda retries it, then keeps it in the failure queue.
+
+pub mod aws;
+pub mod config;
+pub mod enrich;
+pub mod history;
+pub mod message;
+pub mod render;
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_lambda_events::event::sns::{SnsEvent, SnsRecord};
+use serde_json::Value;
+use tokio::time::Instant;
+use voicelake_shared::alarms::{AlarmSpec, Statistic};
+use voicelake_shared::diagnosis::{self, Diagnosis, Evidence, Snapshot, Window};
+use voicelake_shared::metrics::m;
+use voicelake_shared::timefmt;
+
+use crate::aws::{CallError, Insights, Metrics, QueryState, Secrets, Topic};
+use crate::config::NotifyConfig;
+use crate::enrich::{MetricPlan, Row};
+use crate::history::{Pace, Transition};
+use crate::message::{AlarmMessage, State, Trigger};
+use crate::render::{Flapping, Links, Notification};
+
+/// The saved queries a notification runs, compiled in from `queries/` (query-sync deploys the same files).
+pub mod queries {
+    pub const WORST_CALLS: &str = include_str!("../../../queries/insights/worst-calls.logsinsights");
+    pub const TOOL_FAILURES: &str = include_str!("../../../queries/insights/tool-failures.logsinsights");
+    pub const REJECTS_BY_REASON: &str = include_str!("../../../queries/insights/rejects-by-reason.logsinsights");
+    pub const INGEST_ERRORS: &str = include_str!("../../../queries/insights/ingest-errors.logsinsights");
+    pub const COST_PER_DAY: &str = include_str!("../../../queries/insights/cost-per-day.logsinsights");
+}
+
+/// The SNS message attribute `voicelake notify test` sets on its sample.
+pub const TEST_ATTRIBUTE: &str = "voicelake-test";
+
+const POLL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("delivery failed on {}: {}", .failed.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", "), .failed.iter().map(|(c, e)| format!("{c}: {e}")).collect::<Vec<_>>().join("; "))]
+    Delivery { failed: Vec<(&'static str, String)> },
+    #[error("no channel is configured: set the Slack or webhook parameter, or the notification topic")]
+    NoChannel,
+}
+
+/// What one record came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Delivered {
+        channels: Vec<&'static str>,
+        notification: Box<Notification>,
+    },
+    /// Flapping, already reported within the cooldown.
+    Held,
+}
+
+/// What an invocation answers: per record, the channels it reached and what it could not gather.
+pub fn summary(outcomes: &[Outcome]) -> Value {
+    Value::Array(
+        outcomes
+            .iter()
+            .map(|o| match o {
+                Outcome::Delivered { channels, notification } => serde_json::json!({
+                    "alarm": notification.alarm,
+                    "state": notification.state,
+                    "delivered": channels,
+                    "missing": notification.missing,
+                }),
+                Outcome::Held => serde_json::json!({"held": true}),
+            })
+            .collect(),
+    )
+}
+
+pub struct Notify<M, I, S, T> {
+    pub config: NotifyConfig,
+    metrics: M,
+    insights: I,
+    secrets: S,
+    topic: T,
+    http: reqwest::Client,
+}
+
+/// Runs `fut` until `deadline`; what fails or is late is named in `missing`.
+async fn within<T>(deadline: Instant, what: &str, fut: impl Future<Output = Result<T, CallError>>, missing: &mut Vec<String>) -> Option<T> {
+    match tokio::time::timeout_at(deadline, fut).await {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            tracing::warn!(what, error = %e, "enrichment call failed; the notification goes out without it");
+            missing.push(format!("{what} ({e})"));
+            None
+        }
+        Err(_) => {
+            tracing::warn!(what, "enrichment ran out of time; the notification goes out without it");
+            missing.push(format!("{what} (no answer within the enrichment budget)"));
+            None
+        }
+    }
+}
+
+/// What a latency, tool, reject or pipeline alarm is explained by in the logs.
+struct LogQuery {
+    what: &'static str,
+    text: &'static str,
+    on_ingest: bool,
+}
+
+fn log_query(spec: Option<&AlarmSpec>) -> LogQuery {
+    match spec {
+        Some(s) if s.statistic == Statistic::ToolSuccessPercent => {
+            LogQuery { what: "failing tools (Logs Insights)", text: queries::TOOL_FAILURES, on_ingest: false }
+        }
+        Some(s) if s.metric == m::EVENTS_REJECTED.name => {
+            LogQuery { what: "reject reasons (Logs Insights)", text: queries::REJECTS_BY_REASON, on_ingest: true }
+        }
+        Some(s) if s.metric == m::CALL_COST.name => {
+            LogQuery { what: "cost by day (Logs Insights)", text: queries::COST_PER_DAY, on_ingest: false }
+        }
+        Some(_) => LogQuery { what: "worst calls (Logs Insights)", text: queries::WORST_CALLS, on_ingest: false },
+        None => LogQuery { what: "the ingest function's errors (Logs Insights)", text: queries::INGEST_ERRORS, on_ingest: true },
+    }
+}
+
+/// The alarm being explained: the message's own, or for a composite alarm its child that fired.
+struct Subject {
+    name: String,
+    trigger: Option<Trigger>,
+    changed_ms: i64,
+    reason_values: Vec<f64>,
+}
+
+impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
+    pub fn new(config: NotifyConfig, metrics: M, insights: I, secrets: S, topic: T) -> Self {
+        let http = reqwest::Client::builder().timeout(config.http_timeout).build().expect("an HTTP client builds");
+        Notify { config, metrics, insights, secrets, topic, http }
+    }
+
+    /// Every record of an SNS event. One that cannot be delivered fails the invocation after the
+    /// others are done.
+    pub async fn handle(&self, event: &SnsEvent, deadline: Instant) -> Result<Vec<Outcome>, NotifyError> {
+        if !self.config.has_channel() {
+            return Err(NotifyError::NoChannel);
+        }
+        let mut outcomes = Vec::new();
+        let mut failed = Vec::new();
+        for record in &event.records {
+            match self.record(record, deadline).await {
+                Ok(o) => outcomes.push(o),
+                Err(NotifyError::Delivery { failed: f }) => failed.extend(f),
+                Err(e) => return Err(e),
+            }
+        }
+        if failed.is_empty() { Ok(outcomes) } else { Err(NotifyError::Delivery { failed }) }
+    }
+
+    async fn record(&self, record: &SnsRecord, deadline: Instant) -> Result<Outcome, NotifyError> {
+        let test = record.sns.message_attributes.contains_key(TEST_ATTRIBUTE);
+        let notification = match AlarmMessage::parse(&record.sns.message) {
+            Ok(msg) => match self.notification(&msg, test, deadline).await {
+                Some(n) => n,
+                None => {
+                    tracing::info!(alarm = msg.alarm_name, state = msg.new_state_value.as_str(), "flapping: held within the cooldown");
+                    return Ok(Outcome::Held);
+                }
+            },
+            Err(e) => {
+                // Not lost: whatever reached the alarm topic is passed on as it is.
+                tracing::error!(error = %e, "a message on the alarm topic is not an alarm notification; passing it on as text");
+                self.unrecognized(record, &e.to_string())
+            }
+        };
+        let channels = self.deliver(&notification).await?;
+        tracing::info!(
+            alarm = notification.alarm,
+            state = notification.state.as_str(),
+            channels = ?channels,
+            missing = ?notification.missing,
+            test,
+            "notified"
+        );
+        Ok(Outcome::Delivered { channels, notification: Box::new(notification) })
+    }
+
+    fn unrecognized(&self, record: &SnsRecord, error: &str) -> Notification {
+        let text: String = record.sns.message.chars().take(1000).collect();
+        Notification {
+            alarm: record.sns.subject.clone().unwrap_or_else(|| "(not an alarm message)".into()),
+            state: State::InsufficientData,
+            previous_state: None,
+            time: record.sns.timestamp.to_rfc3339(),
+            headline: "A message on the alarm topic is not a CloudWatch alarm notification; it is passed on as it came.".into(),
+            cause: None,
+            reason: text,
+            description: None,
+            diagnosis: None,
+            triggered_by: Vec::new(),
+            lasted_seconds: None,
+            flapping: None,
+            links: Links::default(),
+            missing: vec![error.to_owned()],
+            test: false,
+        }
+    }
+
+    /// The notification of one alarm message, or `None` when a flapping alarm is held.
+    pub async fn notification(&self, msg: &AlarmMessage, test: bool, deadline: Instant) -> Option<Notification> {
+        let budget = deadline.min(Instant::now() + self.config.enrichment_budget);
+        let changed_ms = msg.state_change_ms().unwrap_or_else(|_| timefmt::now_ms());
+        let now = Transition { at_ms: changed_ms, to: msg.new_state_value };
+        let mut missing = Vec::new();
+
+        // History: since the start of the cooldown, and for an OK far enough back to find its ALARM.
+        let mut lasted_seconds = None;
+        let mut flapping = None;
+        if !test {
+            let cooldown_ms = self.config.flapping_cooldown.as_millis() as i64;
+            let from = changed_ms - cooldown_ms.max(enrich::DAY_MS);
+            let history = within(
+                budget,
+                "alarm history (DescribeAlarmHistory)",
+                self.metrics.history(&msg.alarm_name, from, changed_ms + 1),
+                &mut missing,
+            )
+            .await;
+            if let Some(history) = history {
+                match history::pace(&history, now, cooldown_ms) {
+                    Pace::Normal => {}
+                    Pace::Held { .. } => return None,
+                    Pace::Flapping { transitions, since_ms } => flapping = Some(Flapping { transitions, since: timefmt::iso(since_ms) }),
+                }
+                if msg.new_state_value != State::Alarm && msg.old_state_value == Some(State::Alarm) {
+                    lasted_seconds = history::alarm_lasted_ms(&history, now).map(|ms| ms / 1000);
+                }
+            }
+        }
+
+        let region = msg.region().unwrap_or(&self.config.region).to_owned();
+        let mut n = Notification {
+            alarm: msg.alarm_name.clone(),
+            state: msg.new_state_value,
+            previous_state: msg.old_state_value,
+            time: timefmt::iso(changed_ms),
+            headline: String::new(),
+            cause: None,
+            reason: msg.new_state_reason.clone(),
+            description: msg.alarm_description.clone(),
+            diagnosis: None,
+            triggered_by: msg.triggering_children.iter().map(|c| c.name().to_owned()).collect(),
+            lasted_seconds,
+            flapping,
+            links: Links {
+                alarm: Some(render::alarm_url(&region, &msg.alarm_name)),
+                dashboard: self.config.dashboard.as_deref().map(|d| render::dashboard_url(&region, d)),
+                insights: None,
+                athena: self.config.athena_workgroup.as_deref().map(|w| render::athena_url(&region, w)),
+            },
+            missing: Vec::new(),
+            test,
+        };
+
+        if msg.new_state_value == State::Alarm {
+            let subject = self.subject(msg, changed_ms, budget, &mut missing).await;
+            self.diagnose(&subject, &region, budget, &mut n, &mut missing).await;
+        } else {
+            n.headline = match (msg.new_state_value, n.lasted_seconds) {
+                (State::Ok, Some(s)) => format!("{} is OK again after {} in ALARM.", msg.alarm_name, history::duration_words(s * 1000)),
+                (State::Ok, None) => format!("{} is OK.", msg.alarm_name),
+                (_, _) => format!("{} has insufficient data: {}", msg.alarm_name, msg.new_state_reason),
+            };
+        }
+        if n.headline.is_empty() {
+            n.headline = format!("{} is in ALARM: {}", msg.alarm_name, msg.new_state_reason);
+        }
+        missing.dedup();
+        n.missing = missing;
+        Some(n)
+    }
+
+    /// The alarm to diagnose: for a composite alarm, the first child that fired and that
+    /// `DescribeAlarms` describes, preferring one voicelake knows.
+    async fn subject(&self, msg: &AlarmMessage, changed_ms: i64, budget: Instant, missing: &mut Vec<String>) -> Subject {
+        if !msg.is_composite() {
+            return Subject { name: msg.alarm_name.clone(), trigger: msg.trigger.clone(), changed_ms, reason_values: msg.reason_values() };
+        }
+        let names: Vec<String> = msg.triggering_children.iter().map(|c| c.name().to_owned()).collect();
+        let children = if names.is_empty() {
+            None
+        } else {
+            within(budget, "the composite alarm's children (DescribeAlarms)", self.metrics.metric_alarms(&names), missing).await
+        };
+        let mut children = children.unwrap_or_default();
+        children.sort_by_key(|c| message::spec_of(&c.trigger).is_none());
+        match children.into_iter().next() {
+            Some(c) => Subject { name: c.name, trigger: Some(c.trigger), changed_ms: c.state_change_ms.max(1), reason_values: Vec::new() },
+            None => Subject { name: msg.alarm_name.clone(), trigger: None, changed_ms, reason_values: Vec::new() },
+        }
+    }
+
+    async fn diagnose(&self, subject: &Subject, region: &str, budget: Instant, n: &mut Notification, missing: &mut Vec<String>) {
+        let spec = subject.trigger.as_ref().and_then(message::spec_of);
+        let window = subject
+            .trigger
+            .as_ref()
+            .and_then(|t| message::window_of(t, subject.changed_ms))
+            .unwrap_or(Window { start_ms: subject.changed_ms - 900_000, end_ms: subject.changed_ms });
+        let lq = log_query(spec.as_ref());
+        let groups: Vec<String> =
+            if lq.on_ingest { self.config.ingest_log_group.iter().cloned().collect() } else { self.config.agent_log_groups.clone() };
+        n.links.insights = Some(render::insights_url(region, lq.text, &groups, window.start_ms, window.end_ms));
+
+        let mut metric_missing = Vec::new();
+        let mut log_missing = Vec::new();
+        let metrics = async {
+            let Some(spec) = &spec else { return None };
+            let agents = within(
+                budget,
+                "agents (ListMetrics)",
+                self.metrics.agents(&self.config.namespace, &self.config.environment, enrich::agent_metric(spec)),
+                &mut metric_missing,
+            )
+            .await;
+            let plan = MetricPlan::new(spec, window, &agents.unwrap_or_default());
+            let series = within(
+                budget,
+                "metric series (GetMetricData)",
+                self.metrics.metric_data(&self.config.namespace, &self.config.environment, &plan),
+                &mut metric_missing,
+            )
+            .await;
+            Some((plan, series))
+        };
+        let logs = async {
+            if groups.is_empty() {
+                log_missing.push(format!("{} (no log group configured)", lq.what));
+                return None;
+            }
+            within(budget, lq.what, self.insights_rows(&groups, lq.text, window, budget), &mut log_missing).await
+        };
+        let (measured, rows) = tokio::join!(metrics, logs);
+        missing.append(&mut metric_missing);
+        missing.append(&mut log_missing);
+        let rows = rows.unwrap_or_default();
+
+        let Some(spec) = spec else {
+            // Not one of the alarms voicelake diagnoses (pipeline alarms): what the ingest function logged.
+            n.headline = format!("{} is in ALARM: {}", subject.name, n.reason);
+            if subject.name != n.alarm {
+                n.headline = format!("{} is in ALARM because {} is: {}", n.alarm, subject.name, n.reason);
+            }
+            n.diagnosis = None;
+            let lines = enrich::error_lines_from_rows(&rows);
+            if !lines.is_empty() {
+                n.cause = Some(format!("the ingest function's latest error: {}", lines[0]));
+            }
+            n.triggered_by.retain(|c| c != &subject.name);
+            n.triggered_by.insert(0, subject.name.clone());
+            n.triggered_by.dedup();
+            n.reason = if lines.is_empty() { n.reason.clone() } else { format!("{}\nLatest errors:\n{}", n.reason, lines.join("\n")) };
+            return;
+        };
+
+        let (mut breach, baselines) = match measured {
+            Some((plan, Some(series))) => plan.snapshots(&series),
+            _ => (Snapshot::empty(window), Vec::new()),
+        };
+        if breach.value.is_none() {
+            breach.value = subject.reason_values.iter().copied().max_by(|a, b| spec.cmp_badness(*a, *b));
+        }
+        let evidence = Evidence {
+            alarm: &spec,
+            breach,
+            baselines,
+            calls: if lq.text == queries::WORST_CALLS { enrich::calls_from_rows(&rows) } else { Vec::new() },
+            tool_failures: if lq.text == queries::TOOL_FAILURES { enrich::tool_failures_from_rows(&rows) } else { Vec::new() },
+            rejects: if lq.text == queries::REJECTS_BY_REASON { enrich::rejects_from_rows(&rows) } else { Vec::new() },
+            error_lines: Vec::new(),
+            missing: Vec::new(),
+        };
+        let mut d: Diagnosis = diagnosis::diagnose(&evidence);
+        if spec.metric == m::CALL_COST.name && d.cost_driver.is_none() {
+            missing.push("cost by provider and model (not in the metrics: run the Athena query cost_by_model on the window)".into());
+        }
+        missing.append(&mut d.missing);
+        n.headline = if subject.name == n.alarm { d.headline.clone() } else { format!("{}: {}", n.alarm, d.headline) };
+        n.cause = d.cause.clone();
+        n.diagnosis = Some(d);
+    }
+
+    /// Runs a Logs Insights query to completion, or stops it when the budget runs out.
+    async fn insights_rows(&self, groups: &[String], query: &str, window: Window, budget: Instant) -> Result<Vec<Row>, CallError> {
+        let id = self.insights.start_query(groups, query, window.start_ms, window.end_ms).await?;
+        loop {
+            match self.insights.query_results(&id).await? {
+                QueryState::Complete(rows) => return Ok(rows),
+                QueryState::Ended(status) => {
+                    return Err(CallError { call: "GetQueryResults", message: format!("the query ended {status}") });
+                }
+                QueryState::Running => {}
+            }
+            if Instant::now() + POLL >= budget {
+                let _ = self.insights.stop_query(&id).await;
+                return Err(CallError {
+                    call: "GetQueryResults",
+                    message: "still running when the enrichment budget ran out; stopped".into(),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Delivers to every configured channel at once; the channels that failed after retries are
+    /// named in the error.
+    pub async fn deliver(&self, n: &Notification) -> Result<Vec<&'static str>, NotifyError> {
+        let slack = async {
+            let p = self.config.slack_parameter.as_deref()?;
+            Some(("slack", self.post_to(p, &n.slack()).await))
+        };
+        let webhook = async {
+            let p = self.config.webhook_parameter.as_deref()?;
+            Some(("webhook", self.post_to(p, &n.webhook()).await))
+        };
+        let sns = async {
+            let topic = self.config.topic_arn.as_deref()?;
+            let (subject, body) = n.text();
+            Some(("sns", self.publish(topic, &subject, &body).await))
+        };
+        let (a, b, c) = tokio::join!(slack, webhook, sns);
+        let mut delivered = Vec::new();
+        let mut failed = Vec::new();
+        for (channel, result) in [a, b, c].into_iter().flatten() {
+            match result {
+                Ok(()) => delivered.push(channel),
+                Err(e) => {
+                    tracing::error!(channel, error = %e, alarm = n.alarm, "delivery failed after retries");
+                    failed.push((channel, e));
+                }
+            }
+        }
+        if failed.is_empty() { Ok(delivered) } else { Err(NotifyError::Delivery { failed }) }
+    }
+
+    async fn publish(&self, topic: &str, subject: &str, body: &str) -> Result<(), String> {
+        let mut last = String::new();
+        for attempt in 1..=self.config.retry.attempts {
+            match self.topic.publish(topic, subject, body).await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e.to_string(),
+            }
+            if attempt < self.config.retry.attempts {
+                tokio::time::sleep(self.config.retry.wait(attempt)).await;
+            }
+        }
+        Err(format!("{} attempts, last: {last}", self.config.retry.attempts))
+    }
+
+    /// POSTs `body` to the URL kept in the SSM parameter `parameter`. Server errors, 429 and
+    /// timeouts are retried; other client errors are not (the same request would fail again).
+    async fn post_to(&self, parameter: &str, body: &Value) -> Result<(), String> {
+        let url = self.secrets.secret(parameter).await.map_err(|e| format!("the URL could not be read: {e}"))?;
+        let mut last = String::new();
+        for attempt in 1..=self.config.retry.attempts {
+            let request = self.http.post(url.trim()).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string());
+            match request.send().await {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 && r.status().as_u16() != 408 => {
+                    let status = r.status();
+                    let text: String = r.text().await.unwrap_or_default().chars().take(200).collect();
+                    return Err(format!("HTTP {status}: {text}"));
+                }
+                Ok(r) => last = format!("HTTP {}", r.status()),
+                Err(e) if e.is_timeout() => last = format!("no answer within {:?}", self.config.http_timeout),
+                Err(e) => last = format!("{e}"),
+            }
+            if attempt < self.config.retry.attempts {
+                tokio::time::sleep(self.config.retry.wait(attempt)).await;
+            }
+        }
+        Err(format!("{} attempts, last: {last}", self.config.retry.attempts))
+    }
+}

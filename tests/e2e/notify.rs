@@ -1,0 +1,535 @@
+//! The notify function end to end: SNS events shaped like CloudWatch's real alarm notifications in,
+//! CloudWatch and Logs Insights answered by the SDK's own test rules (moto speaks neither
+//! GetMetricData's CBOR nor Insights), SNS and SSM on a moto server, Slack and the generic webhook
+//! on local HTTP receivers. Failure paths: the metrics call fails, the Insights query never ends, a
+//! webhook answers 500 then 200, a webhook never answers.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sns::SnsEvent;
+use aws_sdk_cloudwatch::config::retry::RetryConfig;
+use aws_sdk_cloudwatch::operation::describe_alarm_history::DescribeAlarmHistoryOutput;
+use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+use aws_sdk_cloudwatch::operation::list_metrics::ListMetricsOutput;
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{
+    AlarmHistoryItem, ComparisonOperator, Dimension, HistoryItemType, Metric, MetricAlarm, MetricDataResult, StatusCode,
+};
+use aws_sdk_cloudwatchlogs::operation::get_query_results::GetQueryResultsOutput;
+use aws_sdk_cloudwatchlogs::operation::start_query::StartQueryOutput;
+use aws_sdk_cloudwatchlogs::operation::stop_query::StopQueryOutput;
+use aws_sdk_cloudwatchlogs::types::{QueryStatus, ResultField};
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use serde_json::Value;
+use voicelake_e2e::{Emulator, FAKE_ENV, Moto, fixture};
+use voicelake_notify::aws::{CloudWatch, Logs, Sns, Ssm};
+use voicelake_notify::config::{NotifyConfig, Retry};
+use voicelake_notify::message::parse_time;
+use voicelake_notify::{Notify, NotifyError, Outcome};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const HOUR: i64 = 3_600_000;
+/// The breach window of the fixtures' turn-latency alarm (changed 14:17:32, 3 × 5 min): 14:00–14:15.
+const BREACH_START: i64 = 1_795_442_400_000;
+
+/// What CloudWatch and Logs Insights know in a scenario.
+#[derive(Clone, Default)]
+struct World {
+    agents: Vec<&'static str>,
+    /// (query id, window start) → value.
+    values: Vec<(String, i64, f64)>,
+    metrics_fail: bool,
+    /// Insights rows, or `None` for a query that never completes.
+    rows: Option<Vec<Vec<(&'static str, String)>>>,
+    /// (time, new state) of the alarm's history.
+    history: Vec<(&'static str, &'static str)>,
+    children: Vec<MetricAlarm>,
+}
+
+const NORMAL: [f64; 4] = [500.0, 200.0, 400.0, 300.0];
+
+/// Turn latency for `sales` and `support`: sales' TTS went from 300 to 1100 ms in the breach.
+fn latency_world() -> World {
+    let mut values = vec![
+        ("bv".to_owned(), BREACH_START, 1834.0),
+        ("hv".into(), BREACH_START - HOUR, 1000.0),
+        ("hv".into(), BREACH_START - 25 * HOUR, 980.0),
+    ];
+    for agent in 0..2 {
+        values.push((format!("ba{agent}v"), BREACH_START, if agent == 0 { 2000.0 } else { 1200.0 }));
+        for (k, normal) in NORMAL.iter().enumerate() {
+            let breach = if agent == 0 && k == 3 { 1100.0 } else { *normal };
+            values.push((format!("ba{agent}c{k}"), BREACH_START, breach));
+            values.push((format!("ha{agent}c{k}"), BREACH_START - HOUR, *normal));
+        }
+    }
+    let call = |s: &str, agent: &str, p95: f64, ttfb: f64| {
+        vec![
+            ("session", s.to_owned()),
+            ("agent_label", agent.to_owned()),
+            ("p95_ms", p95.to_string()),
+            ("eou_mean_ms", "480".to_owned()),
+            ("ttft_mean_ms", "390".to_owned()),
+            ("ttfb_mean_ms", ttfb.to_string()),
+            ("turns", "9".to_owned()),
+        ]
+    };
+    World {
+        agents: vec!["sales", "support"],
+        values,
+        rows: Some(vec![
+            call("s-101", "sales", 2480.0, 1250.0),
+            call("s-102", "sales", 2210.0, 1020.0),
+            call("s-207", "support", 1300.0, 310.0),
+        ]),
+        ..World::default()
+    }
+}
+
+fn cloudwatch(world: &World) -> aws_sdk_cloudwatch::Client {
+    let w = world.clone();
+    let list = mock!(aws_sdk_cloudwatch::Client::list_metrics).then_compute_output(move |input| {
+        ListMetricsOutput::builder()
+            .set_metrics(Some(
+                w.agents
+                    .iter()
+                    .map(|a| {
+                        Metric::builder()
+                            .namespace(input.namespace().unwrap())
+                            .metric_name(input.metric_name().unwrap())
+                            .dimensions(Dimension::builder().name("Environment").value("prod").build())
+                            .dimensions(Dimension::builder().name("Agent").value(*a).build())
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .build()
+    });
+    let w = world.clone();
+    let data = if world.metrics_fail {
+        mock!(aws_sdk_cloudwatch::Client::get_metric_data).sequence().http_status(500, None).repeatedly().build()
+    } else {
+        mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_compute_output(move |input| {
+            let results = input
+                .metric_data_queries()
+                .iter()
+                .map(|q| {
+                    let id = q.id().unwrap();
+                    let points: Vec<(i64, f64)> = w.values.iter().filter(|(i, _, _)| i == id).map(|(_, t, v)| (*t, *v)).collect();
+                    MetricDataResult::builder()
+                        .id(id)
+                        .set_timestamps(Some(points.iter().map(|(t, _)| DateTime::from_millis(*t)).collect()))
+                        .set_values(Some(points.iter().map(|(_, v)| *v).collect()))
+                        .status_code(StatusCode::Complete)
+                        .build()
+                })
+                .collect();
+            GetMetricDataOutput::builder().set_metric_data_results(Some(results)).build()
+        })
+    };
+    let w = world.clone();
+    let history = mock!(aws_sdk_cloudwatch::Client::describe_alarm_history).then_compute_output(move |input| {
+        DescribeAlarmHistoryOutput::builder()
+            .set_alarm_history_items(Some(
+                w.history
+                    .iter()
+                    .map(|(at, to)| {
+                        AlarmHistoryItem::builder()
+                            .alarm_name(input.alarm_name().unwrap())
+                            .timestamp(DateTime::from_millis(parse_time(at).unwrap()))
+                            .history_item_type(HistoryItemType::StateUpdate)
+                            .history_summary(format!("Alarm updated from X to {to}"))
+                            .history_data(format!(r#"{{"version":"1.0","newState":{{"stateValue":"{to}"}}}}"#))
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .build()
+    });
+    let w = world.clone();
+    let alarms = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
+        .then_compute_output(move |_| DescribeAlarmsOutput::builder().set_metric_alarms(Some(w.children.clone())).build());
+    mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&list, &data, &history, &alarms], |c| c.retry_config(RetryConfig::disabled()))
+}
+
+fn logs(world: &World) -> aws_sdk_cloudwatchlogs::Client {
+    let start = mock!(aws_sdk_cloudwatchlogs::Client::start_query).then_output(|| StartQueryOutput::builder().query_id("q-1").build());
+    let rows = world.rows.clone();
+    let results = mock!(aws_sdk_cloudwatchlogs::Client::get_query_results).then_compute_output(move |_| match &rows {
+        Some(rows) => GetQueryResultsOutput::builder()
+            .status(QueryStatus::Complete)
+            .set_results(Some(
+                rows.iter().map(|r| r.iter().map(|(f, v)| ResultField::builder().field(*f).value(v).build()).collect()).collect(),
+            ))
+            .build(),
+        None => GetQueryResultsOutput::builder().status(QueryStatus::Running).build(),
+    });
+    let stop = mock!(aws_sdk_cloudwatchlogs::Client::stop_query).then_output(|| StopQueryOutput::builder().success(true).build());
+    mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, [&start, &results, &stop])
+}
+
+/// Moto with the notification topic (read through a queue) and the two URL parameters, and the
+/// two HTTP receivers.
+struct Bed {
+    _moto: Moto,
+    config: aws_config::SdkConfig,
+    topic_arn: String,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    slack: MockServer,
+    webhook: MockServer,
+}
+
+impl Bed {
+    async fn start() -> Bed {
+        let moto = Moto::start();
+        let config = moto.sdk_config().await;
+        let sns = aws_sdk_sns::Client::new(&config);
+        let topic_arn = sns.create_topic().name("voicelake-notifications").send().await.unwrap().topic_arn().unwrap().to_owned();
+        let (sqs, queue_url) = voicelake_e2e::create_queue(&config, "mailbox").await;
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes()
+            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+            .clone();
+        sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn).send().await.unwrap();
+        let slack = MockServer::start().await;
+        let webhook = MockServer::start().await;
+        let ssm = aws_sdk_ssm::Client::new(&config);
+        for (name, url) in [
+            ("/voicelake/slack-webhook", format!("{}/services/T0/B0/x", slack.uri())),
+            ("/voicelake/webhook", format!("{}/hook", webhook.uri())),
+        ] {
+            ssm.put_parameter().name(name).value(url).r#type(aws_sdk_ssm::types::ParameterType::SecureString).send().await.unwrap();
+        }
+        Bed { _moto: moto, config, topic_arn, sqs, queue_url, slack, webhook }
+    }
+
+    fn notify(&self, world: &World) -> Notify<CloudWatch, Logs, Ssm, Sns> {
+        let config = NotifyConfig {
+            namespace: "VoiceLake".into(),
+            environment: "prod".into(),
+            agent_log_groups: vec!["/ecs/voice-agent".into()],
+            ingest_log_group: Some("/aws/lambda/voicelake-ingest".into()),
+            dashboard: Some("voicelake".into()),
+            athena_workgroup: Some("voicelake".into()),
+            region: "us-east-1".into(),
+            slack_parameter: Some("/voicelake/slack-webhook".into()),
+            webhook_parameter: Some("/voicelake/webhook".into()),
+            topic_arn: Some(self.topic_arn.clone()),
+            flapping_cooldown: Duration::from_secs(1800),
+            enrichment_budget: Duration::from_secs(3),
+            http_timeout: Duration::from_millis(800),
+            retry: Retry { attempts: 3, base: Duration::from_millis(20), cap: Duration::from_millis(100) },
+        };
+        Notify::new(
+            config,
+            CloudWatch(cloudwatch(world)),
+            Logs(logs(world)),
+            Ssm(aws_sdk_ssm::Client::new(&self.config)),
+            Sns(aws_sdk_sns::Client::new(&self.config)),
+        )
+    }
+
+    async fn receive(&self, server: &MockServer, route: &str, status: u16) {
+        Mock::given(method("POST")).and(path(route)).respond_with(ResponseTemplate::new(status).set_body_string("ok")).mount(server).await;
+    }
+
+    async fn answer_both(&self) {
+        self.receive(&self.slack, "/services/T0/B0/x", 200).await;
+        self.receive(&self.webhook, "/hook", 200).await;
+    }
+
+    async fn bodies(server: &MockServer) -> Vec<Value> {
+        server.received_requests().await.unwrap().iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect()
+    }
+
+    /// What the email subscribers got: (subject, body) of each message on the topic.
+    async fn mail(&self) -> Vec<(String, String)> {
+        let out = self.sqs.receive_message().queue_url(&self.queue_url).max_number_of_messages(10).send().await.unwrap();
+        out.messages()
+            .iter()
+            .map(|m| {
+                let envelope: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+                (envelope["Subject"].as_str().unwrap_or_default().to_owned(), envelope["Message"].as_str().unwrap().to_owned())
+            })
+            .collect()
+    }
+}
+
+/// The README shows these renderings of the latency alarm; they must be what the function sends.
+/// `VOICELAKE_UPDATE_EXAMPLES=1` rewrites them.
+fn examples_are_current(examples: &[(&str, String)]) {
+    let dir = voicelake_e2e::repo_root().join("docs/notifications");
+    for (name, now) in examples {
+        let path = dir.join(name);
+        if std::env::var_os("VOICELAKE_UPDATE_EXAMPLES").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, now).unwrap();
+        }
+        let kept = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(&kept == now, "{} is not what the function sends; rerun with VOICELAKE_UPDATE_EXAMPLES=1:\n{now}", path.display());
+    }
+}
+
+fn event(name: &str) -> SnsEvent {
+    serde_json::from_str(&std::fs::read_to_string(fixture(&format!("alarms/{name}"))).unwrap()).unwrap()
+}
+
+fn later() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(45)
+}
+
+#[tokio::test]
+async fn a_latency_alarm_names_the_component_the_agent_and_the_calls_on_every_channel() {
+    let bed = Bed::start().await;
+    bed.answer_both().await;
+    let world = latency_world();
+    let outcomes = bed.notify(&world).handle(&event("turn-latency-alarm.json"), later()).await.unwrap();
+    let Outcome::Delivered { channels, notification } = &outcomes[0] else { panic!("{outcomes:?}") };
+    assert_eq!(channels, &["slack", "webhook", "sns"]);
+    assert!(notification.missing.is_empty(), "{:?}", notification.missing);
+
+    let hook = &Bed::bodies(&bed.webhook).await[0];
+    let d = &hook["diagnosis"];
+    assert_eq!((d["component"].as_str(), d["agent"].as_str()), (Some("tts_ttfb"), Some("sales")));
+    assert_eq!((d["value_ms"].as_f64(), d["baseline_ms"].as_f64()), (Some(1100.0), Some(300.0)));
+    assert_eq!(
+        (d["window_start"].as_str(), d["window_end"].as_str()),
+        (Some("2026-11-23T14:00:00.000Z"), Some("2026-11-23T14:15:00.000Z"))
+    );
+    assert_eq!(d["worst_sessions"], serde_json::json!(["s-101", "s-102", "s-207"]));
+    assert_eq!(d["worst_calls"][0]["dominant_component"], "tts_ttfb");
+    assert_eq!((hook["state"].as_str(), hook["previous_state"].as_str(), hook["version"].as_i64()), (Some("ALARM"), Some("OK"), Some(1)));
+    // The headline compares with the deployed threshold (1200 ms, not the default) and the baseline.
+    let headline = hook["headline"].as_str().unwrap();
+    assert!(headline.contains("1834 ms above the 1200 ms threshold") && headline.contains("+83%"), "{headline}");
+    let insights = hook["links"]["insights"].as_str().unwrap();
+    assert!(
+        insights.contains("end~'2026-11-23T14*3a15*3a00.000Z~start~'2026-11-23T14*3a00*3a00.000Z")
+            && insights.contains("pct*28latency_ms*2c*2095*29*20as*20p95_ms"),
+        "{insights}"
+    );
+
+    let slack = &Bed::bodies(&bed.slack).await[0];
+    let text = slack.to_string();
+    assert!(text.contains("TTS time to first byte p95 rose from 300 ms to 1100 ms (+800 ms) for sales"), "{text}");
+    assert!(text.contains("s-101 (sales): p95 2480 ms, mostly TTS time to first byte"), "{text}");
+    assert_eq!(slack["blocks"][0]["type"], "header");
+    let buttons = slack["blocks"].as_array().unwrap().last().unwrap();
+    assert_eq!(buttons["type"], "actions");
+    assert_eq!(buttons["elements"].as_array().unwrap().len(), 4);
+
+    let mail = bed.mail().await;
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].0, "ALARM: voicelake-turn-latency-p95");
+    examples_are_current(&[
+        ("slack.json", serde_json::to_string_pretty(slack).unwrap() + "\n"),
+        ("webhook.json", serde_json::to_string_pretty(hook).unwrap() + "\n"),
+        ("email.txt", format!("Subject: {}\n\n{}\n", mail[0].0, mail[0].1)),
+    ]);
+    assert!(mail[0].1.contains("Component: TTS time to first byte 1100 ms (baseline 300 ms)\nAgent: sales"), "{}", mail[0].1);
+}
+
+#[tokio::test]
+async fn a_metric_math_alarm_names_the_failing_tool_and_its_error() {
+    let bed = Bed::start().await;
+    bed.answer_both().await;
+    let world = World {
+        agents: vec!["booking"],
+        values: vec![("bv".into(), BREACH_START, 81.25), ("hv".into(), BREACH_START - HOUR, 99.0), ("ba0v".into(), BREACH_START, 81.25)],
+        rows: Some(vec![
+            vec![("failed_tool", "book_slot".into()), ("failure", "timeout after 5s".into()), ("failures", "5".into())],
+            vec![("failed_tool", "book_slot".into()), ("failure", "409".into()), ("failures", "1".into())],
+        ]),
+        ..World::default()
+    };
+    bed.notify(&world).handle(&event("tool-success-alarm.json"), later()).await.unwrap();
+    let hook = &Bed::bodies(&bed.webhook).await[0];
+    assert_eq!(hook["cause"], "book_slot failed 6 times, most often with: timeout after 5s");
+    assert_eq!(hook["diagnosis"]["agent"], "booking");
+    assert!(hook["headline"].as_str().unwrap().contains("tool success 81.2% below the 95.0% threshold"), "{}", hook["headline"]);
+}
+
+#[tokio::test]
+async fn a_composite_alarm_is_diagnosed_through_the_child_that_fired() {
+    let bed = Bed::start().await;
+    bed.answer_both().await;
+    let mut world = latency_world();
+    world.children = vec![
+        MetricAlarm::builder()
+            .alarm_name("voicelake-turn-latency-p95")
+            .metric_name("TurnLatency")
+            .namespace("VoiceLake")
+            .extended_statistic("p95")
+            .period(300)
+            .evaluation_periods(3)
+            .datapoints_to_alarm(2)
+            .threshold(1200.0)
+            .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+            .state_updated_timestamp(DateTime::from_millis(parse_time("2026-11-23T14:17:32.123+0000").unwrap()))
+            .build(),
+    ];
+    bed.notify(&world).handle(&event("paging-composite-alarm.json"), later()).await.unwrap();
+    let hook = &Bed::bodies(&bed.webhook).await[0];
+    assert_eq!(hook["alarm"], "voicelake-paging");
+    assert_eq!(hook["triggered_by"], serde_json::json!(["voicelake-turn-latency-p95"]));
+    assert_eq!(hook["diagnosis"]["component"], "tts_ttfb");
+    assert!(
+        hook["headline"].as_str().unwrap().starts_with("voicelake-paging: TurnLatencyP95Alarm: turn latency p95 1834 ms"),
+        "{}",
+        hook["headline"]
+    );
+}
+
+#[tokio::test]
+async fn ok_says_how_long_the_alarm_lasted_and_a_flapping_alarm_is_condensed() {
+    let bed = Bed::start().await;
+    bed.answer_both().await;
+    let world =
+        World { history: vec![("2026-11-23T14:17:32.123+0000", "ALARM"), ("2026-11-23T15:12:01.500+0000", "OK")], ..World::default() };
+    bed.notify(&world).handle(&event("turn-latency-ok.json"), later()).await.unwrap();
+    let hook = &Bed::bodies(&bed.webhook).await[0];
+    assert_eq!(hook["lasted_seconds"], 3269);
+    assert_eq!(hook["headline"], "voicelake-turn-latency-p95 is OK again after 54 min in ALARM.");
+    assert!(bed.mail().await[0].1.contains("The alarm lasted 54 min."));
+
+    // In, out and in again within the cooldown: one condensed message.
+    let flapping = World {
+        history: vec![
+            ("2026-11-23T14:05:00.000+0000", "ALARM"),
+            ("2026-11-23T14:11:00.000+0000", "OK"),
+            ("2026-11-23T14:17:32.123+0000", "ALARM"),
+        ],
+        ..latency_world()
+    };
+    bed.notify(&flapping).handle(&event("turn-latency-alarm.json"), later()).await.unwrap();
+    let hook = &Bed::bodies(&bed.webhook).await[1];
+    assert_eq!(hook["title"], "FLAPPING: voicelake-turn-latency-p95");
+    assert_eq!(hook["flapping"]["transitions"], 3);
+    // A fourth change within the cooldown is held: nothing more is sent.
+    let mut held = flapping.clone();
+    held.history.insert(0, ("2026-11-23T14:01:00.000+0000", "OK"));
+    let outcomes = bed.notify(&held).handle(&event("turn-latency-alarm.json"), later()).await.unwrap();
+    assert_eq!(outcomes, [Outcome::Held]);
+    assert_eq!(Bed::bodies(&bed.webhook).await.len(), 2);
+}
+
+#[tokio::test]
+async fn when_metrics_fail_and_insights_never_finishes_the_notification_goes_out_saying_so() {
+    let bed = Bed::start().await;
+    bed.answer_both().await;
+    let world = World { agents: vec!["sales"], metrics_fail: true, rows: None, ..World::default() };
+    let started = std::time::Instant::now();
+    bed.notify(&world).handle(&event("turn-latency-alarm.json"), later()).await.unwrap();
+    // The enrichment budget is 3 s; a poll may start just before it runs out.
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let hook = &Bed::bodies(&bed.webhook).await[0];
+    let missing = hook["missing"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect::<Vec<_>>().join(" | ");
+    assert!(missing.contains("metric series (GetMetricData)"), "{missing}");
+    assert!(
+        missing.contains("worst calls (Logs Insights) (GetQueryResults: still running when the enrichment budget ran out; stopped)"),
+        "{missing}"
+    );
+    // What CloudWatch quoted in its reason still makes the headline.
+    assert!(hook["headline"].as_str().unwrap().contains("1834 ms above the 1200 ms threshold"), "{}", hook["headline"]);
+    let mail = bed.mail().await;
+    assert!(mail[0].1.contains("Not known (enrichment failed or ran out of time): "), "{}", mail[0].1);
+}
+
+#[tokio::test]
+async fn a_webhook_that_answers_500_then_200_gets_the_notification_once() {
+    let bed = Bed::start().await;
+    bed.receive(&bed.slack, "/services/T0/B0/x", 200).await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&bed.webhook)
+        .await;
+    bed.receive(&bed.webhook, "/hook", 200).await;
+    let outcomes = bed.notify(&latency_world()).handle(&event("turn-latency-alarm.json"), later()).await.unwrap();
+    assert!(matches!(&outcomes[0], Outcome::Delivered { channels, .. } if channels.contains(&"webhook")));
+    assert_eq!(bed.webhook.received_requests().await.unwrap().len(), 2, "one 500, one 200");
+    assert_eq!(bed.slack.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_webhook_that_never_answers_fails_the_invocation_after_the_other_channels_delivered() {
+    let bed = Bed::start().await;
+    bed.receive(&bed.slack, "/services/T0/B0/x", 200).await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
+        .mount(&bed.webhook)
+        .await;
+    let err = bed.notify(&latency_world()).handle(&event("turn-latency-alarm.json"), later()).await.unwrap_err();
+    let NotifyError::Delivery { failed } = &err else { panic!("{err}") };
+    assert_eq!(failed.iter().map(|(c, _)| *c).collect::<Vec<_>>(), ["webhook"]);
+    assert!(err.to_string().contains("3 attempts, last: no answer within 800ms"), "{err}");
+    // Lambda retries the failed invocation; Slack and email already have it.
+    assert_eq!(bed.slack.received_requests().await.unwrap().len(), 1);
+    assert_eq!(bed.mail().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_message_that_is_not_an_alarm_is_passed_on_not_dropped() {
+    let bed = Bed::start().await;
+    bed.answer_both().await;
+    let mut e = event("turn-latency-alarm.json");
+    e.records[0].sns.message = "hello from a person testing the topic".into();
+    e.records[0].sns.subject = Some("just testing".into());
+    bed.notify(&World::default()).handle(&e, later()).await.unwrap();
+    let hook = &Bed::bodies(&bed.webhook).await[0];
+    assert_eq!((hook["alarm"].as_str(), hook["reason"].as_str()), (Some("just testing"), Some("hello from a person testing the topic")));
+}
+
+/// The built function under cargo-lambda's runtime emulator: CloudWatch unreachable, so the
+/// notification goes out with what the alarm message says and names what it could not gather.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_function_answers_an_alarm_under_the_lambda_runtime_api() {
+    let bed = Bed::start().await;
+    bed.answer_both().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("watch.log");
+    let mut env: Vec<(&str, String)> = FAKE_ENV.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    env.extend([
+        ("AWS_ENDPOINT_URL", bed._moto.endpoint.clone()),
+        // Nothing listens on the discard port: both enrichment services fail at once.
+        ("AWS_ENDPOINT_URL_CLOUDWATCH", "http://127.0.0.1:9".into()),
+        ("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "http://127.0.0.1:9".into()),
+        ("VOICELAKE_AGENT_LOG_GROUPS", "/ecs/voice-agent".into()),
+        ("VOICELAKE_SLACK_WEBHOOK_PARAMETER", "/voicelake/slack-webhook".into()),
+        ("VOICELAKE_WEBHOOK_URL_PARAMETER", "/voicelake/webhook".into()),
+        ("VOICELAKE_NOTIFICATION_TOPIC", bed.topic_arn.clone()),
+    ]);
+    let emulator = Emulator::watch_function("voicelake-notify", "notify", &env, &log, false);
+    let event: Value = serde_json::from_str(&std::fs::read_to_string(fixture("alarms/turn-latency-alarm.json")).unwrap()).unwrap();
+    let answer = emulator.invoke("notify", &event, dir.path(), &log);
+    assert_eq!(answer[0]["delivered"], serde_json::json!(["slack", "webhook", "sns"]), "{answer}");
+    let missing = answer[0]["missing"].to_string();
+    assert!(missing.contains("GetMetricData") && missing.contains("StartQuery"), "{missing}");
+    let slack = &Bed::bodies(&bed.slack).await[0];
+    assert!(slack.to_string().contains("1834 ms above the 1200 ms threshold"), "{slack}");
+    assert_eq!(bed.mail().await.len(), 1);
+
+    // `voicelake notify test` through the emulator's Lambda Invoke API.
+    let lambda = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(voicelake_e2e::REGION))
+        .credentials_provider(aws_sdk_sns::config::Credentials::new("testing", "testing", None, None, "tests"))
+        .endpoint_url(emulator.endpoint())
+        .load()
+        .await;
+    let answer = voicelake_cli::notify::send_test(&lambda, "notify", "voicelake", voicelake_shared::timefmt::now_ms()).await.unwrap();
+    assert_eq!(answer[0]["delivered"], serde_json::json!(["slack", "webhook", "sns"]), "{answer}");
+    let test = &Bed::bodies(&bed.webhook).await[1];
+    assert_eq!((test["test"].as_bool(), test["title"].as_str()), (Some(true), Some("[test] ALARM: voicelake-turn-latency-p95")));
+}
