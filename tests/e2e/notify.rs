@@ -533,3 +533,38 @@ async fn the_built_function_answers_an_alarm_under_the_lambda_runtime_api() {
     let test = &Bed::bodies(&bed.webhook).await[1];
     assert_eq!((test["test"].as_bool(), test["title"].as_str()), (Some(true), Some("[test] ALARM: voicelake-turn-latency-p95")));
 }
+
+/// Runs the notify handler in place of the deployed function, for `voicelake dlq replay`.
+struct InProcess<'a>(&'a Notify<CloudWatch, Logs, Ssm, Sns>);
+
+impl voicelake_cli::dlq::Invoker for InProcess<'_> {
+    async fn invoke(&self, payload: &Value) -> Result<Value, String> {
+        let event: SnsEvent = serde_json::from_value(payload.clone()).map_err(|e| e.to_string())?;
+        self.0.handle(&event, later()).await.map(|o| voicelake_notify::summary(&o)).map_err(|e| e.to_string())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_that_fails_every_retry_is_kept_in_the_failure_queue_and_replayed() {
+    let bed = Bed::start().await;
+    bed.receive(&bed.slack, "/services/T0/B0/x", 503).await;
+    bed.receive(&bed.webhook, "/hook", 200).await;
+    let (sqs, queue_url) = voicelake_e2e::create_queue(&bed.config, "notify-failures").await;
+    let lambda = voicelake_e2e::AsyncInvocation { sqs: sqs.clone(), queue_url: queue_url.clone(), max_retries: 2 };
+    let notify = bed.notify(&latency_world());
+    let payload = serde_json::to_value(event("turn-latency-alarm.json")).unwrap();
+    let function = InProcess(&notify);
+    let outcome = lambda.invoke(&payload, || voicelake_cli::dlq::Invoker::invoke(&function, &payload)).await;
+    assert_eq!(outcome, voicelake_e2e::AsyncOutcome::Queued);
+    // Three invocations, three attempts each.
+    assert_eq!(bed.slack.received_requests().await.unwrap().len(), 9);
+
+    // Slack is back: the replay delivers the kept alarm and empties the queue.
+    bed.slack.reset().await;
+    bed.receive(&bed.slack, "/services/T0/B0/x", 200).await;
+    let queue = voicelake_cli::dlq::SqsQueue::new(sqs.clone(), &queue_url, 30);
+    let summary = voicelake_cli::dlq::redrive(&queue, &function, 10).await.unwrap();
+    assert_eq!((summary.received, summary.replayed), (1, 1), "{summary:?}");
+    let slack = &Bed::bodies(&bed.slack).await[0];
+    assert!(slack.to_string().contains("TTS time to first byte p95 rose from 300 ms to 1100 ms"));
+}
