@@ -110,14 +110,16 @@ fn replay(args: ReplayArgs) -> Result<()> {
         bail!("--target-ms must be a positive number of milliseconds");
     }
     let now = now_ms();
-    let mut replay = LocalReplay::default();
+    let started = std::time::Instant::now();
+    let mut replay = LocalReplay::new(&args.lake, now);
+    let mut input_bytes = 0;
     for path in &args.files {
+        input_bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         replay.add_file(path, &config, now)?;
     }
-    let written = replay.write_lake(&args.lake, now)?;
-    let charts = args.html.as_ref().map(|_| replay.report().charts(&config));
-    let all = replay.rows();
-    let report = replay.report().finish(&config);
+    let (builder, written) = replay.finish()?;
+    let charts = args.html.as_ref().map(|_| builder.charts(&config));
+    let report = builder.finish(&config);
     if let (Some(path), Some(charts)) = (&args.html, &charts) {
         let page = voicelake_cli::html::render(&report, charts, &config.environment)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -126,22 +128,32 @@ fn replay(args: ReplayArgs) -> Result<()> {
         std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("report page: {}", path.display());
     }
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "replayed {:.1} MB of input, {} log events, in {seconds:.2} s: {:.1} MB/s, {:.0} events/s{}",
+        input_bytes as f64 / 1e6,
+        report.counts.events_in,
+        input_bytes as f64 / 1e6 / seconds,
+        report.counts.events_in as f64 / seconds,
+        voicelake_cli::replay::peak_memory_mib().map_or(String::new(), |m| format!(", peak memory {m} MiB")),
+    );
     let mut stdout = std::io::stdout().lock();
     match args.format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut stdout, &report)?;
             writeln!(stdout)?;
-            eprintln!("lake: {written} Parquet files under {}", args.lake.display());
+            eprintln!("lake: {} Parquet files under {}", written.files, args.lake.display());
         }
         Format::Text => {
             write!(stdout, "{}", report.render())?;
             writeln!(
                 stdout,
-                "\nlake: {written} Parquet files under {} ({} turn rows, {} session rows, {} rejects)",
+                "\nlake: {} Parquet files under {} ({} turn rows, {} session rows, {} rejects)",
+                written.files,
                 args.lake.display(),
-                all.turns.len(),
-                all.sessions.len(),
-                all.rejects.len()
+                written.turns,
+                written.sessions,
+                written.rejects
             )?;
         }
     }

@@ -1,7 +1,11 @@
 //! Local replay: input files through the same pure pipeline the Lambda runs, into a local lake
 //! with the layout and schema of the S3 lake, and into the report.
+//!
+//! Memory stays bounded whatever the input: files are read incrementally, a bounded chunk of
+//! input is processed at a time, rows go to the lake once enough are pending, and the report keeps
+//! only compact per-turn and per-metric observations.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use rayon::prelude::*;
@@ -12,79 +16,134 @@ use voicelake_shared::{BatchOutput, Config};
 use crate::input;
 use crate::report::{Report, ReportBuilder};
 
-/// Batches processed in parallel at a time: enough to keep every core busy.
-const PARALLEL_CHUNK: usize = 64;
+/// Input processed in parallel at a time: enough to keep every core busy, little enough that the
+/// chunk and its rows stay a small part of the memory bound.
+const CHUNK_BYTES: usize = 8 << 20;
+const CHUNK_UNITS: usize = 256;
+/// Rows pending before they are written: each flush writes one file per table and hour that has
+/// rows, so a replay smaller than this writes exactly one file per table and hour.
+pub const FLUSH_ROWS: usize = 25_000;
 
-/// The rows and report of one replay, collected batch by batch and written to the lake in one go,
-/// so that each table and hour gets one Parquet file per replay.
-#[derive(Default)]
+/// What a replay wrote to the lake.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    pub files: usize,
+    pub turns: usize,
+    pub sessions: usize,
+    pub rejects: usize,
+}
+
+/// One replay: rows flow to the lake under `root` as they come, the report accumulates.
 pub struct LocalReplay {
-    rows: BatchOutput,
+    root: PathBuf,
+    name: String,
+    flushes: usize,
+    pending: BatchOutput,
     report: ReportBuilder,
+    written: Written,
 }
 
 impl LocalReplay {
-    pub fn add(&mut self, out: BatchOutput) {
-        self.report.add(&out);
-        self.rows.turns.extend(out.turns);
-        self.rows.sessions.extend(out.sessions);
-        self.rows.rejects.extend(out.rejects);
-    }
-
-    /// Reads a file in any of the replay's input forms and processes what it holds at `now`. The
-    /// batches go through the pipeline on every core (it is pure and each batch stands alone) and
-    /// are added in input order, so the result is the same as one after the other.
-    pub fn add_file(&mut self, path: &Path, config: &Config, now: i64) -> Result<()> {
-        let mut units = input::read(path, now)?.into_iter();
-        loop {
-            // A chunk at a time, so that the outputs waiting to be added stay few.
-            let chunk: Vec<input::Unit> = units.by_ref().take(PARALLEL_CHUNK).collect();
-            if chunk.is_empty() {
-                return Ok(());
-            }
-            let outputs: Vec<BatchOutput> = chunk
-                .into_par_iter()
-                .map(|unit| match unit {
-                    input::Unit::Payload(data) => voicelake_shared::process_payload(&data, config, now),
-                    input::Unit::Batch(batch) => voicelake_shared::process_batch(&batch, config, now),
-                })
-                .collect();
-            for out in outputs {
-                self.add(out);
-            }
+    /// A replay into the lake at `root`, its files named `replay-<now>-<n>[-<flush>]`: unique per
+    /// replay, so that two replays into one lake in the same millisecond do not overwrite each other.
+    pub fn new(root: &Path, now: i64) -> LocalReplay {
+        static REPLAY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = REPLAY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        LocalReplay {
+            root: root.to_owned(),
+            name: format!("replay-{now}-{n}"),
+            flushes: 0,
+            pending: BatchOutput::default(),
+            report: ReportBuilder::default(),
+            written: Written::default(),
         }
     }
 
-    /// Every row replayed so far.
-    pub fn rows(&self) -> &BatchOutput {
-        &self.rows
+    pub fn add(&mut self, out: BatchOutput) -> Result<()> {
+        self.report.add(&out);
+        self.pending.turns.extend(out.turns);
+        self.pending.sessions.extend(out.sessions);
+        self.pending.rejects.extend(out.rejects);
+        if self.pending.turns.len() + self.pending.sessions.len() + self.pending.rejects.len() >= FLUSH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Reads a file in any of the replay's input forms and processes what it holds at `now`. The
+    /// batches of a chunk go through the pipeline on every core (it is pure and each batch stands
+    /// alone) and are added in input order, so the result is the same as one after the other.
+    pub fn add_file(&mut self, path: &Path, config: &Config, now: i64) -> Result<()> {
+        let mut chunk: Vec<input::Unit> = Vec::new();
+        let mut bytes = 0;
+        input::read_each(path, now, |unit| {
+            bytes += unit.weight();
+            chunk.push(unit);
+            if bytes >= CHUNK_BYTES || chunk.len() >= CHUNK_UNITS {
+                bytes = 0;
+                self.process(std::mem::take(&mut chunk), config, now)?;
+            }
+            Ok(())
+        })?;
+        self.process(chunk, config, now)
+    }
+
+    fn process(&mut self, chunk: Vec<input::Unit>, config: &Config, now: i64) -> Result<()> {
+        let outputs: Vec<BatchOutput> = chunk
+            .into_par_iter()
+            .map(|unit| match unit {
+                input::Unit::Payload(data) => voicelake_shared::process_payload(&data, config, now),
+                input::Unit::Batch(batch) => voicelake_shared::process_batch(&batch, config, now),
+            })
+            .collect();
+        outputs.into_iter().try_for_each(|out| self.add(out))
     }
 
     pub fn report(&self) -> &ReportBuilder {
         &self.report
     }
 
-    /// Writes `replay-<now>-<n>` files and returns how many.
-    pub fn write_lake(&self, root: &Path, now: i64) -> Result<usize> {
-        let mut files = lake::encode_partitioned(&self.rows.turns)?;
-        files.extend(lake::encode_partitioned(&self.rows.sessions)?);
-        files.extend(lake::encode_partitioned(&self.rows.rejects)?);
-        // Unique per replay: two replays into one lake in the same millisecond must not overwrite each other.
-        static REPLAY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = REPLAY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        write_files(root, &files, &format!("replay-{now}-{n}"))
+    /// Writes what is pending: one file per table and hour.
+    fn flush(&mut self) -> Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        if pending.turns.is_empty() && pending.sessions.is_empty() && pending.rejects.is_empty() {
+            return Ok(());
+        }
+        let mut files = lake::encode_partitioned(&pending.turns)?;
+        files.extend(lake::encode_partitioned(&pending.sessions)?);
+        files.extend(lake::encode_partitioned(&pending.rejects)?);
+        let name = if self.flushes == 0 { self.name.clone() } else { format!("{}-{}", self.name, self.flushes) };
+        self.flushes += 1;
+        self.written.files += write_files(&self.root, &files, &name)?;
+        self.written.turns += pending.turns.len();
+        self.written.sessions += pending.sessions.len();
+        self.written.rejects += pending.rejects.len();
+        Ok(())
+    }
+
+    /// Writes the rest and hands back the report's accumulator and what was written.
+    pub fn finish(mut self) -> Result<(ReportBuilder, Written)> {
+        self.flush()?;
+        Ok((self.report, self.written))
     }
 }
 
 /// Replays decoded batches into a lake under `lake` and returns the report.
 pub fn replay_batches(batches: &[LogBatch], lake: &Path, config: &Config) -> Result<Report> {
     let now = voicelake_shared::timefmt::now_ms();
-    let mut replay = LocalReplay::default();
+    let mut replay = LocalReplay::new(lake, now);
     for out in batches.par_iter().map(|b| voicelake_shared::process_batch(b, config, now)).collect::<Vec<_>>() {
-        replay.add(out);
+        replay.add(out)?;
     }
-    replay.write_lake(lake, now)?;
-    Ok(replay.report.finish(config))
+    let (report, _) = replay.finish()?;
+    Ok(report.finish(config))
+}
+
+/// The process's peak resident memory so far (Linux: `VmHWM` of /proc/self/status).
+pub fn peak_memory_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib / 1024)
 }
 
 fn write_files(root: &Path, files: &[LakeFile], name: &str) -> Result<usize> {

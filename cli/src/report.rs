@@ -4,7 +4,7 @@
 //! values at or below it). CloudWatch estimates percentiles from the same values, so the two agree
 //! closely but not always to the millisecond.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -137,24 +137,74 @@ pub struct Report {
     pub alarms: Vec<AlarmOutcome>,
 }
 
-#[derive(Debug, Clone)]
+/// One complete turn, compact: a replay of months keeps one of these per turn. Names are indexes
+/// into the builder's tables and missing components are NaN (56 bytes, where strings and options
+/// took about 200).
+#[derive(Debug, Clone, Copy)]
 struct TurnPoint {
     time: i64,
-    session: Option<String>,
-    agent: String,
+    /// Into [`ReportBuilder::calls_seen`], or [`NO_SESSION`].
+    session: u32,
+    /// Into [`ReportBuilder::agents`].
+    agent: u32,
     latency: f64,
+    eou: f64,
+    ttft: f64,
+    ttfb: f64,
     over_target: bool,
-    eou: Option<f64>,
-    ttft: Option<f64>,
-    ttfb: Option<f64>,
 }
 
-/// One observation of a metric: event time, agent (an index into the builder's agents), value.
+const NO_SESSION: u32 = u32::MAX;
+
+impl TurnPoint {
+    fn eou(&self) -> Option<f64> {
+        (!self.eou.is_nan()).then_some(self.eou)
+    }
+    fn ttft(&self) -> Option<f64> {
+        (!self.ttft.is_nan()).then_some(self.ttft)
+    }
+    fn ttfb(&self) -> Option<f64> {
+        (!self.ttfb.is_nan()).then_some(self.ttfb)
+    }
+}
+
+/// Session ids, each stored once: the calls of the replay.
+#[derive(Debug, Default)]
+struct Names {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Names {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.to_owned());
+        self.ids.insert(name.to_owned(), id);
+        id
+    }
+
+    fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
+/// One observation of a metric: event time in whole seconds (periods and windows are whole
+/// minutes, so seconds place it in the same one as milliseconds would), agent (an index into the
+/// builder's agents), value. 16 bytes: a replay keeps several per turn.
 #[derive(Debug, Clone, Copy)]
 struct Observation {
-    time: i64,
+    second: u32,
     agent: u32,
     value: f64,
+}
+
+impl Observation {
+    fn time(&self) -> i64 {
+        i64::from(self.second) * 1000
+    }
 }
 
 /// A call that ended (its `session_analytics` event), for a diagnosis.
@@ -187,7 +237,7 @@ pub struct ReportBuilder {
     spend: Vec<(i64, String, f64)>,
     calls: Vec<EndedCall>,
     /// Every session id seen, on a turn or a session row: the calls.
-    call_ids: HashSet<String>,
+    calls_seen: Names,
     first: Option<i64>,
     last: Option<i64>,
 }
@@ -206,7 +256,7 @@ impl Default for ReportBuilder {
             rejects: Vec::new(),
             spend: Vec::new(),
             calls: Vec::new(),
-            call_ids: HashSet::new(),
+            calls_seen: Names::default(),
             first: None,
             last: None,
         }
@@ -225,7 +275,8 @@ impl ReportBuilder {
     }
 
     fn observe(&mut self, spec: MetricSpec, time: i64, agent: u32, value: f64) {
-        self.observations[spec.index].push(Observation { time, agent, value });
+        let second = u32::try_from(time.div_euclid(1000)).unwrap_or_else(|_| unreachable!("event times are within 2000..2100"));
+        self.observations[spec.index].push(Observation { second, agent, value });
     }
 
     fn see(&mut self, t: i64) {
@@ -235,32 +286,46 @@ impl ReportBuilder {
 
     pub fn add(&mut self, out: &BatchOutput) {
         self.stats.merge(&out.stats);
-        self.call_ids.extend(out.turns.iter().filter_map(|t| t.session_id.clone()));
-        self.call_ids.extend(out.sessions.iter().map(|s| s.session_id.clone()));
+        for s in &out.sessions {
+            self.calls_seen.id(&s.session_id);
+        }
+        // Counters of whole turns, only ever summed: one observation per minute and agent of the
+        // batch keeps every period's sum (periods are whole minutes) without one per turn.
+        let mut counted: BTreeMap<(usize, i64, u32), f64> = BTreeMap::new();
         for row in &out.turns {
             self.see(row.event_time);
             let agent = self.agent_id(&row.agent_name);
             let mut seen = Vec::new();
             metrics::turn_observations(row, |spec, value| seen.push((spec, value)));
             for (spec, value) in seen {
-                self.observe(spec, row.event_time, agent, value);
+                if spec.index == m::TURNS.index || spec.index == m::TURNS_OVER_TARGET.index {
+                    *counted.entry((spec.index, row.event_time.div_euclid(60_000) * 60_000, agent)).or_default() += value;
+                } else {
+                    self.observe(spec, row.event_time, agent, value);
+                }
             }
             if let Some(latency) = row.total_latency_ms {
                 match row.latency_source {
                     Some(LatencySource::Reported) => self.reported += 1,
                     _ => self.computed += 1,
                 }
+                let session = row.session_id.as_deref().map_or(NO_SESSION, |s| self.calls_seen.id(s));
                 self.turns.push(TurnPoint {
                     time: row.event_time,
-                    session: row.session_id.clone(),
-                    agent: row.agent_name.clone(),
+                    session,
+                    agent,
                     latency,
+                    eou: row.eou_delay_ms.unwrap_or(f64::NAN),
+                    ttft: row.llm_ttft_ms.unwrap_or(f64::NAN),
+                    ttfb: row.tts_ttfb_ms.unwrap_or(f64::NAN),
                     over_target: row.over_target == Some(true),
-                    eou: row.eou_delay_ms,
-                    ttft: row.llm_ttft_ms,
-                    ttfb: row.tts_ttfb_ms,
                 });
+            } else if let Some(s) = &row.session_id {
+                self.calls_seen.id(s);
             }
+        }
+        for ((index, minute, agent), n) in counted {
+            self.observe(m::ALL[index], minute, agent, n);
         }
         for s in &out.sessions {
             self.see(s.event_time);
@@ -298,9 +363,15 @@ impl ReportBuilder {
             self.rejects.push((r.event_time, r.reason.clone(), r.raw_message.clone()));
         }
         if !out.event_timestamps.is_empty() {
+            // A counter, only ever summed: one observation per minute of the batch keeps every
+            // period's sum (periods are whole minutes) without one per log event.
             let agent = self.agent_id("");
+            let mut per_minute: BTreeMap<i64, f64> = BTreeMap::new();
             for &t in &out.event_timestamps {
-                self.observe(m::EVENTS_IN, t, agent, 1.0);
+                *per_minute.entry(t.div_euclid(60_000) * 60_000).or_default() += 1.0;
+            }
+            for (minute, n) in per_minute {
+                self.observe(m::EVENTS_IN, minute, agent, n);
             }
         }
     }
@@ -317,15 +388,15 @@ impl ReportBuilder {
 
         let mut by_agent: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
         for t in &self.turns {
-            by_agent.entry(&t.agent).or_default().push(t.latency);
+            by_agent.entry(&self.agents[t.agent as usize]).or_default().push(t.latency);
         }
-        let mut slowest: Vec<SessionLatency> = by_session(self.turns.iter())
+        let mut slowest: Vec<SessionLatency> = by_session(&self.calls_seen, self.turns.iter())
             .into_iter()
             .map(|(session, turns)| {
                 let summary = Summary::of(turns.iter().map(|t| t.latency).collect());
                 SessionLatency {
                     session_id: session.to_owned(),
-                    agent: turns[0].agent.clone(),
+                    agent: self.agents[turns[0].agent as usize].clone(),
                     turns: turns.len() as u64,
                     p95_ms: summary.p95.unwrap_or(0.0),
                     max_ms: summary.max.unwrap_or(0.0),
@@ -345,7 +416,7 @@ impl ReportBuilder {
         let alarms = alarms::DEFAULTS.iter().map(|spec| self.evaluate(spec)).collect();
 
         Report {
-            counts: Counts { sessions: self.call_ids.len() as u64, ..stats.counts() },
+            counts: Counts { sessions: self.calls_seen.len() as u64, ..stats.counts() },
             rejected_by_reason: stats.rejected.iter().map(|(k, v)| (k.as_str().to_owned(), *v)).collect(),
             skipped_by_reason: stats.skipped.iter().map(|(k, v)| (k.as_str().to_owned(), *v)).collect(),
             first_event: self.first.map(timefmt::iso),
@@ -388,7 +459,7 @@ impl ReportBuilder {
     fn buckets(&self, spec: MetricSpec, period_ms: i64, agent: Option<u32>) -> BTreeMap<i64, Vec<f64>> {
         let mut buckets: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
         for o in self.observations[spec.index].iter().filter(|o| agent.is_none_or(|a| o.agent == a)) {
-            buckets.entry(o.time.div_euclid(period_ms) * period_ms).or_default().push(o.value);
+            buckets.entry(o.time().div_euclid(period_ms) * period_ms).or_default().push(o.value);
         }
         buckets
     }
@@ -456,7 +527,7 @@ impl ReportBuilder {
     fn in_window(&self, spec: MetricSpec, window: Window, agent: Option<u32>) -> Vec<f64> {
         self.observations[spec.index]
             .iter()
-            .filter(|o| window.contains(o.time) && agent.is_none_or(|a| o.agent == a))
+            .filter(|o| window.contains(o.time()) && agent.is_none_or(|a| o.agent == a))
             .map(|o| o.value)
             .collect()
     }
@@ -503,12 +574,12 @@ impl ReportBuilder {
     fn diagnose(&self, spec: &AlarmSpec, window: Window) -> Diagnosis {
         let hour_before = Window { start_ms: window.start_ms - 3_600_000, end_ms: window.start_ms };
         let baselines = vec![self.snapshot(spec, hour_before), self.snapshot(spec, hour_before.earlier(86_400_000))];
-        let mut calls: BTreeMap<String, Call> = by_session(self.turns.iter().filter(|t| window.contains(t.time)))
+        let mut calls: BTreeMap<String, Call> = by_session(&self.calls_seen, self.turns.iter().filter(|t| window.contains(t.time)))
             .into_iter()
             .map(|(session, turns)| {
                 let call = Call {
                     session_id: session.to_owned(),
-                    agent: turns[0].agent.clone(),
+                    agent: self.agents[turns[0].agent as usize].clone(),
                     p95_ms: Summary::of(turns.iter().map(|t| t.latency).collect()).p95,
                     dominant_component: dominant_component(&turns),
                     ..Call::default()
@@ -682,12 +753,10 @@ fn worst_period(spec: &AlarmSpec, series: &[(i64, Option<f64>)], keep: impl Fn(i
 }
 
 /// Turns grouped by call, in session id order.
-fn by_session<'t>(turns: impl Iterator<Item = &'t TurnPoint>) -> BTreeMap<&'t str, Vec<&'t TurnPoint>> {
+fn by_session<'t>(names: &'t Names, turns: impl Iterator<Item = &'t TurnPoint>) -> BTreeMap<&'t str, Vec<&'t TurnPoint>> {
     let mut calls: BTreeMap<&str, Vec<&TurnPoint>> = BTreeMap::new();
-    for t in turns {
-        if let Some(s) = &t.session {
-            calls.entry(s).or_default().push(t);
-        }
+    for t in turns.filter(|t| t.session != NO_SESSION) {
+        calls.entry(names.names[t.session as usize].as_str()).or_default().push(t);
     }
     calls
 }
@@ -744,7 +813,7 @@ fn dominant_component(turns: &[&TurnPoint]) -> Option<&'static str> {
         let v: Vec<f64> = turns.iter().filter_map(|t| f(t)).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
-    voicelake_shared::diagnosis::dominant_component(mean(|t| t.eou), mean(|t| t.ttft), mean(|t| t.ttfb))
+    voicelake_shared::diagnosis::dominant_component(mean(TurnPoint::eou), mean(TurnPoint::ttft), mean(TurnPoint::ttfb))
 }
 
 fn round2(v: f64) -> f64 {

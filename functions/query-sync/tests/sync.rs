@@ -261,10 +261,11 @@ async fn create_saves_every_query_and_creates_the_views() {
         assert!(d.name.starts_with("voicelake/") && d.name.len() <= 255, "{}", d.name);
         assert!(d.query.starts_with("# managed by voicelake stack voicelake:"), "{}", d.query);
         assert!(d.query.len() <= 10_000);
-        let expected: &[&str] = if d.name == "voicelake/rejects-by-reason" {
-            &["/aws/lambda/voicelake-ingest"]
-        } else {
-            &["/ecs/support-agent", "/ecs/sales-agent"]
+        let file =
+            files.iter().find(|q| q.kind == Kind::Insights && d.name == format!("voicelake/{}", q.name)).expect("a file of queries/");
+        let expected: &[&str] = match file.log_groups {
+            voicelake_shared::queries::LogGroups::Ingest => &["/aws/lambda/voicelake-ingest"],
+            voicelake_shared::queries::LogGroups::Agents => &["/ecs/support-agent", "/ecs/sales-agent"],
         };
         assert_eq!(d.log_groups, expected, "{}", d.name);
     }
