@@ -12,6 +12,7 @@ pub mod config;
 pub mod cost;
 pub mod diagnosis;
 pub mod envelope;
+pub mod errors;
 pub mod event;
 mod extract;
 pub mod invariants;

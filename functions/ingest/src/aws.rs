@@ -57,21 +57,7 @@ where
         aws_sdk_cloudwatch::error::SdkError::DispatchFailure(_) => "DispatchFailure".to_owned(),
         other => other.code().unwrap_or("SdkError").to_owned(),
     };
-    SendError { code, message: causes(&e) }
-}
-
-/// The error and its causes, one after another: what a reader needs, without the debug dump.
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
+    SendError { code, message: voicelake_shared::errors::chain(&e) }
 }
 
 pub struct CloudWatchMetrics {

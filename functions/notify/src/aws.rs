@@ -20,19 +20,8 @@ pub struct CallError {
     pub message: String,
 }
 
-fn call_error(call: &'static str) -> impl FnOnce(&dyn std::error::Error) -> CallError {
-    move |e| {
-        let mut parts = vec![e.to_string()];
-        let mut source = e.source();
-        while let Some(s) = source {
-            let text = s.to_string();
-            if !parts.iter().any(|p| p.contains(&text)) {
-                parts.push(text);
-            }
-            source = s.source();
-        }
-        CallError { call, message: parts.join(": ") }
-    }
+fn call_error(call: &'static str) -> impl FnOnce(&(dyn std::error::Error + 'static)) -> CallError {
+    move |e| CallError { call, message: voicelake_shared::errors::chain(e) }
 }
 
 macro_rules! sdk {
