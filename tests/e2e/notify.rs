@@ -568,3 +568,32 @@ async fn a_notification_that_fails_every_retry_is_kept_in_the_failure_queue_and_
     let slack = &Bed::bodies(&bed.slack).await[0];
     assert!(slack.to_string().contains("TTS time to first byte p95 rose from 300 ms to 1100 ms"));
 }
+
+#[tokio::test]
+async fn a_cost_alarm_says_what_the_metrics_cannot_tell_and_runs_no_query() {
+    let bed = Bed::start().await;
+    bed.answer_both().await;
+    let mut e = event("turn-latency-alarm.json");
+    let mut message: Value = serde_json::from_str(&e.records[0].sns.message).unwrap();
+    message["AlarmName"] = "voicelake-cost-per-call".into();
+    message["Trigger"] = serde_json::json!({
+        "MetricName": "CallCost", "Namespace": "VoiceLake", "StatisticType": "Statistic", "Statistic": "AVERAGE",
+        "Dimensions": [{"value": "prod", "name": "Environment"}], "Period": 3600, "EvaluationPeriods": 1,
+        "DatapointsToAlarm": 1, "ComparisonOperator": "GreaterThanThreshold", "Threshold": 0.2, "TreatMissingData": "notBreaching"
+    });
+    e.records[0].sns.message = message.to_string();
+    // Changed at 14:17: the hour 13:00–14:00. An Insights query would never finish here.
+    let world = World { agents: vec!["sales"], values: vec![("bv".into(), BREACH_START - HOUR, 0.31)], rows: None, ..World::default() };
+    let started = std::time::Instant::now();
+    bed.notify(&world).handle(&e, later()).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2), "no query waited on: {:?}", started.elapsed());
+    let hook = &Bed::bodies(&bed.webhook).await[0];
+    assert!(
+        hook["headline"].as_str().unwrap().contains("cost per call, average $0.3100 above the $0.2000 threshold"),
+        "{}",
+        hook["headline"]
+    );
+    let missing = hook["missing"].to_string();
+    assert!(missing.contains("cost_by_model") && !missing.contains("Logs Insights"), "{missing}");
+    assert!(hook["links"]["insights"].as_str().unwrap().contains("end~'2026-11-23T14*3a00*3a00.000Z~start~'2026-11-23T13*3a00*3a00.000Z"));
+}

@@ -113,21 +113,24 @@ struct LogQuery {
     what: &'static str,
     text: &'static str,
     on_ingest: bool,
+    /// Whether the function runs it: a cost alarm's query is only linked, its answer (spend per
+    /// day) says nothing the diagnosis can use, and a query costs its scan.
+    run: bool,
 }
 
 fn log_query(spec: Option<&AlarmSpec>) -> LogQuery {
     match spec {
         Some(s) if s.statistic == Statistic::ToolSuccessPercent => {
-            LogQuery { what: "failing tools (Logs Insights)", text: queries::TOOL_FAILURES, on_ingest: false }
+            LogQuery { what: "failing tools (Logs Insights)", text: queries::TOOL_FAILURES, on_ingest: false, run: true }
         }
         Some(s) if s.metric == m::EVENTS_REJECTED.name => {
-            LogQuery { what: "reject reasons (Logs Insights)", text: queries::REJECTS_BY_REASON, on_ingest: true }
+            LogQuery { what: "reject reasons (Logs Insights)", text: queries::REJECTS_BY_REASON, on_ingest: true, run: true }
         }
         Some(s) if s.metric == m::CALL_COST.name => {
-            LogQuery { what: "cost by day (Logs Insights)", text: queries::COST_PER_DAY, on_ingest: false }
+            LogQuery { what: "cost by day (Logs Insights)", text: queries::COST_PER_DAY, on_ingest: false, run: false }
         }
-        Some(_) => LogQuery { what: "worst calls (Logs Insights)", text: queries::WORST_CALLS, on_ingest: false },
-        None => LogQuery { what: "the ingest function's errors (Logs Insights)", text: queries::INGEST_ERRORS, on_ingest: true },
+        Some(_) => LogQuery { what: "worst calls (Logs Insights)", text: queries::WORST_CALLS, on_ingest: false, run: true },
+        None => LogQuery { what: "the ingest function's errors (Logs Insights)", text: queries::INGEST_ERRORS, on_ingest: true, run: true },
     }
 }
 
@@ -340,6 +343,9 @@ impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
             Some((plan, series))
         };
         let logs = async {
+            if !lq.run {
+                return None;
+            }
             if groups.is_empty() {
                 log_missing.push(format!("{} (no log group configured)", lq.what));
                 return None;
