@@ -22,6 +22,9 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Generate traffic and replay it: DIR/traffic.jsonl, the lake under DIR/lake, the report.
     Demo(DemoArgs),
+    /// Bring history into the lake: hours of log groups read with FilterLogEvents, or a CloudWatch
+    /// Logs export, through the same pipeline, resumable, into a local lake or the stack's bucket.
+    Backfill(BackfillArgs),
     /// Saved queries as code.
     #[command(subcommand)]
     Queries(QueriesCommand),
@@ -78,6 +81,50 @@ pub enum QueriesCommand {
     /// Check queries/ before deploying: Insights pipelines and fields, Athena SQL as Trino parses
     /// it, and every Athena query run in DuckDB on a replayed lake, its answers compared with the report.
     Check(queries::CheckArgs),
+}
+
+#[derive(clap::Args)]
+pub struct BackfillArgs {
+    /// A log group to read with FilterLogEvents (repeat for several). With --export, the group the
+    /// export is of, written to the rows.
+    #[arg(long = "log-group", value_name = "NAME", required_unless_present = "export")]
+    pub log_groups: Vec<String>,
+    /// Read a CloudWatch Logs export (CreateExportTask's output) instead: s3://BUCKET/PREFIX, or a
+    /// local copy of it.
+    #[arg(long, value_name = "LOCATION", conflicts_with = "start")]
+    pub export: Option<String>,
+    /// The start of the history: RFC 3339, or a duration before now (30d, 12h, 90m, 2w).
+    #[arg(long, required_unless_present = "export")]
+    pub start: Option<String>,
+    /// The end: RFC 3339, a duration before now, or now. Set it to when the stack was deployed:
+    /// from then on the subscription filter delivers the events, and a backfill past it would
+    /// write them to the lake a second time.
+    #[arg(long, default_value = "now")]
+    pub end: String,
+    /// Write to a local lake in this folder.
+    #[arg(long, value_name = "DIR", required_unless_present = "to", conflicts_with = "to")]
+    pub lake: Option<PathBuf>,
+    /// Write to the stack's lake: s3://BUCKET/ (the stack output LakeBucketName), where Firehose writes.
+    #[arg(long, value_name = "S3_URL")]
+    pub to: Option<String>,
+    /// The file recording how far the backfill got; a run continues from it.
+    #[arg(long, value_name = "FILE", default_value = "voicelake-backfill.json")]
+    pub checkpoint: PathBuf,
+    /// Which events FilterLogEvents returns: the stack's default subscription filter pattern.
+    #[arg(long, default_value = voicelake_shared::config::DEFAULT_FILTER_PATTERN)]
+    pub filter_pattern: String,
+    /// Events per FilterLogEvents page (at most 10,000).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    pub page_size: i32,
+    /// The environment name written to rows.
+    #[arg(long, default_value = voicelake_shared::config::DEFAULT_ENVIRONMENT)]
+    pub environment: String,
+    /// A price table (JSON, the shape of shared/data/prices.json) instead of the built-in one.
+    #[arg(long)]
+    pub prices: Option<PathBuf>,
+    /// Emails and phone numbers: hash, drop or keep (as for replay).
+    #[arg(long, default_value = "hash")]
+    pub pii: voicelake_shared::pii::PiiMode,
 }
 
 #[derive(clap::Args)]

@@ -5,7 +5,8 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use voicelake_cli::args::{
-    Cli, Command, DemoArgs, DlqCommand, DlqReplayArgs, Format, GenerateArgs, NotifyCommand, NotifyTestArgs, QueriesCommand, ReplayArgs,
+    BackfillArgs, Cli, Command, DemoArgs, DlqCommand, DlqReplayArgs, Format, GenerateArgs, NotifyCommand, NotifyTestArgs, QueriesCommand,
+    ReplayArgs,
 };
 use voicelake_cli::queries;
 use voicelake_cli::replay::LocalReplay;
@@ -18,6 +19,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Replay(args) => replay(args),
         Command::Generate(args) => generate(args),
+        Command::Backfill(args) => backfill(args),
         Command::Queries(QueriesCommand::Check(args)) => queries::check(args),
         Command::Dlq(DlqCommand::Replay(args)) => dlq_replay(args),
         Command::Notify(NotifyCommand::Test(args)) => notify_test(args),
@@ -99,16 +101,103 @@ fn generate(args: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
-fn replay(args: ReplayArgs) -> Result<()> {
-    let mut config =
-        Config { environment: args.environment.clone(), latency_target_ms: args.target_ms, pii: args.pii, ..Config::default() };
-    if let Some(path) = &args.prices {
+/// The pipeline's settings from the flags replay and backfill share.
+fn pipeline_config(
+    environment: &str,
+    target_ms: f64,
+    pii: voicelake_shared::pii::PiiMode,
+    prices: Option<&std::path::Path>,
+) -> Result<Config> {
+    let mut config = Config { environment: environment.to_owned(), latency_target_ms: target_ms, pii, ..Config::default() };
+    if let Some(path) = prices {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         config.prices = PriceTable::from_json(&text).with_context(|| format!("{}", path.display()))?;
     }
     if !(config.latency_target_ms.is_finite() && config.latency_target_ms > 0.0) {
         bail!("--target-ms must be a positive number of milliseconds");
     }
+    Ok(config)
+}
+
+fn backfill(args: BackfillArgs) -> Result<()> {
+    use voicelake_cli::backfill::sources::{self, LocalLake, S3Lake};
+    let config = pipeline_config(&args.environment, voicelake_shared::config::DEFAULT_LATENCY_TARGET_MS, args.pii, args.prices.as_deref())?;
+    let now = now_ms();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let totals = runtime.block_on(async {
+        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(sources::retry_config()).load().await;
+        match (&args.lake, &args.to) {
+            (Some(root), _) => backfill_into(&LocalLake { root: root.clone() }, &args, &config, &aws, now).await,
+            (None, Some(url)) => {
+                let (bucket, prefix) = sources::s3_location(url)?;
+                backfill_into(&S3Lake { client: s3_client(&aws), bucket, prefix }, &args, &config, &aws, now).await
+            }
+            (None, None) => bail!("give --lake DIR or --to s3://BUCKET/"),
+        }
+    })?;
+    println!(
+        "backfill: {} units worked ({} skipped as done before, {} partial and not recorded as done), {} log events, {} turn rows, {} session rows, {} rejects in {} Parquet objects{}",
+        totals.units,
+        totals.skipped,
+        totals.partial,
+        totals.events,
+        totals.turns,
+        totals.sessions,
+        totals.rejects,
+        totals.files,
+        if totals.unreadable_lines > 0 {
+            format!("; {} export lines were not TIME MESSAGE and were skipped", totals.unreadable_lines)
+        } else {
+            String::new()
+        },
+    );
+    Ok(())
+}
+
+async fn backfill_into<S: voicelake_cli::backfill::sources::LakeSink>(
+    sink: &S,
+    args: &BackfillArgs,
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+    now: i64,
+) -> Result<voicelake_cli::backfill::Totals> {
+    use voicelake_cli::backfill::sources::{CloudWatchLogs, LocalExport, S3Export, s3_location};
+    use voicelake_cli::backfill::{Backfill, Progress, plan};
+    let mut run = Backfill::new(config, sink, args.checkpoint.clone(), Progress::stderr())?;
+    if let Some(export) = &args.export {
+        let group = match args.log_groups.as_slice() {
+            [] => "export",
+            [one] => one.as_str(),
+            _ => bail!("an export is of one log group: give --log-group once, or not at all"),
+        };
+        if export.starts_with("s3://") {
+            let (bucket, prefix) = s3_location(export)?;
+            run.export(&S3Export { client: s3_client(aws), bucket, prefix }, group).await?;
+        } else {
+            run.export(&LocalExport { root: export.into() }, group).await?;
+        }
+    } else {
+        let start = args.start.as_deref().context("--start is needed to read log groups")?;
+        let start = plan::parse_when(start, now).context("--start")?;
+        let end = plan::parse_when(&args.end, now).context("--end")?;
+        if start >= end {
+            bail!("--start {} is not before --end {}", timefmt::iso(start), timefmt::iso(end));
+        }
+        let logs = CloudWatchLogs { client: aws_sdk_cloudwatchlogs::Client::new(aws), page_size: args.page_size };
+        run.log_groups(&logs, &args.log_groups, start, end, &args.filter_pattern, now).await?;
+    }
+    Ok(run.finish())
+}
+
+/// S3 through the standard settings; path-style addressing when an endpoint is set (moto,
+/// LocalStack, MinIO), which seldom resolve bucket host names.
+fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL").is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(aws).force_path_style(custom_endpoint).build())
+}
+
+fn replay(args: ReplayArgs) -> Result<()> {
+    let config = pipeline_config(&args.environment, args.target_ms, args.pii, args.prices.as_deref())?;
     let now = now_ms();
     let started = std::time::Instant::now();
     let mut replay = LocalReplay::new(&args.lake, now);

@@ -6,6 +6,9 @@ use crate::pii::PiiMode;
 /// Default turn latency target, in milliseconds: the p95 alarm threshold and the over-target flag.
 pub const DEFAULT_LATENCY_TARGET_MS: f64 = 1500.0;
 pub const DEFAULT_ENVIRONMENT: &str = "dev";
+/// The stack's default subscription filter pattern (`SubscriptionFilterPattern` in template.yaml,
+/// which a test holds equal): a term for each family marker, so only the contract's events pass.
+pub const DEFAULT_FILTER_PATTERN: &str = r#"?voice_metrics ?session_analytics ?_metrics ?metrics_collected ?conversation_item_added ?session_usage_updated ?"LLM metrics" ?"TTS metrics" ?"STT metrics" ?"EOU metrics" ?"RealtimeModel metrics""#;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {

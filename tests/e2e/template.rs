@@ -242,6 +242,7 @@ fn subscription_filters_cover_every_agent_log_group() {
     assert_eq!(filter["Type"].as_str(), Some("AWS::Logs::SubscriptionFilter"));
     assert_eq!(ref_name(&filter["Properties"]["FilterPattern"]), Some("SubscriptionFilterPattern"));
     let pattern = t["Parameters"]["SubscriptionFilterPattern"]["Default"].as_str().unwrap();
+    assert_eq!(pattern, voicelake_shared::config::DEFAULT_FILTER_PATTERN, "voicelake backfill reads with the stack's pattern");
     let missing = markers_missing_from(pattern);
     assert!(missing.is_empty(), "the default filter pattern drops events marked {missing:?}");
 }
@@ -255,7 +256,7 @@ fn markers_missing_from(pattern: &str) -> Vec<&'static str> {
 
 #[test]
 fn a_filter_pattern_without_a_family_marker_fails_the_check() {
-    let full = "?voice_metrics ?session_analytics ?_metrics ?metrics_collected ?conversation_item_added ?session_usage_updated ?\"LLM metrics\" ?\"TTS metrics\" ?\"STT metrics\" ?\"EOU metrics\" ?\"RealtimeModel metrics\"";
+    let full = voicelake_shared::config::DEFAULT_FILTER_PATTERN;
     assert!(markers_missing_from(full).is_empty());
     assert_eq!(markers_missing_from(&full.replace(" ?\"EOU metrics\"", "")), vec!["EOU metrics"]);
     assert_eq!(markers_missing_from(&full.replace(" ?session_usage_updated", "")), vec!["session_usage_updated"]);
