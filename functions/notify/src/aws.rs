@@ -179,14 +179,15 @@ impl Metrics for CloudWatch {
 
     async fn metric_alarms(&self, names: &[String]) -> Result<Vec<ChildAlarm>, CallError> {
         let out = sdk!("DescribeAlarms", self.0.describe_alarms().set_alarm_names(Some(names.to_vec())).send())?;
+        let dimensions = |ds: &[Dimension]| -> Vec<message::Dimension> {
+            ds.iter()
+                .map(|d| message::Dimension { name: d.name().unwrap_or_default().into(), value: d.value().unwrap_or_default().into() })
+                .collect()
+        };
         let metric_ref = |m: &Metric| MetricRef {
             metric_name: m.metric_name().unwrap_or_default().to_owned(),
             namespace: m.namespace().unwrap_or_default().to_owned(),
-            dimensions: m
-                .dimensions()
-                .iter()
-                .map(|d| message::Dimension { name: d.name().unwrap_or_default().into(), value: d.value().unwrap_or_default().into() })
-                .collect(),
+            dimensions: dimensions(m.dimensions()),
         };
         Ok(out
             .metric_alarms()
@@ -200,14 +201,7 @@ impl Metrics for CloudWatch {
                     namespace: a.namespace().map(str::to_owned),
                     statistic: a.statistic().map(|s| s.as_str().to_owned()),
                     extended_statistic: a.extended_statistic().map(str::to_owned),
-                    dimensions: a
-                        .dimensions()
-                        .iter()
-                        .map(|d| message::Dimension {
-                            name: d.name().unwrap_or_default().into(),
-                            value: d.value().unwrap_or_default().into(),
-                        })
-                        .collect(),
+                    dimensions: dimensions(a.dimensions()),
                     period: a.period().map(|p| p as u32),
                     evaluation_periods: a.evaluation_periods().unwrap_or(1) as u32,
                     datapoints_to_alarm: a.datapoints_to_alarm().map(|d| d as u32),
