@@ -539,10 +539,8 @@ async fn the_command_backfills_into_a_local_lake_and_the_stacks_bucket_with_prog
     s3.create_bucket().bucket("stack-lake").send().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let voicelake = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO"))
-            .args(["run", "--quiet", "--locked", "--manifest-path"])
-            .arg(repo_root().join("Cargo.toml"))
-            .args(["-p", "voicelake-cli", "--bin", "voicelake", "--", "backfill"])
+        voicelake_e2e::voicelake()
+            .arg("backfill")
             .args(["--log-group", "/ecs/sales-agent", "--start", &start, "--end", &end, "--page-size", "20"])
             .args(args)
             .envs(voicelake_e2e::FAKE_ENV)

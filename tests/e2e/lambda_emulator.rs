@@ -3,7 +3,6 @@
 //! and the function sends to moto's Firehose and to the CloudWatch recorder.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -76,8 +75,7 @@ async fn the_function_runs_under_the_lambda_runtime_api() {
     for body in [record.to_string(), dropped.to_string()] {
         sqs.send_message().queue_url(&queue_url).message_body(body).send().await.unwrap();
     }
-    let out = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--locked", "-p", "voicelake-cli", "--bin", "voicelake", "--"])
+    let out = voicelake_e2e::voicelake()
         .args(["dlq", "replay", "--queue-url", &queue_url, "--function", "ingest", "--visibility-timeout", "1"])
         .envs(FAKE_ENV)
         .env("AWS_ENDPOINT_URL_SQS", &moto.endpoint)

@@ -407,6 +407,26 @@ impl Drop for Emulator {
     }
 }
 
+/// The `voicelake` binary, current. It is built by `cargo build --workspace --all-targets`, which
+/// after `cargo test --workspace --all-targets` (./infra/test) has nothing to do: `cargo run -p
+/// voicelake-cli` would resolve that package's features alone and, in a clean target directory,
+/// compile most of the dependencies a second time (five minutes of a CI run).
+pub fn voicelake() -> Command {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let path = BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--locked", "--workspace", "--all-targets", "--manifest-path"])
+            .arg(repo_root().join("Cargo.toml"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "the workspace builds");
+        // A test binary is target/<profile>/deps/NAME; the workspace's binaries are in target/<profile>.
+        let exe = std::env::current_exe().expect("the test binary's path");
+        exe.parent().and_then(Path::parent).expect("target/<profile>").join("voicelake")
+    });
+    Command::new(path)
+}
+
 /// `cargo lambda` from the virtual environment, run in the repository.
 pub fn cargo_lambda() -> Command {
     let mut c = Command::new(tool("cargo-lambda"));
