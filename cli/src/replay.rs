@@ -109,9 +109,7 @@ impl LocalReplay {
         if pending.turns.is_empty() && pending.sessions.is_empty() && pending.rejects.is_empty() {
             return Ok(());
         }
-        let mut files = lake::encode_partitioned(&pending.turns)?;
-        files.extend(lake::encode_partitioned(&pending.sessions)?);
-        files.extend(lake::encode_partitioned(&pending.rejects)?);
+        let files = lake_files(&pending)?;
         let name = if self.flushes == 0 { self.name.clone() } else { format!("{}-{}", self.name, self.flushes) };
         self.flushes += 1;
         self.written.files += write_files(&self.root, &files, &name)?;
@@ -146,12 +144,25 @@ pub fn peak_memory_mib() -> Option<u64> {
     Some(kib / 1024)
 }
 
+/// The Parquet files of rows: one per table and hour that has rows.
+pub(crate) fn lake_files(rows: &BatchOutput) -> Result<Vec<LakeFile>> {
+    let mut files = lake::encode_partitioned(&rows.turns)?;
+    files.extend(lake::encode_partitioned(&rows.sessions)?);
+    files.extend(lake::encode_partitioned(&rows.rejects)?);
+    Ok(files)
+}
+
+/// Writes (or replaces) the object `key` of the lake on disk at `root`.
+pub(crate) fn write_object(root: &Path, key: &str, bytes: &[u8]) -> Result<()> {
+    let path = root.join(key);
+    let dir = path.parent().expect("lake keys have folders");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
 fn write_files(root: &Path, files: &[LakeFile], name: &str) -> Result<usize> {
     for file in files {
-        let path = root.join(file.key(name));
-        let dir = path.parent().expect("lake keys have folders");
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        std::fs::write(&path, &file.bytes).with_context(|| format!("writing {}", path.display()))?;
+        write_object(root, &file.key(name), &file.bytes)?;
     }
     Ok(files.len())
 }

@@ -20,7 +20,6 @@ use flate2::read::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use voicelake_shared::envelope::{LogBatch, LogEvent, MessageType};
-use voicelake_shared::lake;
 use voicelake_shared::{BatchOutput, Config};
 
 use crate::replay::FLUSH_ROWS;
@@ -278,9 +277,7 @@ impl UnitWriter {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);
-        let mut files = lake::encode_partitioned(&pending.turns)?;
-        files.extend(lake::encode_partitioned(&pending.sessions)?);
-        files.extend(lake::encode_partitioned(&pending.rejects)?);
+        let files = crate::replay::lake_files(&pending)?;
         let name = plan::object_name(&self.slug, &self.unit, self.part);
         self.part += 1;
         for file in files {

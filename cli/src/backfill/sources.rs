@@ -168,11 +168,7 @@ pub struct LocalLake {
 
 impl LakeSink for LocalLake {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
-        let path = self.root.join(key);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
+        crate::replay::write_object(&self.root, key, &bytes)
     }
 
     fn location(&self) -> String {
