@@ -1,6 +1,7 @@
-//! The built function through the real Lambda runtime API: cargo-lambda's emulator (`cargo lambda
-//! watch`) runs the `ingest` binary, `cargo lambda invoke --data-file` sends subscription events,
-//! and the function sends to moto's Firehose and to the CloudWatch recorder.
+//! The built function through the real Lambda runtime API: the workspace's `ingest` binary polls
+//! cargo-lambda's emulator (`cargo lambda watch --only-lambda-apis`), `cargo lambda invoke
+//! --data-file` sends subscription events, and the function sends to moto's Firehose and to the
+//! CloudWatch recorder.
 
 use std::path::Path;
 use std::time::Duration;
@@ -24,7 +25,7 @@ async fn the_function_runs_under_the_lambda_runtime_api() {
 
     let mut env = function_env(&moto, &recorder, &lake, "emulator");
     env.push(("AWS_LAMBDA_LOG_FORMAT", "JSON".into()));
-    let emulator = Emulator::watch(&env, &log, false);
+    let emulator = Emulator::ingest(&env, &log);
 
     let now = voicelake_shared::timefmt::now_ms();
     let batches = synth::generate(&SynthOptions { calls: 12, seed: 9, start_ms: now - 1_800_000, noise: true });

@@ -511,7 +511,7 @@ async fn the_built_function_answers_an_alarm_under_the_lambda_runtime_api() {
         ("VOICELAKE_WEBHOOK_URL_PARAMETER", "/voicelake/webhook".into()),
         ("VOICELAKE_NOTIFICATION_TOPIC", bed.topic_arn.clone()),
     ]);
-    let emulator = Emulator::watch_function("voicelake-notify", "notify", &env, &log, false);
+    let emulator = Emulator::start(&voicelake_e2e::workspace_binary("notify"), "notify", &env, &log);
     let event: Value = serde_json::from_str(&std::fs::read_to_string(fixture("alarms/turn-latency-alarm.json")).unwrap()).unwrap();
     let answer = emulator.invoke("notify", &event, dir.path(), &log);
     assert_eq!(answer[0]["delivered"], serde_json::json!(["slack", "webhook", "sns"]), "{answer}");

@@ -393,27 +393,32 @@ async fn forward(inbound: tokio::net::TcpStream, upstream: String, mode: std::sy
     responses.abort();
 }
 
-/// The emulator and everything it started, stopped as one process group.
+/// cargo-lambda's emulator of the Lambda runtime and invoke APIs, and the function process polling
+/// it; both are stopped on drop.
 pub struct Emulator {
-    child: Child,
+    emulator: Child,
+    function: Child,
     pub port: u16,
 }
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        let _ = self.function.kill();
+        let _ = self.function.wait();
         // The emulator leads its own process group; `--` keeps the negative id from reading as an option.
-        let _ = Command::new("kill").args(["-TERM", "--", &format!("-{}", self.child.id())]).status();
-        let _ = self.child.wait();
+        let _ = Command::new("kill").args(["-TERM", "--", &format!("-{}", self.emulator.id())]).status();
+        let _ = self.emulator.wait();
     }
 }
 
-/// The `voicelake` binary, current. It is built by `cargo build --workspace --all-targets`, which
-/// after `cargo test --workspace --all-targets` (./infra/test) has nothing to do: `cargo run -p
-/// voicelake-cli` would resolve that package's features alone and, in a clean target directory,
-/// compile most of the dependencies a second time (five minutes of a CI run).
-pub fn voicelake() -> Command {
+/// A binary of the workspace (`voicelake`, `ingest`, `notify`…), current. It is built by `cargo build
+/// --workspace --all-targets`, which after `cargo test --workspace --all-targets` (./infra/test) has
+/// nothing to do. `cargo run -p` of one package, or `cargo lambda watch` building a function, would
+/// resolve that package's features alone and, in a clean target directory, compile most of the
+/// dependencies a second time (five minutes of a CI run each).
+pub fn workspace_binary(name: &str) -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    let path = BUILT.get_or_init(|| {
+    let dir = BUILT.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "--locked", "--workspace", "--all-targets", "--manifest-path"])
             .arg(repo_root().join("Cargo.toml"))
@@ -422,9 +427,14 @@ pub fn voicelake() -> Command {
         assert!(status.success(), "the workspace builds");
         // A test binary is target/<profile>/deps/NAME; the workspace's binaries are in target/<profile>.
         let exe = std::env::current_exe().expect("the test binary's path");
-        exe.parent().and_then(Path::parent).expect("target/<profile>").join("voicelake")
+        exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
     });
-    Command::new(path)
+    dir.join(name)
+}
+
+/// The `voicelake` command, current (see [`workspace_binary`]).
+pub fn voicelake() -> Command {
+    Command::new(workspace_binary("voicelake"))
 }
 
 /// `cargo lambda` from the virtual environment, run in the repository.
@@ -454,34 +464,43 @@ pub fn function_env(moto: &Moto, recorder: &CloudWatchRecorder, lake: &Lake, env
 }
 
 impl Emulator {
-    /// `cargo lambda watch` running the `ingest` function with `env`, its output in `log`; ready when
-    /// it listens.
-    pub fn watch(env: &[(&str, String)], log: &Path, release: bool) -> Emulator {
-        Self::watch_function("voicelake-ingest", "ingest", env, log, release)
+    /// The workspace's `ingest` function with `env` under the emulator, both writing to `log`.
+    pub fn ingest(env: &[(&str, String)], log: &Path) -> Emulator {
+        Self::start(&workspace_binary("ingest"), "ingest", env, log)
     }
 
-    /// `cargo lambda watch` running binary `bin` of `package`.
-    pub fn watch_function(package: &str, bin: &str, env: &[(&str, String)], log: &Path, release: bool) -> Emulator {
+    /// `cargo lambda watch --only-lambda-apis` serving function `name`, and `binary` started the way
+    /// Lambda starts a custom runtime: its environment names the runtime API it polls. Ready when the
+    /// emulator listens; an invocation waits for the function's first poll.
+    pub fn start(binary: &Path, name: &str, env: &[(&str, String)], log: &Path) -> Emulator {
+        assert!(binary.is_file(), "{} is built", binary.display());
         let port = free_port();
-        let mut cmd = cargo_lambda();
-        cmd.args(["watch", "--ignore-changes", "--package", package, "--bin", bin]);
-        if release {
-            cmd.arg("--release");
-        }
-        cmd.args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()]);
-        for (k, v) in env {
-            cmd.arg("--env-var").arg(format!("{k}={v}"));
-        }
         let out = std::fs::File::create(log).unwrap();
-        cmd.stdout(out.try_clone().unwrap()).stderr(out).process_group(0);
-        let child = cmd.spawn().expect("cargo lambda watch starts");
-        let emulator = Emulator { child, port };
+        let emulator = cargo_lambda()
+            .args(["watch", "--only-lambda-apis", "--ignore-changes"])
+            .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+            .stdout(out.try_clone().unwrap())
+            .stderr(out.try_clone().unwrap())
+            .process_group(0)
+            .spawn()
+            .expect("cargo lambda watch starts");
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "the emulator did not listen: {}", std::fs::read_to_string(log).unwrap_or_default());
             std::thread::sleep(Duration::from_millis(100));
         }
-        emulator
+        let function = Command::new(binary)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt/{name}"))
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            // The template's MemorySize of every function.
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} starts: {e}", binary.display()));
+        Emulator { emulator, function, port }
     }
 
     /// `cargo lambda invoke FUNCTION --data-file` with `event`: the function's answer.

@@ -1,5 +1,5 @@
 //! Soak: generated traffic of at least 100,000 turns across many log streams through the release
-//! `ingest` function under the Lambda runtime emulator (`cargo lambda watch --release`), sending to
+//! `ingest` function under the Lambda runtime emulator (`cargo lambda watch --only-lambda-apis`), sending to
 //! moto's Firehose and a CloudWatch recorder. Counts every turn in (what the pipeline makes of the
 //! payloads) and out (the records in the lake), samples the function's resident memory after every
 //! invocation, and reports events per second end to end.
@@ -8,6 +8,7 @@
 //! Needs the tools of `./infra/bootstrap` (moto, cargo-lambda) in `.venv`.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::Instant;
 use voicelake_shared::timefmt::now_ms;
 
@@ -66,6 +67,20 @@ fn function_rss_kib() -> Option<(u64, u64)> {
     None
 }
 
+/// The `ingest` function built in release, beside this (release) binary.
+fn release_ingest() -> Result<PathBuf> {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--release", "--locked", "-p", "voicelake-ingest", "--bin", "ingest", "--manifest-path"])
+        .arg(voicelake_e2e::repo_root().join("Cargo.toml"))
+        .status()
+        .context("cargo runs")?;
+    if !status.success() {
+        bail!("cargo build of the release ingest function failed");
+    }
+    let exe = std::env::current_exe().context("this binary's path")?;
+    Ok(exe.parent().context("target/release")?.join("ingest"))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -79,8 +94,8 @@ async fn main() -> Result<()> {
     let log = dir.path().join("watch.log");
     let mut env = function_env(&moto, &recorder, &lake, "soak");
     env.push(("RUST_LOG", "warn".into()));
-    eprintln!("building and starting the release function under cargo lambda watch…");
-    let emulator = Emulator::watch(&env, &log, true);
+    eprintln!("building the release function and starting it under cargo lambda watch…");
+    let emulator = Emulator::start(&release_ingest()?, "ingest", &env, &log);
 
     let config = Config { environment: "soak".into(), ..Config::default() };
     let payloads = traffic(min_turns, streams, &config);
@@ -91,7 +106,7 @@ async fn main() -> Result<()> {
 
     let lambda = aws_sdk_lambda::Client::new(&sdk_config(&emulator.endpoint()).await);
     let invoker = LambdaInvoker::new(lambda, "ingest");
-    // The first invocation builds the function (release) if it is not built yet: not timed.
+    // The first invocation waits for the function's start and first poll: not timed.
     let warmup = serde_json::to_value(envelope::subscription_event(&payloads[0].0))?;
     invoker.invoke(&warmup).await.map_err(anyhow::Error::msg).context("the first invocation")?;
 
