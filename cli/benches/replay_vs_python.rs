@@ -43,7 +43,7 @@ fn replay_run(input: &Path, config: &Config) -> (f64, u64) {
     let mut replay = LocalReplay::new(lake.path(), now);
     replay.add_file(input, config, now).unwrap();
     let (builder, _) = replay.finish().unwrap();
-    let report = builder.finish(config);
+    let report = builder.finish(config).unwrap();
     (started.elapsed().as_secs_f64(), report.counts.events_in)
 }
 

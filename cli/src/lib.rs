@@ -10,3 +10,4 @@ pub mod notify;
 pub mod queries;
 pub mod replay;
 pub mod report;
+pub mod spill;

@@ -207,8 +207,8 @@ fn replay(args: ReplayArgs) -> Result<()> {
         replay.add_file(path, &config, now)?;
     }
     let (builder, written) = replay.finish()?;
-    let charts = args.html.as_ref().map(|_| builder.charts(&config));
-    let report = builder.finish(&config);
+    let charts = args.html.as_ref().map(|_| builder.charts(&config)).transpose().context("reading the report's temporary files")?;
+    let report = builder.finish(&config).context("reading the report's temporary files")?;
     if let (Some(path), Some(charts)) = (&args.html, &charts) {
         let page = voicelake_cli::html::render(&report, charts, &config.environment)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -60,7 +60,7 @@ impl LocalReplay {
     }
 
     pub fn add(&mut self, out: BatchOutput) -> Result<()> {
-        self.report.add(&out);
+        self.report.add(&out).context("the report's temporary files")?;
         self.pending.turns.extend(out.turns);
         self.pending.sessions.extend(out.sessions);
         self.pending.rejects.extend(out.rejects);
@@ -134,7 +134,7 @@ pub fn replay_batches(batches: &[LogBatch], lake: &Path, config: &Config) -> Res
         replay.add(out)?;
     }
     let (report, _) = replay.finish()?;
-    Ok(report.finish(config))
+    report.finish(config).context("reading the report's temporary files")
 }
 
 /// The process's peak resident memory so far (Linux: `VmHWM` of /proc/self/status).

@@ -3,9 +3,14 @@
 //! Percentiles are nearest-rank over the exact values (the smallest value with at least p% of the
 //! values at or below it). CloudWatch estimates percentiles from the same values, so the two agree
 //! closely but not always to the millisecond.
+//!
+//! The builder's state is in [`Spill`] stores, on disk past [`Limits::chunk_bytes`] each, and every
+//! figure is computed by scans of them that hold at most [`Limits`] in memory: a replay of any size
+//! gets the same report in the same bounded memory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
+use std::io;
 
 use serde::Serialize;
 
@@ -20,13 +25,14 @@ use voicelake_shared::timefmt;
 use voicelake_shared::views::{self, Axis, Chart, Series, Stat};
 use voicelake_shared::{BatchOutput, BatchStats, Counts};
 
+use crate::spill::{Record, Spill, at_ranks, codec, nearest_rank};
+
 /// Nearest-rank percentile of sorted values.
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+    Some(sorted[(nearest_rank(p, sorted.len() as u64) - 1) as usize])
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -137,14 +143,13 @@ pub struct Report {
     pub alarms: Vec<AlarmOutcome>,
 }
 
-/// One complete turn, compact: a replay of months keeps one of these per turn. Names are indexes
-/// into the builder's tables and missing components are NaN (56 bytes, where strings and options
-/// took about 200).
+/// One complete turn, compact. The session is a 128-bit hash of its id ([`session_key`]); the
+/// agent an index into the builder's agents; missing components are NaN.
 #[derive(Debug, Clone, Copy)]
 struct TurnPoint {
     time: i64,
-    /// Into [`ReportBuilder::calls_seen`], or [`NO_SESSION`].
-    session: u32,
+    /// [`session_key`] of the turn's session, or [`NO_SESSION`].
+    session: u128,
     /// Into [`ReportBuilder::agents`].
     agent: u32,
     latency: f64,
@@ -154,7 +159,7 @@ struct TurnPoint {
     over_target: bool,
 }
 
-const NO_SESSION: u32 = u32::MAX;
+const NO_SESSION: u128 = 0;
 
 impl TurnPoint {
     fn eou(&self) -> Option<f64> {
@@ -168,32 +173,62 @@ impl TurnPoint {
     }
 }
 
-/// Session ids, each stored once: the calls of the replay.
-#[derive(Debug, Default)]
-struct Names {
-    ids: HashMap<String, u32>,
-    names: Vec<String>,
+impl Record for TurnPoint {
+    fn encode(&self, out: &mut Vec<u8>) {
+        codec::put_i64(out, self.time);
+        codec::put_u128(out, self.session);
+        codec::put_u32(out, self.agent);
+        for v in [self.latency, self.eou, self.ttft, self.ttfb] {
+            codec::put_f64(out, v);
+        }
+        codec::put_u8(out, u8::from(self.over_target));
+    }
+    fn decode(input: &mut &[u8]) -> TurnPoint {
+        TurnPoint {
+            time: codec::i64(input),
+            session: codec::u128(input),
+            agent: codec::u32(input),
+            latency: codec::f64(input),
+            eou: codec::f64(input),
+            ttft: codec::f64(input),
+            ttfb: codec::f64(input),
+            over_target: codec::u8(input) == 1,
+        }
+    }
 }
 
-impl Names {
-    fn id(&mut self, name: &str) -> u32 {
-        if let Some(id) = self.ids.get(name) {
-            return *id;
-        }
-        let id = self.names.len() as u32;
-        self.names.push(name.to_owned());
-        self.ids.insert(name.to_owned(), id);
-        id
-    }
+/// A session id as the report keys it: two SipHash digests of the id with fixed keys, never
+/// [`NO_SESSION`]. Two of a replay's ids share a key with a probability of about n²/2¹²⁹.
+fn session_key(id: &str) -> u128 {
+    use std::hash::Hasher;
+    let digest = |salt: u8| {
+        let mut h = std::hash::DefaultHasher::new();
+        h.write_u8(salt);
+        h.write(id.as_bytes());
+        h.finish()
+    };
+    (u128::from(digest(0)) << 64 | u128::from(digest(1))).max(1)
+}
 
-    fn len(&self) -> usize {
-        self.names.len()
+/// A session id with its key, once per batch in which it appears.
+struct SessionName {
+    key: u128,
+    id: String,
+}
+
+impl Record for SessionName {
+    fn encode(&self, out: &mut Vec<u8>) {
+        codec::put_u128(out, self.key);
+        codec::put_str(out, &self.id);
+    }
+    fn decode(input: &mut &[u8]) -> SessionName {
+        SessionName { key: codec::u128(input), id: codec::string(input) }
     }
 }
 
 /// One observation of a metric: event time in whole seconds (periods and windows are whole
 /// minutes, so seconds place it in the same one as milliseconds would), agent (an index into the
-/// builder's agents), value. 16 bytes: a replay keeps several per turn.
+/// builder's agents), value.
 #[derive(Debug, Clone, Copy)]
 struct Observation {
     second: u32,
@@ -207,6 +242,17 @@ impl Observation {
     }
 }
 
+impl Record for Observation {
+    fn encode(&self, out: &mut Vec<u8>) {
+        codec::put_u32(out, self.second);
+        codec::put_u32(out, self.agent);
+        codec::put_f64(out, self.value);
+    }
+    fn decode(input: &mut &[u8]) -> Observation {
+        Observation { second: codec::u32(input), agent: codec::u32(input), value: codec::f64(input) }
+    }
+}
+
 /// A call that ended (its `session_analytics` event), for a diagnosis.
 #[derive(Debug, Clone)]
 struct EndedCall {
@@ -217,53 +263,186 @@ struct EndedCall {
     failed_tool_calls: u64,
 }
 
+impl Record for EndedCall {
+    fn encode(&self, out: &mut Vec<u8>) {
+        codec::put_i64(out, self.time);
+        codec::put_str(out, &self.session);
+        codec::put_str(out, &self.agent);
+        codec::put_opt_f64(out, self.cost_usd);
+        codec::put_u64(out, self.failed_tool_calls);
+    }
+    fn decode(input: &mut &[u8]) -> EndedCall {
+        EndedCall {
+            time: codec::i64(input),
+            session: codec::string(input),
+            agent: codec::string(input),
+            cost_usd: codec::opt_f64(input),
+            failed_tool_calls: codec::u64(input),
+        }
+    }
+}
+
+/// A failed tool call: time, tool, error.
+struct ToolFailure(i64, String, Option<String>);
+
+impl Record for ToolFailure {
+    fn encode(&self, out: &mut Vec<u8>) {
+        codec::put_i64(out, self.0);
+        codec::put_str(out, &self.1);
+        codec::put_opt_str(out, self.2.as_deref());
+    }
+    fn decode(input: &mut &[u8]) -> ToolFailure {
+        ToolFailure(codec::i64(input), codec::string(input), codec::opt_string(input))
+    }
+}
+
+/// A reject: time, reason, raw line.
+struct Rejected(i64, String, String);
+
+impl Record for Rejected {
+    fn encode(&self, out: &mut Vec<u8>) {
+        codec::put_i64(out, self.0);
+        codec::put_str(out, &self.1);
+        codec::put_str(out, &self.2);
+    }
+    fn decode(input: &mut &[u8]) -> Rejected {
+        Rejected(codec::i64(input), codec::string(input), codec::string(input))
+    }
+}
+
+/// Spend on one model: time, provider/model, USD.
+struct Spend(i64, String, f64);
+
+impl Record for Spend {
+    fn encode(&self, out: &mut Vec<u8>) {
+        codec::put_i64(out, self.0);
+        codec::put_str(out, &self.1);
+        codec::put_f64(out, self.2);
+    }
+    fn decode(input: &mut &[u8]) -> Spend {
+        Spend(codec::i64(input), codec::string(input), codec::f64(input))
+    }
+}
+
+/// How much of its state the report holds in memory at once. Everything it keeps per turn, call,
+/// observation or reject is in [`Spill`]s, so these bound its memory whatever the input size.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Encoded records each store keeps in memory before appending them to its file.
+    pub chunk_bytes: usize,
+    /// Values sorted in memory at once for a percentile; past it, radix selection.
+    pub values: usize,
+    /// Turns grouped by call at once, and session keys deduplicated at once.
+    pub group: usize,
+}
+
+impl Default for Limits {
+    /// The stores' tails (up to twice 256 KiB each, about 17 MiB for all 33), 2²¹ values
+    /// (16 MiB, up to twice that while gathered by period) and 2¹⁸ turns (about 24 MiB with their
+    /// map): under 90 MiB whatever the input.
+    fn default() -> Limits {
+        Limits { chunk_bytes: 256 << 10, values: 1 << 21, group: 1 << 18 }
+    }
+}
+
+/// Count, sum and maximum of values, summed in the order they come, as a `Vec`'s would be.
+#[derive(Debug, Clone, Copy)]
+struct Tally {
+    n: u64,
+    sum: f64,
+    max: f64,
+}
+
+impl Default for Tally {
+    fn default() -> Tally {
+        // The neutral element of the standard library's float sum, whatever the toolchain makes it.
+        Tally { n: 0, sum: std::iter::empty::<f64>().sum(), max: f64::NEG_INFINITY }
+    }
+}
+
+impl Tally {
+    fn add(&mut self, v: f64) {
+        self.n += 1;
+        self.sum += v;
+        self.max = self.max.max(v);
+    }
+
+    /// The statistic, for the ones a tally holds (not percentiles).
+    fn value(&self, stat: Stat) -> Option<f64> {
+        (self.n > 0).then(|| match stat {
+            Stat::Sum => self.sum,
+            Stat::Average => self.sum / self.n as f64,
+            Stat::Maximum => self.max,
+            Stat::P50 | Stat::P95 | Stat::P99 => unreachable!("percentiles are selected, not tallied"),
+        })
+    }
+}
+
 /// Accumulates batches; [`ReportBuilder::finish`] computes the report, [`ReportBuilder::charts`]
-/// the dashboard's views over the same observations.
+/// the dashboard's views over the same observations. What grows with the input is kept in
+/// [`Spill`]s and read back by scans, so memory stays within [`Limits`].
 #[derive(Debug)]
 pub struct ReportBuilder {
+    limits: Limits,
     stats: BatchStats,
-    turns: Vec<TurnPoint>,
+    turns: Spill<TurnPoint>,
     /// By [`MetricSpec::index`]: what the function would publish, at event time, one observation
     /// each (`EventsIn` and `EventsRejected` too: locally they are counted at event time).
-    observations: Vec<Vec<Observation>>,
+    observations: Vec<Spill<Observation>>,
     agents: Vec<String>,
     reported: u64,
     computed: u64,
     failures_by_tool: BTreeMap<String, u64>,
-    /// What a diagnosis looks into, at event time: failed tool calls (tool, error), rejects
-    /// (reason, raw line), spend (provider/model, USD).
-    tool_failures: Vec<(i64, String, Option<String>)>,
-    rejects: Vec<(i64, String, String)>,
-    spend: Vec<(i64, String, f64)>,
-    calls: Vec<EndedCall>,
-    /// Every session id seen, on a turn or a session row: the calls.
-    calls_seen: Names,
+    /// What a diagnosis looks into, at event time: failed tool calls, rejects, spend, ended calls.
+    tool_failures: Spill<ToolFailure>,
+    rejects: Spill<Rejected>,
+    spend: Spill<Spend>,
+    calls: Spill<EndedCall>,
+    /// Every session id seen, on a turn or a session row (the calls), once per batch.
+    session_names: Spill<SessionName>,
     first: Option<i64>,
     last: Option<i64>,
 }
 
 impl Default for ReportBuilder {
     fn default() -> Self {
+        ReportBuilder::with_limits(Limits::default())
+    }
+}
+
+/// The key of session `id`, and its name stored the first time the batch names it.
+fn see_session<'a>(names: &mut Spill<SessionName>, batch: &mut HashMap<&'a str, u128>, id: &'a str) -> io::Result<u128> {
+    if let Some(key) = batch.get(id) {
+        return Ok(*key);
+    }
+    let key = session_key(id);
+    names.push(&SessionName { key, id: id.to_owned() })?;
+    batch.insert(id, key);
+    Ok(key)
+}
+
+impl ReportBuilder {
+    pub fn with_limits(limits: Limits) -> ReportBuilder {
+        let spill = || Spill::new(limits.chunk_bytes);
         ReportBuilder {
+            limits,
             stats: BatchStats::default(),
-            turns: Vec::new(),
-            observations: vec![Vec::new(); m::ALL.len()],
+            turns: spill(),
+            observations: (0..m::ALL.len()).map(|_| Spill::new(limits.chunk_bytes)).collect(),
             agents: Vec::new(),
             reported: 0,
             computed: 0,
             failures_by_tool: BTreeMap::new(),
-            tool_failures: Vec::new(),
-            rejects: Vec::new(),
-            spend: Vec::new(),
-            calls: Vec::new(),
-            calls_seen: Names::default(),
+            tool_failures: Spill::new(limits.chunk_bytes),
+            rejects: Spill::new(limits.chunk_bytes),
+            spend: Spill::new(limits.chunk_bytes),
+            calls: Spill::new(limits.chunk_bytes),
+            session_names: Spill::new(limits.chunk_bytes),
             first: None,
             last: None,
         }
     }
-}
 
-impl ReportBuilder {
     fn agent_id(&mut self, agent: &str) -> u32 {
         match self.agents.iter().position(|a| a == agent) {
             Some(i) => i as u32,
@@ -274,9 +453,9 @@ impl ReportBuilder {
         }
     }
 
-    fn observe(&mut self, spec: MetricSpec, time: i64, agent: u32, value: f64) {
+    fn observe(&mut self, spec: MetricSpec, time: i64, agent: u32, value: f64) -> io::Result<()> {
         let second = u32::try_from(time.div_euclid(1000)).unwrap_or_else(|_| unreachable!("event times are within 2000..2100"));
-        self.observations[spec.index].push(Observation { second, agent, value });
+        self.observations[spec.index].push(&Observation { second, agent, value })
     }
 
     fn see(&mut self, t: i64) {
@@ -284,10 +463,11 @@ impl ReportBuilder {
         self.last = Some(self.last.map_or(t, |l| l.max(t)));
     }
 
-    pub fn add(&mut self, out: &BatchOutput) {
+    pub fn add(&mut self, out: &BatchOutput) -> io::Result<()> {
         self.stats.merge(&out.stats);
+        let mut batch_sessions: HashMap<&str, u128> = HashMap::new();
         for s in &out.sessions {
-            self.calls_seen.id(&s.session_id);
+            see_session(&mut self.session_names, &mut batch_sessions, &s.session_id)?;
         }
         // Counters of whole turns, only ever summed: one observation per minute and agent of the
         // batch keeps every period's sum (periods are whole minutes) without one per turn.
@@ -301,16 +481,19 @@ impl ReportBuilder {
                 if spec.index == m::TURNS.index || spec.index == m::TURNS_OVER_TARGET.index {
                     *counted.entry((spec.index, row.event_time.div_euclid(60_000) * 60_000, agent)).or_default() += value;
                 } else {
-                    self.observe(spec, row.event_time, agent, value);
+                    self.observe(spec, row.event_time, agent, value)?;
                 }
             }
+            let session = match row.session_id.as_deref() {
+                Some(id) => see_session(&mut self.session_names, &mut batch_sessions, id)?,
+                None => NO_SESSION,
+            };
             if let Some(latency) = row.total_latency_ms {
                 match row.latency_source {
                     Some(LatencySource::Reported) => self.reported += 1,
                     _ => self.computed += 1,
                 }
-                let session = row.session_id.as_deref().map_or(NO_SESSION, |s| self.calls_seen.id(s));
-                self.turns.push(TurnPoint {
+                self.turns.push(&TurnPoint {
                     time: row.event_time,
                     session,
                     agent,
@@ -319,13 +502,11 @@ impl ReportBuilder {
                     ttft: row.llm_ttft_ms.unwrap_or(f64::NAN),
                     ttfb: row.tts_ttfb_ms.unwrap_or(f64::NAN),
                     over_target: row.over_target == Some(true),
-                });
-            } else if let Some(s) = &row.session_id {
-                self.calls_seen.id(s);
+                })?;
             }
         }
         for ((index, minute, agent), n) in counted {
-            self.observe(m::ALL[index], minute, agent, n);
+            self.observe(m::ALL[index], minute, agent, n)?;
         }
         for s in &out.sessions {
             self.see(s.event_time);
@@ -336,22 +517,22 @@ impl ReportBuilder {
             let mut seen = Vec::new();
             metrics::call_observations(s, |spec, value| seen.push((spec, value)));
             for (spec, value) in seen {
-                self.observe(spec, s.event_time, agent, value);
+                self.observe(spec, s.event_time, agent, value)?;
             }
             for call in s.tool_calls.iter().filter(|c| c.success == Some(false)) {
                 *self.failures_by_tool.entry(call.name.clone()).or_default() += 1;
-                self.tool_failures.push((s.event_time, call.name.clone(), call.error.clone()));
+                self.tool_failures.push(&ToolFailure(s.event_time, call.name.clone(), call.error.clone()))?;
             }
-            self.calls.push(EndedCall {
+            self.calls.push(&EndedCall {
                 time: s.event_time,
                 session: s.session_id.clone(),
                 agent: s.agent_name.clone(),
                 cost_usd: s.estimated_cost_usd,
                 failed_tool_calls: s.tool_failure_count.max(0) as u64,
-            });
+            })?;
             for u in &s.model_usage {
                 if let Some(cost) = u.cost_usd {
-                    self.spend.push((s.event_time, format!("{}/{}", u.provider, u.model), cost));
+                    self.spend.push(&Spend(s.event_time, format!("{}/{}", u.provider, u.model), cost))?;
                 }
             }
         }
@@ -359,8 +540,8 @@ impl ReportBuilder {
             self.see(r.event_time);
             // A reject row has no agent: it could not be read far enough to know one.
             let agent = self.agent_id("");
-            self.observe(m::EVENTS_REJECTED, r.event_time, agent, 1.0);
-            self.rejects.push((r.event_time, r.reason.clone(), r.raw_message.clone()));
+            self.observe(m::EVENTS_REJECTED, r.event_time, agent, 1.0)?;
+            self.rejects.push(&Rejected(r.event_time, r.reason.clone(), r.raw_message.clone()))?;
         }
         if !out.event_timestamps.is_empty() {
             // A counter, only ever summed: one observation per minute of the batch keeps every
@@ -371,79 +552,294 @@ impl ReportBuilder {
                 *per_minute.entry(t.div_euclid(60_000) * 60_000).or_default() += 1.0;
             }
             for (minute, n) in per_minute {
-                self.observe(m::EVENTS_IN, minute, agent, n);
+                self.observe(m::EVENTS_IN, minute, agent, n)?;
             }
         }
+        Ok(())
     }
 
-    fn values(&self, spec: MetricSpec) -> impl Iterator<Item = f64> + '_ {
-        self.observations[spec.index].iter().map(|o| o.value)
-    }
-
-    pub fn finish(&self, config: &Config) -> Report {
-        let stats = &self.stats;
-        let latencies: Vec<f64> = self.turns.iter().map(|t| t.latency).collect();
-        let over = self.turns.iter().filter(|t| t.over_target).count() as u64;
-        let complete = self.turns.len() as u64;
-
-        let mut by_agent: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-        for t in &self.turns {
-            by_agent.entry(&self.agents[t.agent as usize]).or_default().push(t.latency);
+    /// Count, p50, p95, p99 and maximum of the `n` values of `values`, exact.
+    fn summary(&self, n: u64, values: &dyn crate::spill::Values) -> io::Result<Summary> {
+        if n == 0 {
+            return Ok(Summary::default());
         }
-        let mut slowest: Vec<SessionLatency> = by_session(&self.calls_seen, self.turns.iter())
-            .into_iter()
-            .map(|(session, turns)| {
-                let summary = Summary::of(turns.iter().map(|t| t.latency).collect());
-                SessionLatency {
-                    session_id: session.to_owned(),
-                    agent: self.agents[turns[0].agent as usize].clone(),
-                    turns: turns.len() as u64,
-                    p95_ms: summary.p95.unwrap_or(0.0),
-                    max_ms: summary.max.unwrap_or(0.0),
-                    dominant_component: dominant_component(&turns),
+        let ranks = [nearest_rank(50.0, n), nearest_rank(95.0, n), nearest_rank(99.0, n), n];
+        let [p50, p95, p99, max] = at_ranks(values, n, &ranks, self.limits.values)?[..] else { unreachable!("one value per rank") };
+        Ok(Summary { count: n, p50: Some(p50), p95: Some(p95), p99: Some(p99), max: Some(max) })
+    }
+
+    /// The statistic of the observations of `spec` that `keep` admits, as CloudWatch computes it
+    /// over one period (percentiles nearest-rank).
+    fn statistic(&self, spec: MetricSpec, stat: Stat, keep: impl Fn(&Observation) -> bool) -> io::Result<Option<f64>> {
+        let store = &self.observations[spec.index];
+        let limit = self.limits.values;
+        let mut tally = Tally::default();
+        // A percentile's values are gathered in the same scan while they fit the limit.
+        let mut gathered = stat.percentile().map(|_| Vec::new());
+        store.scan(|o| {
+            if keep(&o) {
+                tally.add(o.value);
+                if gathered.as_ref().is_some_and(|v| v.len() >= limit) {
+                    gathered = None;
                 }
+                if let Some(values) = &mut gathered {
+                    values.push(o.value);
+                }
+            }
+        })?;
+        let Some(p) = stat.percentile().filter(|_| tally.n > 0) else {
+            return Ok(tally.value(stat));
+        };
+        if let Some(mut values) = gathered {
+            values.sort_by(f64::total_cmp);
+            return Ok(percentile(&values, p));
+        }
+        let values = |f: &mut dyn FnMut(f64)| {
+            store.scan(|o| {
+                if keep(&o) {
+                    f(o.value)
+                }
+            })
+        };
+        Ok(at_ranks(&values, tally.n, &[nearest_rank(p, tally.n)], limit)?.first().copied())
+    }
+
+    /// The statistic of the observations of `spec` in each period (its start, epoch milliseconds)
+    /// that has any, for one agent or all.
+    fn period_statistics(
+        &self,
+        spec: MetricSpec,
+        period_ms: i64,
+        agent: Option<u32>,
+        stat: Stat,
+    ) -> io::Result<BTreeMap<i64, Option<f64>>> {
+        let store = &self.observations[spec.index];
+        let keep = |o: &Observation| agent.is_none_or(|a| o.agent == a);
+        let period_of = |o: &Observation| o.time().div_euclid(period_ms) * period_ms;
+        let limit = self.limits.values as u64;
+        let mut tallies: BTreeMap<i64, Tally> = BTreeMap::new();
+        // A percentile's values are gathered in the same scan while all of them fit the limit.
+        let mut gathered: Option<BTreeMap<i64, Vec<f64>>> = stat.percentile().map(|_| BTreeMap::new());
+        let mut seen = 0u64;
+        store.scan(|o| {
+            if keep(&o) {
+                let start = period_of(&o);
+                tallies.entry(start).or_default().add(o.value);
+                seen += 1;
+                if seen > limit {
+                    gathered = None;
+                }
+                if let Some(groups) = &mut gathered {
+                    groups.entry(start).or_default().push(o.value);
+                }
+            }
+        })?;
+        let Some(p) = stat.percentile() else {
+            return Ok(tallies.into_iter().map(|(start, t)| (start, t.value(stat))).collect());
+        };
+        let percentiles = |groups: BTreeMap<i64, Vec<f64>>, out: &mut BTreeMap<i64, Option<f64>>| {
+            for (start, mut values) in groups {
+                values.sort_by(f64::total_cmp);
+                out.insert(start, percentile(&values, p));
+            }
+        };
+        let mut out = BTreeMap::new();
+        if let Some(groups) = gathered {
+            percentiles(groups, &mut out);
+            return Ok(out);
+        }
+        // More values than the limit: those of consecutive periods are gathered up to the limit in
+        // one scan; a period with more is selected on its own.
+        let periods: Vec<(i64, u64)> = tallies.iter().map(|(start, t)| (*start, t.n)).collect();
+        let mut i = 0;
+        while i < periods.len() {
+            let (start, n) = periods[i];
+            if n > limit {
+                let values = |f: &mut dyn FnMut(f64)| {
+                    store.scan(|o| {
+                        if keep(&o) && period_of(&o) == start {
+                            f(o.value)
+                        }
+                    })
+                };
+                out.insert(start, at_ranks(&values, n, &[nearest_rank(p, n)], self.limits.values)?.first().copied());
+                i += 1;
+                continue;
+            }
+            let mut end = i;
+            let mut gathering = 0;
+            while end < periods.len() && gathering + periods[end].1 <= limit {
+                gathering += periods[end].1;
+                end += 1;
+            }
+            let (first, last) = (periods[i].0, periods[end - 1].0);
+            let mut groups: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+            store.scan(|o| {
+                let start = period_of(&o);
+                if keep(&o) && (first..=last).contains(&start) {
+                    groups.entry(start).or_default().push(o.value);
+                }
+            })?;
+            percentiles(groups, &mut out);
+            i = end;
+        }
+        Ok(out)
+    }
+
+    /// Distinct session ids: the calls of the replay.
+    fn distinct_sessions(&self) -> io::Result<u64> {
+        let groups = self.session_names.len().div_ceil(self.limits.group as u64).max(1);
+        let mut distinct = 0;
+        for group in 0..groups {
+            let mut keys = HashSet::new();
+            self.session_names.scan(|s| {
+                if s.key % u128::from(groups) == u128::from(group) {
+                    keys.insert(s.key);
+                }
+            })?;
+            distinct += keys.len() as u64;
+        }
+        Ok(distinct)
+    }
+
+    /// The ids of the sessions with these keys.
+    fn session_ids(&self, keys: &HashSet<u128>) -> io::Result<HashMap<u128, String>> {
+        let mut ids = HashMap::new();
+        self.session_names.scan(|s| {
+            if keys.contains(&s.key) {
+                ids.entry(s.key).or_insert(s.id);
+            }
+        })?;
+        Ok(ids)
+    }
+
+    /// The turns of each call, a group of calls at a time (by key), in the order they came.
+    fn each_call(&self, keep: impl Fn(&TurnPoint) -> bool, mut f: impl FnMut(u128, Vec<TurnPoint>)) -> io::Result<()> {
+        let group = self.limits.group as u64;
+        let mut turns = self.turns.len();
+        if turns > group {
+            turns = 0;
+            self.turns.scan(|t| turns += u64::from(t.session != NO_SESSION && keep(&t)))?;
+        }
+        let groups = turns.div_ceil(group).max(1);
+        for group in 0..groups {
+            let mut calls: HashMap<u128, Vec<TurnPoint>> = HashMap::new();
+            self.turns.scan(|t| {
+                if t.session != NO_SESSION && t.session % u128::from(groups) == u128::from(group) && keep(&t) {
+                    calls.entry(t.session).or_default().push(t);
+                }
+            })?;
+            calls.into_iter().for_each(|(key, turns)| f(key, turns));
+        }
+        Ok(())
+    }
+
+    /// The five calls with the highest p95 turn latency (ties by session id).
+    fn slowest_sessions(&self) -> io::Result<Vec<SessionLatency>> {
+        const SLOWEST: usize = 5;
+        // Every call that could still be among the slowest: those at or above the fifth p95 so far.
+        let mut candidates: Vec<(u128, SessionLatency)> = Vec::new();
+        let mut prune_at = 4 * SLOWEST;
+        self.each_call(
+            |_| true,
+            |key, turns| {
+                let summary = Summary::of(turns.iter().map(|t| t.latency).collect());
+                candidates.push((
+                    key,
+                    SessionLatency {
+                        session_id: String::new(),
+                        agent: self.agents[turns[0].agent as usize].clone(),
+                        turns: turns.len() as u64,
+                        p95_ms: summary.p95.unwrap_or(0.0),
+                        max_ms: summary.max.unwrap_or(0.0),
+                        dominant_component: dominant_component(&turns),
+                    },
+                ));
+                if candidates.len() > prune_at {
+                    candidates.sort_by(|a, b| b.1.p95_ms.total_cmp(&a.1.p95_ms));
+                    let cut = candidates[SLOWEST - 1].1.p95_ms;
+                    candidates.retain(|c| c.1.p95_ms >= cut);
+                    // Ties at the cut stay; pruning again only once they have doubled keeps this linear.
+                    prune_at = prune_at.max(2 * candidates.len());
+                }
+            },
+        )?;
+        let ids = self.session_ids(&candidates.iter().map(|c| c.0).collect())?;
+        let mut slowest: Vec<SessionLatency> = candidates
+            .into_iter()
+            .map(|(key, mut s)| {
+                s.session_id = ids.get(&key).cloned().unwrap_or_default();
+                s
             })
             .collect();
         slowest.sort_by(|a, b| b.p95_ms.total_cmp(&a.p95_ms).then_with(|| a.session_id.cmp(&b.session_id)));
-        slowest.truncate(5);
+        slowest.truncate(SLOWEST);
+        Ok(slowest)
+    }
 
-        let tool_calls = self.values(m::TOOL_CALLS).sum::<f64>() as u64;
-        let tool_failures = self.values(m::TOOL_CALL_FAILURES).sum::<f64>() as u64;
+    pub fn finish(&self, config: &Config) -> io::Result<Report> {
+        let stats = &self.stats;
+        let complete = self.turns.len();
+        let mut over = 0u64;
+        let mut per_agent = vec![0u64; self.agents.len()];
+        self.turns.scan(|t| {
+            over += u64::from(t.over_target);
+            per_agent[t.agent as usize] += 1;
+        })?;
+        let latency = self.summary(complete, &|f: &mut dyn FnMut(f64)| self.turns.scan(|t| f(t.latency)))?;
+        let mut agents: Vec<usize> = (0..self.agents.len()).filter(|&i| per_agent[i] > 0).collect();
+        agents.sort_by(|a, b| self.agents[*a].cmp(&self.agents[*b]));
+        let agents = agents
+            .into_iter()
+            .map(|i| {
+                let id = i as u32;
+                let values = |f: &mut dyn FnMut(f64)| {
+                    self.turns.scan(|t| {
+                        if t.agent == id {
+                            f(t.latency)
+                        }
+                    })
+                };
+                Ok(AgentSummary { agent: self.agents[i].clone(), turns: per_agent[i], latency_ms: self.summary(per_agent[i], &values)? })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+
+        let sum = |spec: MetricSpec| self.statistic(spec, Stat::Sum, |_| true).map(|s| s.unwrap_or_default());
+        let tool_calls = sum(m::TOOL_CALLS)? as u64;
+        let tool_failures = sum(m::TOOL_CALL_FAILURES)? as u64;
         let mut failures_by_tool: Vec<(String, u64)> = self.failures_by_tool.clone().into_iter().collect();
         failures_by_tool.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
 
-        let costs: Vec<f64> = self.values(m::CALL_COST).collect();
-        let alarms = alarms::DEFAULTS.iter().map(|spec| self.evaluate(spec)).collect();
+        let observed = |spec: MetricSpec| {
+            let store = &self.observations[spec.index];
+            self.summary(store.len(), &|f: &mut dyn FnMut(f64)| store.scan(|o| f(o.value)))
+        };
+        let costs = &self.observations[m::CALL_COST.index];
+        let total_cost = self.statistic(m::CALL_COST, Stat::Sum, |_| true)?.unwrap_or_else(|| std::iter::empty::<f64>().sum());
+        let alarms = alarms::DEFAULTS.iter().map(|spec| self.evaluate(spec)).collect::<io::Result<Vec<_>>>()?;
 
-        Report {
-            counts: Counts { sessions: self.calls_seen.len() as u64, ..stats.counts() },
+        Ok(Report {
+            counts: Counts { sessions: self.distinct_sessions()?, ..stats.counts() },
             rejected_by_reason: stats.rejected.iter().map(|(k, v)| (k.as_str().to_owned(), *v)).collect(),
             skipped_by_reason: stats.skipped.iter().map(|(k, v)| (k.as_str().to_owned(), *v)).collect(),
             first_event: self.first.map(timefmt::iso),
             last_event: self.last.map(timefmt::iso),
-            latency_ms: Summary::of(latencies),
+            latency_ms: latency,
             latency_reported: self.reported,
             latency_computed: self.computed,
-            components_ms: COMPONENTS.iter().map(|(name, spec)| (*name, Summary::of(self.values(*spec).collect()))).collect(),
+            components_ms: COMPONENTS.iter().map(|(name, spec)| Ok((*name, observed(*spec)?))).collect::<io::Result<_>>()?,
             target: TargetCompliance {
                 target_ms: config.latency_target_ms,
                 within_target: complete - over,
                 over_target: over,
                 compliance_pct: (complete > 0).then(|| round2(100.0 * (complete - over) as f64 / complete as f64)),
             },
-            agents: by_agent
-                .into_iter()
-                .map(|(agent, values)| AgentSummary {
-                    agent: agent.to_owned(),
-                    turns: values.len() as u64,
-                    latency_ms: Summary::of(values),
-                })
-                .collect(),
-            slowest_sessions: slowest,
+            agents,
+            slowest_sessions: self.slowest_sessions()?,
             cost: CostSummary {
-                calls: costs.len() as u64,
-                total_usd: voicelake_shared::cost::round_cost(costs.iter().sum()),
-                per_call_usd: Summary::of(costs),
+                calls: costs.len(),
+                total_usd: voicelake_shared::cost::round_cost(total_cost),
+                per_call_usd: observed(m::CALL_COST)?,
             },
             tools: ToolSummary {
                 calls: tool_calls,
@@ -452,30 +848,29 @@ impl ReportBuilder {
                 failures_by_tool,
             },
             alarms,
-        }
+        })
     }
 
-    /// Observations of `spec` by period start, for one agent or all.
-    fn buckets(&self, spec: MetricSpec, period_ms: i64, agent: Option<u32>) -> BTreeMap<i64, Vec<f64>> {
-        let mut buckets: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-        for o in self.observations[spec.index].iter().filter(|o| agent.is_none_or(|a| o.agent == a)) {
-            buckets.entry(o.time().div_euclid(period_ms) * period_ms).or_default().push(o.value);
-        }
-        buckets
+    /// Tool success per period: `100 × (1 − failures / calls)` where there were calls.
+    fn tool_success(&self, period_ms: i64) -> io::Result<BTreeMap<i64, Option<f64>>> {
+        let calls = self.period_statistics(m::TOOL_CALLS, period_ms, None, Stat::Sum)?;
+        let failures = self.period_statistics(m::TOOL_CALL_FAILURES, period_ms, None, Stat::Sum)?;
+        Ok(calls
+            .iter()
+            .map(|(t, c)| (*t, success_percent(c.unwrap_or_default(), failures.get(t).copied().flatten().unwrap_or(0.0))))
+            .collect())
     }
 
     /// The alarm's statistic for every period from the first to the last with data (`None` where a
     /// period has none), as CloudWatch would evaluate it on event time.
-    fn alarm_series(&self, spec: &AlarmSpec) -> Vec<(i64, Option<f64>)> {
+    fn alarm_series(&self, spec: &AlarmSpec) -> io::Result<Vec<(i64, Option<f64>)>> {
         let period = i64::from(spec.period_seconds) * 1000;
         let metric = m::ALL.iter().find(|x| x.name == spec.metric).copied().unwrap_or_else(|| unreachable!("{} is published", spec.metric));
         let values: BTreeMap<i64, Option<f64>> = match spec.statistic {
-            Statistic::ToolSuccessPercent => {
-                tool_success(&self.buckets(m::TOOL_CALLS, period, None), &self.buckets(m::TOOL_CALL_FAILURES, period, None))
-            }
-            Statistic::P95 => self.buckets(metric, period, None).into_iter().map(|(t, v)| (t, statistic(Stat::P95, v))).collect(),
-            Statistic::Average => self.buckets(metric, period, None).into_iter().map(|(t, v)| (t, statistic(Stat::Average, v))).collect(),
-            Statistic::Sum => self.buckets(metric, period, None).into_iter().map(|(t, v)| (t, statistic(Stat::Sum, v))).collect(),
+            Statistic::ToolSuccessPercent => self.tool_success(period)?,
+            Statistic::P95 => self.period_statistics(metric, period, None, Stat::P95)?,
+            Statistic::Average => self.period_statistics(metric, period, None, Stat::Average)?,
+            Statistic::Sum => self.period_statistics(metric, period, None, Stat::Sum)?,
         };
         let mut series = Vec::new();
         if let (Some(&first), Some(&last)) = (values.keys().next(), values.keys().last()) {
@@ -485,31 +880,37 @@ impl ReportBuilder {
                 t += period;
             }
         }
-        series
+        Ok(series)
     }
 
     /// Evaluates an alarm over consecutive periods of event time, as CloudWatch would have.
-    fn evaluate(&self, spec: &AlarmSpec) -> AlarmOutcome {
+    fn evaluate(&self, spec: &AlarmSpec) -> io::Result<AlarmOutcome> {
         let period = i64::from(spec.period_seconds) * 1000;
-        let series = self.alarm_series(spec);
+        let series = self.alarm_series(spec)?;
         let breaching: Vec<bool> = series.iter().map(|(_, v)| v.is_some_and(|v| spec.breaches(v))).collect();
         let worst = worst_period(spec, &series, |_| true);
-        let detail = worst.filter(|_| spec.metric == m::TURN_LATENCY.name).map(|(start, _)| {
-            let in_period = |spec: MetricSpec| {
-                let v = self.buckets(spec, period, None).remove(&start).unwrap_or_default();
-                statistic(Stat::P95, v).map_or("-".to_owned(), |p| format!("{p:.0}"))
-            };
-            format!(
-                "p95 in that period: eou {} ms, llm ttft {} ms, tts ttfb {} ms",
-                in_period(m::EOU_DELAY),
-                in_period(m::LLM_TTFT),
-                in_period(m::TTS_TTFB)
-            )
-        });
+        let detail = match worst.filter(|_| spec.metric == m::TURN_LATENCY.name) {
+            Some((start, _)) => {
+                let window = Window { start_ms: start, end_ms: start + period };
+                let in_period = |spec: MetricSpec| -> io::Result<String> {
+                    let p95 = self.statistic(spec, Stat::P95, |o| window.contains(o.time()))?;
+                    Ok(p95.map_or("-".to_owned(), |p| format!("{p:.0}")))
+                };
+                Some(format!(
+                    "p95 in that period: eou {} ms, llm ttft {} ms, tts ttfb {} ms",
+                    in_period(m::EOU_DELAY)?,
+                    in_period(m::LLM_TTFT)?,
+                    in_period(m::TTS_TTFB)?
+                ))
+            }
+            None => None,
+        };
         let would_fire = crate::alarms::would_fire(spec, &breaching);
-        let diagnosis =
-            worst.filter(|_| would_fire).map(|(start, _)| self.diagnose(spec, Window { start_ms: start, end_ms: start + period }));
-        AlarmOutcome {
+        let diagnosis = match worst.filter(|_| would_fire) {
+            Some((start, _)) => Some(self.diagnose(spec, &series, Window { start_ms: start, end_ms: start + period })?),
+            None => None,
+        };
+        Ok(AlarmOutcome {
             alarm: spec.id,
             metric: spec.metric,
             threshold: spec.threshold,
@@ -520,131 +921,171 @@ impl ReportBuilder {
             worst_period: worst.map(|w| timefmt::iso(w.0)),
             detail,
             diagnosis,
+        })
+    }
+
+    /// The statistic of `spec` over `window`, for one agent or all.
+    fn in_window(&self, spec: MetricSpec, stat: Stat, window: Window, agent: Option<u32>) -> io::Result<Option<f64>> {
+        self.statistic(spec, stat, |o| window.contains(o.time()) && agent.is_none_or(|a| o.agent == a))
+    }
+
+    /// The statistic of `spec` over `window` for each agent (by index): one scan while the window's
+    /// values fit the limit, one per agent past it.
+    fn in_window_by_agent(&self, spec: MetricSpec, stat: Stat, window: Window) -> io::Result<Vec<Option<f64>>> {
+        let agents = self.agents.len();
+        let limit = self.limits.values as u64;
+        let mut tallies = vec![Tally::default(); agents];
+        let mut gathered: Option<Vec<Vec<f64>>> = stat.percentile().map(|_| vec![Vec::new(); agents]);
+        let mut seen = 0u64;
+        self.observations[spec.index].scan(|o| {
+            if window.contains(o.time()) {
+                tallies[o.agent as usize].add(o.value);
+                seen += 1;
+                if seen > limit {
+                    gathered = None;
+                }
+                if let Some(groups) = &mut gathered {
+                    groups[o.agent as usize].push(o.value);
+                }
+            }
+        })?;
+        match (stat.percentile(), gathered) {
+            (None, _) => Ok(tallies.iter().map(|t| t.value(stat)).collect()),
+            (Some(p), Some(groups)) => Ok(groups
+                .into_iter()
+                .map(|mut values| {
+                    values.sort_by(f64::total_cmp);
+                    percentile(&values, p)
+                })
+                .collect()),
+            (Some(_), None) => (0..agents).map(|i| self.in_window(spec, stat, window, Some(i as u32))).collect(),
         }
     }
 
-    /// Observations of `spec` in `window`, for one agent or all.
-    fn in_window(&self, spec: MetricSpec, window: Window, agent: Option<u32>) -> Vec<f64> {
-        self.observations[spec.index]
-            .iter()
-            .filter(|o| window.contains(o.time()) && agent.is_none_or(|a| o.agent == a))
-            .map(|o| o.value)
-            .collect()
-    }
-
-    /// The alarm's statistic over `window`, as CloudWatch would compute it over one period that long.
-    fn alarm_value(&self, spec: &AlarmSpec, window: Window, agent: Option<u32>) -> Option<f64> {
-        let metric = m::ALL.iter().find(|x| x.name == spec.metric).copied()?;
+    /// The alarm's statistic over `window` for each agent (by index), as CloudWatch would compute it
+    /// over one period that long.
+    fn alarm_values_by_agent(&self, spec: &AlarmSpec, window: Window) -> io::Result<Vec<Option<f64>>> {
+        let Some(metric) = m::ALL.iter().find(|x| x.name == spec.metric).copied() else { return Ok(vec![None; self.agents.len()]) };
         match spec.statistic {
-            Statistic::ToolSuccessPercent => success_percent(
-                self.in_window(m::TOOL_CALLS, window, agent).iter().sum(),
-                self.in_window(m::TOOL_CALL_FAILURES, window, agent).iter().sum(),
-            ),
-            Statistic::P95 => statistic(Stat::P95, self.in_window(metric, window, agent)),
-            Statistic::Average => statistic(Stat::Average, self.in_window(metric, window, agent)),
-            Statistic::Sum => statistic(Stat::Sum, self.in_window(metric, window, agent)),
+            Statistic::ToolSuccessPercent => {
+                let calls = self.in_window_by_agent(m::TOOL_CALLS, Stat::Sum, window)?;
+                let failures = self.in_window_by_agent(m::TOOL_CALL_FAILURES, Stat::Sum, window)?;
+                Ok(calls.iter().zip(&failures).map(|(c, f)| success_percent(c.unwrap_or(0.0), f.unwrap_or(0.0))).collect())
+            }
+            Statistic::P95 => self.in_window_by_agent(metric, Stat::P95, window),
+            Statistic::Average => self.in_window_by_agent(metric, Stat::Average, window),
+            Statistic::Sum => self.in_window_by_agent(metric, Stat::Sum, window),
         }
     }
 
-    /// The alarm's statistic of the worst of the periods in `window`.
-    fn worst_period_value(&self, spec: &AlarmSpec, window: Window) -> Option<f64> {
-        worst_period(spec, &self.alarm_series(spec), |start| window.contains(start)).map(|(_, v)| v)
-    }
-
-    fn snapshot(&self, spec: &AlarmSpec, window: Window) -> Snapshot {
+    /// The state of things in `window`: the worst period of the alarm's `series` in it, each agent's
+    /// alarm statistic and components, spend by model.
+    fn snapshot(&self, spec: &AlarmSpec, series: &[(i64, Option<f64>)], window: Window) -> io::Result<Snapshot> {
         let mut snapshot = Snapshot::empty(window);
-        snapshot.value = self.worst_period_value(spec, window);
+        snapshot.value = worst_period(spec, series, |start| window.contains(start)).map(|(_, v)| v);
+        let values = self.alarm_values_by_agent(spec, window)?;
+        let by_component =
+            COMPONENTS.iter().map(|(_, c)| self.in_window_by_agent(*c, Stat::P95, window)).collect::<io::Result<Vec<_>>>()?;
         for (i, agent) in self.agents.iter().enumerate().filter(|(_, a)| !a.is_empty()) {
-            let id = Some(i as u32);
-            let components = COMPONENTS.map(|(_, c)| statistic(Stat::P95, self.in_window(c, window, id)));
-            let value = self.alarm_value(spec, window, id);
+            let components = std::array::from_fn(|k| by_component[k][i]);
+            let value = values[i];
             if value.is_some() || components.iter().any(Option::is_some) {
                 snapshot.agents.insert(agent.clone(), AgentSnapshot { value, components });
             }
         }
-        for (t, model, cost) in &self.spend {
-            if window.contains(*t) {
-                *snapshot.cost_by_model.entry(model.clone()).or_default() += cost;
+        self.spend.scan(|Spend(t, model, cost)| {
+            if window.contains(t) {
+                *snapshot.cost_by_model.entry(model).or_default() += cost;
             }
-        }
-        snapshot
+        })?;
+        Ok(snapshot)
     }
 
-    /// The evidence of a breach in `window`, as the replay holds it, diagnosed.
-    fn diagnose(&self, spec: &AlarmSpec, window: Window) -> Diagnosis {
+    /// The evidence of a breach in `window` of the alarm's `series`, as the replay holds it, diagnosed.
+    fn diagnose(&self, spec: &AlarmSpec, series: &[(i64, Option<f64>)], window: Window) -> io::Result<Diagnosis> {
         let hour_before = Window { start_ms: window.start_ms - 3_600_000, end_ms: window.start_ms };
-        let baselines = vec![self.snapshot(spec, hour_before), self.snapshot(spec, hour_before.earlier(86_400_000))];
-        let mut calls: BTreeMap<String, Call> = by_session(&self.calls_seen, self.turns.iter().filter(|t| window.contains(t.time)))
+        let baselines = vec![self.snapshot(spec, series, hour_before)?, self.snapshot(spec, series, hour_before.earlier(86_400_000))?];
+        let mut in_window: Vec<(u128, Vec<TurnPoint>)> = Vec::new();
+        self.each_call(|t| window.contains(t.time), |key, turns| in_window.push((key, turns)))?;
+        let ids = self.session_ids(&in_window.iter().map(|(key, _)| *key).collect())?;
+        let mut calls: BTreeMap<String, Call> = in_window
             .into_iter()
-            .map(|(session, turns)| {
+            .map(|(key, turns)| {
+                let session = ids.get(&key).cloned().unwrap_or_default();
                 let call = Call {
-                    session_id: session.to_owned(),
+                    session_id: session.clone(),
                     agent: self.agents[turns[0].agent as usize].clone(),
                     p95_ms: Summary::of(turns.iter().map(|t| t.latency).collect()).p95,
                     dominant_component: dominant_component(&turns),
                     ..Call::default()
                 };
-                (session.to_owned(), call)
+                (session, call)
             })
             .collect();
-        for c in self.calls.iter().filter(|c| window.contains(c.time)) {
-            let call = calls.entry(c.session.clone()).or_insert_with(|| Call {
-                session_id: c.session.clone(),
-                agent: c.agent.clone(),
-                ..Call::default()
-            });
-            call.cost_usd = c.cost_usd;
-            call.failed_tool_calls = c.failed_tool_calls;
-        }
+        self.calls.scan(|c| {
+            if window.contains(c.time) {
+                let call = calls.entry(c.session.clone()).or_insert_with(|| Call {
+                    session_id: c.session.clone(),
+                    agent: c.agent.clone(),
+                    ..Call::default()
+                });
+                call.cost_usd = c.cost_usd;
+                call.failed_tool_calls = c.failed_tool_calls;
+            }
+        })?;
         let calls = calls.into_values().collect();
-        let mut tools: BTreeMap<&str, BTreeMap<Option<&str>, u64>> = BTreeMap::new();
-        for (_, tool, error) in self.tool_failures.iter().filter(|(t, ..)| window.contains(*t)) {
-            *tools.entry(tool).or_default().entry(error.as_deref()).or_default() += 1;
-        }
+        let mut tools: BTreeMap<String, BTreeMap<Option<String>, u64>> = BTreeMap::new();
+        self.tool_failures.scan(|ToolFailure(t, tool, error)| {
+            if window.contains(t) {
+                *tools.entry(tool).or_default().entry(error).or_default() += 1;
+            }
+        })?;
         let tool_failures = tools
             .into_iter()
             .map(|(tool, errors)| ToolFailures {
-                tool: tool.to_owned(),
+                tool,
                 failures: errors.values().sum(),
                 most_common_error: errors
                     .iter()
-                    .filter_map(|(e, n)| e.map(|e| (e, *n)))
+                    .filter_map(|(e, n)| e.as_ref().map(|e| (e, *n)))
                     .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))
-                    .map(|(e, _)| e.to_owned()),
+                    .map(|(e, _)| e.clone()),
             })
             .collect();
-        let mut reasons: BTreeMap<&str, (u64, &str)> = BTreeMap::new();
-        for (_, reason, raw) in self.rejects.iter().filter(|(t, ..)| window.contains(*t)) {
-            reasons.entry(reason).or_insert((0, raw)).0 += 1;
-        }
+        let mut reasons: BTreeMap<String, (u64, String)> = BTreeMap::new();
+        self.rejects.scan(|Rejected(t, reason, raw)| {
+            if window.contains(t) {
+                reasons.entry(reason).or_insert((0, raw)).0 += 1;
+            }
+        })?;
         let rejects = reasons
             .into_iter()
             .map(|(reason, (count, raw))| RejectReason {
-                reason: reason.to_owned(),
+                reason,
                 count,
-                example: voicelake_shared::rows::truncate_utf8(raw, 300).to_owned(),
+                example: voicelake_shared::rows::truncate_utf8(&raw, 300).to_owned(),
             })
             .collect();
-        diagnosis::diagnose(&Evidence {
+        Ok(diagnosis::diagnose(&Evidence {
             alarm: spec,
-            breach: self.snapshot(spec, window),
+            breach: self.snapshot(spec, series, window)?,
             baselines,
             calls,
             tool_failures,
             rejects,
             error_lines: Vec::new(),
             missing: Vec::new(),
-        })
+        }))
     }
 
     /// The dashboard's charts ([`views::DASHBOARD`]) computed from the replayed observations.
-    pub fn charts(&self, config: &Config) -> Charts {
+    pub fn charts(&self, config: &Config) -> io::Result<Charts> {
         let span = self.first.zip(self.last);
-        let charts = views::charts().map(|chart| self.chart(chart, config)).collect();
-        Charts { span, calls_ended: self.observations[m::SESSIONS.index].len() as u64, charts }
+        let charts = views::charts().map(|chart| self.chart(chart, config)).collect::<io::Result<_>>()?;
+        Ok(Charts { span, calls_ended: self.observations[m::SESSIONS.index].len(), charts })
     }
 
-    fn chart(&self, chart: &Chart, config: &Config) -> ChartData {
+    fn chart(&self, chart: &Chart, config: &Config) -> io::Result<ChartData> {
         let period = i64::from(chart.period_seconds) * 1000;
         let points = |b: BTreeMap<i64, Option<f64>>| -> Vec<(i64, f64)> { b.into_iter().filter_map(|(t, v)| v.map(|v| (t, v))).collect() };
         let mut series = Vec::new();
@@ -656,22 +1097,21 @@ impl ReportBuilder {
             }
             match *s {
                 Series::Metric { metric, stat, label, axis } => {
-                    let b = self.buckets(metric, period, None).into_iter().map(|(t, v)| (t, statistic(stat, v))).collect();
+                    let b = self.period_statistics(metric, period, None, stat)?;
                     series.push(SeriesData { label: label.to_owned(), axis, points: points(b) });
                 }
                 Series::PerAgent { metric, stat } => {
                     let mut agents: Vec<(usize, &String)> = self.agents.iter().enumerate().filter(|(_, a)| !a.is_empty()).collect();
                     agents.sort_by(|a, b| a.1.cmp(b.1));
                     for (i, agent) in agents {
-                        let b: BTreeMap<i64, Option<f64>> =
-                            self.buckets(metric, period, Some(i as u32)).into_iter().map(|(t, v)| (t, statistic(stat, v))).collect();
+                        let b = self.period_statistics(metric, period, Some(i as u32), stat)?;
                         if !b.is_empty() {
                             series.push(SeriesData { label: agent.clone(), axis: Axis::Left, points: points(b) });
                         }
                     }
                 }
                 Series::ToolSuccessPercent => {
-                    let b = tool_success(&self.buckets(m::TOOL_CALLS, period, None), &self.buckets(m::TOOL_CALL_FAILURES, period, None));
+                    let b = self.tool_success(period)?;
                     series.push(SeriesData { label: s.label().to_owned(), axis: Axis::Left, points: points(b) });
                 }
                 Series::Aws { .. } => unreachable!("not local"),
@@ -692,16 +1132,15 @@ impl ReportBuilder {
                     .map(|target| ThresholdLine { label: "latency target".to_owned(), value: target }),
             )
             .collect();
-        let alarm_periods = chart
-            .alarm
-            .and_then(|id| alarms::DEFAULTS.iter().find(|a| a.id == id))
-            .map(|spec| {
-                let series = self.alarm_series(spec);
+        let alarm_periods = match chart.alarm.and_then(|id| alarms::DEFAULTS.iter().find(|a| a.id == id)) {
+            Some(spec) => {
+                let series = self.alarm_series(spec)?;
                 let breaching: Vec<bool> = series.iter().map(|(_, v)| v.is_some_and(|v| spec.breaches(v))).collect();
                 crate::alarms::firing_periods(spec, &breaching).into_iter().map(|i| series[i].0).collect()
-            })
-            .unwrap_or_default();
-        ChartData {
+            }
+            None => Vec::new(),
+        };
+        Ok(ChartData {
             id: chart.id,
             title: chart.display_title(),
             unit: chart.unit,
@@ -714,35 +1153,11 @@ impl ReportBuilder {
             alarm: chart.alarm,
             alarm_periods,
             aws_only,
-        }
+        })
     }
 }
 
-/// A statistic of one period's observations, as CloudWatch computes it (percentiles nearest-rank).
-fn statistic(stat: Stat, mut values: Vec<f64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    Some(match stat.percentile() {
-        Some(p) => {
-            values.sort_by(f64::total_cmp);
-            percentile(&values, p)?
-        }
-        None => match stat {
-            Stat::Sum => values.iter().sum(),
-            Stat::Average => values.iter().sum::<f64>() / values.len() as f64,
-            Stat::Maximum => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            _ => unreachable!("percentiles are handled above"),
-        },
-    })
-}
-
-/// `100 × (1 − failures / calls)` per period, where there were calls: the tool alarm's metric math.
-fn tool_success(calls: &BTreeMap<i64, Vec<f64>>, failures: &BTreeMap<i64, Vec<f64>>) -> BTreeMap<i64, Option<f64>> {
-    calls.iter().map(|(t, c)| (*t, success_percent(c.iter().sum(), failures.get(t).map_or(0.0, |f| f.iter().sum())))).collect()
-}
-
-/// Tool success as the alarm's metric math computes it: `100 × (1 − failures / calls)`.
+/// `100 × (1 − failures / calls)`, where there were calls: the tool alarm's metric math.
 fn success_percent(calls: f64, failures: f64) -> Option<f64> {
     (calls > 0.0).then(|| 100.0 * (1.0 - failures / calls))
 }
@@ -750,15 +1165,6 @@ fn success_percent(calls: f64, failures: f64) -> Option<f64> {
 /// The worst `(period start, value)` of an alarm series among the periods `keep` admits.
 fn worst_period(spec: &AlarmSpec, series: &[(i64, Option<f64>)], keep: impl Fn(i64) -> bool) -> Option<(i64, f64)> {
     series.iter().filter(|(t, _)| keep(*t)).filter_map(|(t, v)| v.map(|v| (*t, v))).max_by(|a, b| spec.cmp_badness(a.1, b.1))
-}
-
-/// Turns grouped by call, in session id order.
-fn by_session<'t>(names: &'t Names, turns: impl Iterator<Item = &'t TurnPoint>) -> BTreeMap<&'t str, Vec<&'t TurnPoint>> {
-    let mut calls: BTreeMap<&str, Vec<&TurnPoint>> = BTreeMap::new();
-    for t in turns.filter(|t| t.session != NO_SESSION) {
-        calls.entry(names.names[t.session as usize].as_str()).or_default().push(t);
-    }
-    calls
 }
 
 /// The dashboard's views over a replay: what the local report page draws.
@@ -808,9 +1214,9 @@ pub struct ThresholdLine {
     pub value: f64,
 }
 
-fn dominant_component(turns: &[&TurnPoint]) -> Option<&'static str> {
+fn dominant_component(turns: &[TurnPoint]) -> Option<&'static str> {
     let mean = |f: fn(&TurnPoint) -> Option<f64>| {
-        let v: Vec<f64> = turns.iter().filter_map(|t| f(t)).collect();
+        let v: Vec<f64> = turns.iter().filter_map(f).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
     voicelake_shared::diagnosis::dominant_component(mean(TurnPoint::eou), mean(TurnPoint::ttft), mean(TurnPoint::ttfb))
@@ -956,6 +1362,31 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use voicelake_synth::{self as synth, SynthOptions};
+
+    /// Every store spilled after a record or two, every percentile selected past its limit, calls
+    /// grouped five turns at a time: the report and the charts are those of the state in memory.
+    #[test]
+    fn a_report_past_every_limit_equals_the_report_held_in_memory() {
+        let start_ms = 1_788_220_800_000;
+        let config = Config::default();
+        let mut in_memory = ReportBuilder::with_limits(Limits { chunk_bytes: usize::MAX, values: usize::MAX, group: usize::MAX });
+        let mut spilled = ReportBuilder::with_limits(Limits { chunk_bytes: 64, values: 3, group: 5 });
+        for calls in [(400, 21), (60, 22)] {
+            let batches = synth::generate(&SynthOptions { calls: calls.0, seed: calls.1, start_ms, noise: true });
+            for batch in &batches {
+                let out = voicelake_shared::process_batch(batch, &config, start_ms + 86_400_000);
+                in_memory.add(&out).unwrap();
+                spilled.add(&out).unwrap();
+            }
+        }
+        assert!(in_memory.turns.len() > 1000 && in_memory.rejects.len() > 10, "{:?} {:?}", in_memory.turns, in_memory.rejects);
+        let report = in_memory.finish(&config).unwrap();
+        assert!(report.alarms.iter().any(|a| a.diagnosis.is_some()), "a diagnosis is compared too");
+        assert!(report.counts.sessions > 400, "{:?}", report.counts);
+        assert_eq!(spilled.finish(&config).unwrap(), report);
+        assert_eq!(spilled.charts(&config).unwrap(), in_memory.charts(&config).unwrap());
+    }
 
     #[test]
     fn nearest_rank() {

@@ -34,7 +34,7 @@ fn builder(lines: &[String]) -> ReportBuilder {
         log_events: lines.iter().enumerate().map(|(i, m)| LogEvent { id: i.to_string(), timestamp: T0, message: m.clone() }).collect(),
     };
     let mut b = ReportBuilder::default();
-    b.add(&process_batch(&batch, &Config::default(), T0));
+    b.add(&process_batch(&batch, &Config::default(), T0)).unwrap();
     b
 }
 
@@ -64,7 +64,7 @@ fn known() -> Vec<String> {
 
 #[test]
 fn each_point_is_its_periods_statistic() {
-    let charts = builder(&known()).charts(&Config::default());
+    let charts = builder(&known()).charts(&Config::default()).unwrap();
     let latency = chart(&charts, "turn-latency");
     let p = 5 * MIN;
     assert_eq!(points(latency, "p50"), vec![(T0, 1400.0), (T0 + p, 1600.0), (T0 + 6 * p, 800.0)]);
@@ -95,7 +95,7 @@ fn each_point_is_its_periods_statistic() {
 
 #[test]
 fn the_shading_is_where_the_alarm_would_be_firing() {
-    let charts = builder(&known()).charts(&Config::default());
+    let charts = builder(&known()).charts(&Config::default()).unwrap();
     let latency = chart(&charts, "turn-latency");
     // p95 breaches 1500 ms at 14:00 and 14:05: two of three periods, so ALARM at the end of 14:05
     // and still at 14:10 (14:00 and 14:05 within the last three); OK from 14:15.
@@ -103,7 +103,7 @@ fn the_shading_is_where_the_alarm_would_be_firing() {
     assert_eq!(latency.thresholds.len(), 1, "the default target is the alarm threshold: one line");
     assert_eq!(latency.thresholds[0].value, 1500.0);
 
-    let report = builder(&known()).finish(&Config::default());
+    let report = builder(&known()).finish(&Config::default()).unwrap();
     let alarm = report.alarms.iter().find(|a| a.alarm == "TurnLatencyP95Alarm").unwrap();
     assert!(alarm.would_fire);
     let tools = report.alarms.iter().find(|a| a.alarm == "ToolSuccessRateAlarm").unwrap();
@@ -113,14 +113,14 @@ fn the_shading_is_where_the_alarm_would_be_firing() {
 #[test]
 fn a_target_other_than_the_threshold_gets_its_own_line() {
     let config = Config { latency_target_ms: 1200.0, ..Config::default() };
-    let charts = builder(&known()).charts(&config);
+    let charts = builder(&known()).charts(&config).unwrap();
     let values: Vec<f64> = chart(&charts, "turn-latency").thresholds.iter().map(|t| t.value).collect();
     assert_eq!(values, vec![1500.0, 1200.0]);
 }
 
 #[test]
 fn what_only_aws_measures_is_named_not_drawn() {
-    let charts = builder(&known()).charts(&Config::default());
+    let charts = builder(&known()).charts(&Config::default()).unwrap();
     let function = chart(&charts, "function");
     assert!(function.series.is_empty());
     assert_eq!(function.aws_only.len(), 4);
@@ -129,7 +129,7 @@ fn what_only_aws_measures_is_named_not_drawn() {
 
 #[test]
 fn no_input_no_points() {
-    let charts = builder(&[]).charts(&Config::default());
+    let charts = builder(&[]).charts(&Config::default()).unwrap();
     assert_eq!(charts.span, None);
     assert!(charts.charts.iter().all(|c| c.series.iter().all(|s| s.points.is_empty()) && c.alarm_periods.is_empty()));
 }
