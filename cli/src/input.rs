@@ -49,45 +49,130 @@ impl Unit {
 
 /// Reads `path` incrementally, gzip-compressed or not, and hands each unit to `each` in input
 /// order. Files of lines (subscription events, raw log lines, one `aws logs` output per line) are
-/// streamed; a file that is one multi-line JSON document (a pretty-printed subscription event or
-/// `aws logs` output) is read whole, as such documents are a page of events at most.
+/// streamed, and so is a file that is one multi-line JSON document (a pretty-printed subscription
+/// event, or `aws logs` output of any number of events): its events are handed on as they are
+/// parsed. A multi-line document that is neither is read as lines.
 pub fn read_each(path: &Path, now_ms: i64, mut each: impl FnMut(Unit) -> Result<()>) -> Result<()> {
-    let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let gzip = reader.fill_buf().with_context(|| format!("reading {}", path.display()))?.starts_with(&[0x1f, 0x8b]);
-    let mut reader: Box<dyn BufRead> =
-        if gzip { Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(reader))) } else { Box::new(reader) };
-    let name = path.file_name().map_or_else(|| "input".to_owned(), |n| n.to_string_lossy().trim_end_matches(".gz").to_owned());
+    let (mut reader, name) = open(path)?;
     let context = || format!("reading {}", path.display());
 
     let mut first = String::new();
     reader.read_line(&mut first).with_context(context)?;
     let starts_document = first.trim_start().starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(first.trim()).is_err();
-    if starts_document {
-        let mut text = first;
-        reader.read_to_string(&mut text).with_context(context)?;
-        if let Ok(value) = serde_json::from_str::<serde_json::Value>(text.trim())
-            && let Some(units) = document(&name, value)?
-        {
-            return units.into_iter().try_for_each(each);
-        }
-        return from_lines(&name, text.lines().map(|l| Ok(l.to_owned())), now_ms, each);
+    if !starts_document {
+        let lines =
+            std::iter::once(Ok(first.trim_end_matches(['\n', '\r']).to_owned())).chain(reader.lines().map(|l| l.with_context(context)));
+        return from_lines(&name, lines, now_ms, &mut each);
     }
-    let lines = std::iter::once(Ok(first.trim_end_matches(['\n', '\r']).to_owned())).chain(reader.lines().map(|l| l.with_context(context)));
-    from_lines(&name, lines, now_ms, &mut each)
+    let mut document = Document { name: &name, each: &mut each, events: CliBatcher::default(), units: 0, found: false, failed: None };
+    let mut json = serde_json::Deserializer::from_reader(BufReader::new(std::io::Cursor::new(first).chain(reader)));
+    let parsed = serde::Deserializer::deserialize_map(&mut json, &mut document)
+        .and_then(|()| json.end())
+        .map_err(|e| document.failed.take().unwrap_or_else(|| anyhow::Error::new(e)));
+    let Document { events, units, found, .. } = document;
+    match parsed {
+        Ok(()) if found => events.finish(&mut each),
+        Err(e) if units > 0 => {
+            Err(e.context(format!("{}: the JSON document breaks off after {units} batches of it were replayed", path.display())))
+        }
+        // Not a document of events, or not JSON after all: its lines, as raw lines.
+        Ok(()) | Err(_) => {
+            let (reader, _) = open(path)?;
+            from_lines(&name, reader.lines().map(|l| l.with_context(context)), now_ms, each)
+        }
+    }
 }
 
-/// A whole JSON document: a subscription event or `aws logs` output; `None` for anything else.
-fn document(name: &str, value: serde_json::Value) -> Result<Option<Vec<Unit>>> {
-    if value.get("awslogs").is_some() {
-        let event: SubscriptionEvent = serde_json::from_value(value).with_context(|| format!("{name}: not a subscription event"))?;
-        return Ok(Some(vec![Unit::Payload(event.awslogs.data)]));
+/// `path` as text, gunzipped when it is gzip, and the name its events take.
+fn open(path: &Path) -> Result<(Box<dyn BufRead>, String)> {
+    let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let gzip = reader.fill_buf().with_context(|| format!("reading {}", path.display()))?.starts_with(&[0x1f, 0x8b]);
+    let reader: Box<dyn BufRead> =
+        if gzip { Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(reader))) } else { Box::new(reader) };
+    let name = path.file_name().map_or_else(|| "input".to_owned(), |n| n.to_string_lossy().trim_end_matches(".gz").to_owned());
+    Ok((reader, name))
+}
+
+/// The top level of a multi-line document, visited as it is parsed: `awslogs` is a subscription
+/// event's payload, `events` the events of `aws logs` output; other keys are skipped.
+struct Document<'a, F> {
+    name: &'a str,
+    each: &'a mut F,
+    events: CliBatcher,
+    /// Units handed on so far.
+    units: usize,
+    found: bool,
+    /// What `each` failed with, kept whole (a parse error can only carry text).
+    failed: Option<anyhow::Error>,
+}
+
+impl<F: FnMut(Unit) -> Result<()>> Document<'_, F> {
+    fn hand_on<E: serde::de::Error>(&mut self, unit: Unit) -> std::result::Result<(), E> {
+        self.units += 1;
+        (self.each)(unit).map_err(|e| {
+            let error = E::custom(format!("{e:#}"));
+            self.failed = Some(e);
+            error
+        })
     }
-    if value.get("events").is_some_and(|e| e.is_array()) {
-        let events: CliEvents = serde_json::from_value(value).with_context(|| format!("{name}: not aws logs output"))?;
-        return Ok(Some(from_cli_events(name, events.events)));
+}
+
+impl<'de, F: FnMut(Unit) -> Result<()>> serde::de::Visitor<'de> for &mut Document<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a subscription event or aws logs output")
     }
-    Ok(None)
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "awslogs" => {
+                    let awslogs: voicelake_shared::envelope::AwsLogs = map.next_value()?;
+                    self.found = true;
+                    self.hand_on(Unit::Payload(awslogs.data))?;
+                }
+                "events" => {
+                    self.found = true;
+                    map.next_value_seed(Events(&mut *self))?;
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `events` array of `aws logs` output, an event at a time.
+struct Events<'d, 'a, F>(&'d mut Document<'a, F>);
+
+impl<'de, F: FnMut(Unit) -> Result<()>> serde::de::DeserializeSeed<'de> for Events<'_, '_, F> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> std::result::Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(Unit) -> Result<()>> serde::de::Visitor<'de> for Events<'_, '_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of log events")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        let document = self.0;
+        while let Some(event) = seq.next_element::<CliEvent>()? {
+            if let Some(full) = document.events.push(document.name, event) {
+                document.hand_on(Unit::Batch(full))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Every unit of a file, in order (tests and small inputs).
@@ -100,24 +185,44 @@ pub fn read(path: &Path, now_ms: i64) -> Result<Vec<Unit>> {
     Ok(units)
 }
 
-fn from_cli_events(name: &str, events: Vec<CliEvent>) -> Vec<Unit> {
-    let mut units: Vec<Unit> = Vec::new();
-    let mut current: Option<LogBatch> = None;
-    for (i, e) in events.into_iter().enumerate() {
+/// `aws logs` events into batches: consecutive events of one stream, at most [`RAW_BATCH`] each.
+#[derive(Default)]
+struct CliBatcher {
+    /// Events so far, for the ids of events without one.
+    seen: usize,
+    current: Option<LogBatch>,
+}
+
+impl CliBatcher {
+    /// Adds `e`; the batch it completed, if any.
+    fn push(&mut self, name: &str, e: CliEvent) -> Option<LogBatch> {
         let stream = e.log_stream_name.unwrap_or_else(|| "unknown".into());
-        let event = LogEvent { id: e.event_id.unwrap_or_else(|| format!("{name}:{i}")), timestamp: e.timestamp, message: e.message };
-        match current.as_mut() {
-            Some(b) if b.log_stream == stream && b.log_events.len() < RAW_BATCH => b.log_events.push(event),
-            _ => {
-                if let Some(b) = current.take() {
-                    units.push(Unit::Batch(b));
-                }
-                current = Some(batch(name, stream, vec![event]));
+        let id = e.event_id.unwrap_or_else(|| format!("{name}:{}", self.seen));
+        self.seen += 1;
+        let event = LogEvent { id, timestamp: e.timestamp, message: e.message };
+        match self.current.as_mut() {
+            Some(b) if b.log_stream == stream && b.log_events.len() < RAW_BATCH => {
+                b.log_events.push(event);
+                None
             }
+            _ => self.current.replace(batch(name, stream, vec![event])),
         }
     }
-    units.extend(current.map(Unit::Batch));
-    units
+
+    fn finish(self, each: &mut impl FnMut(Unit) -> Result<()>) -> Result<()> {
+        self.current.map_or(Ok(()), |b| each(Unit::Batch(b)))
+    }
+}
+
+/// The units of one `aws logs` output.
+fn from_cli_events(name: &str, events: Vec<CliEvent>, each: &mut impl FnMut(Unit) -> Result<()>) -> Result<()> {
+    let mut batcher = CliBatcher::default();
+    for e in events {
+        if let Some(full) = batcher.push(name, e) {
+            each(Unit::Batch(full))?;
+        }
+    }
+    batcher.finish(each)
 }
 
 fn batch(name: &str, stream: String, events: Vec<LogEvent>) -> LogBatch {
@@ -158,7 +263,7 @@ fn from_lines(
             && line.contains("\"events\"")
             && let Ok(events) = serde_json::from_str::<CliEvents>(&line)
         {
-            from_cli_events(name, events.events).into_iter().try_for_each(&mut each)?;
+            from_cli_events(name, events.events, &mut each)?;
             continue;
         }
         raw.push(LogEvent { id: format!("{name}:{}", i + 1), timestamp: now_ms, message: line });
@@ -209,5 +314,43 @@ mod tests {
         let doc = dir.path().join("events.json");
         std::fs::write(&doc, "{\n  \"events\": [\n    {\"logStreamName\": \"a\", \"timestamp\": 1, \"message\": \"x\"}\n  ]\n}\n").unwrap();
         assert_eq!(units(&doc), ["a 1 [\"events.json:0\"]"]);
+    }
+
+    /// `aws logs filter-log-events` output of many events, as the CLI prints it over many lines.
+    fn cli_document(events: usize) -> String {
+        let events: Vec<String> = (0..events)
+            .map(|i| format!("        {{\n            \"logStreamName\": \"s{}\",\n            \"timestamp\": {i},\n            \"message\": \"m{i}\"\n        }}", i / 700))
+            .collect();
+        format!("{{\n    \"events\": [\n{}\n    ],\n    \"searchedLogStreams\": []\n}}\n", events.join(",\n"))
+    }
+
+    #[test]
+    fn a_multi_line_document_is_handed_on_batch_by_batch_as_it_is_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = dir.path().join("day.json");
+        std::fs::write(&doc, cli_document(1200)).unwrap();
+        let got: Vec<String> = units(&doc).iter().map(|u| u.split(" [").next().unwrap().to_owned()).collect();
+        assert_eq!(got, ["s0 500", "s0 200", "s1 500"], "batches of one stream, at most 500 events each");
+
+        // The first batch is handed on before the document has been read to its end.
+        let mut handed = 0;
+        let broken = dir.path().join("broken.json");
+        let text = cli_document(1200);
+        std::fs::write(&broken, &text[..text.len() / 2]).unwrap();
+        let error = read_each(&broken, 7, |_| {
+            handed += 1;
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!(handed, 1);
+        assert!(format!("{error:#}").contains("breaks off after 1 batches") && format!("{error:#}").contains("EOF"), "{error:#}");
+
+        // A pretty-printed subscription event is one payload; a document of neither kind is lines.
+        let event = dir.path().join("event.json");
+        std::fs::write(&event, "{\n  \"awslogs\": {\n    \"data\": \"H4sIAAAA\"\n  }\n}\n").unwrap();
+        assert_eq!(units(&event), ["payload 8"]);
+        let other = dir.path().join("other.json");
+        std::fs::write(&other, "{\n  \"level\": \"info\"\n}\n").unwrap();
+        assert_eq!(units(&other), ["replay 3 [\"other.json:1\", \"other.json:2\", \"other.json:3\"]"]);
     }
 }
