@@ -66,15 +66,14 @@ pub fn read_each(path: &Path, now_ms: i64, mut each: impl FnMut(Unit) -> Result<
     }
     let mut document = Document { name: &name, each: &mut each, events: CliBatcher::default(), units: 0, found: false, failed: None };
     let mut json = serde_json::Deserializer::from_reader(BufReader::new(std::io::Cursor::new(first).chain(reader)));
-    let parsed = serde::Deserializer::deserialize_map(&mut json, &mut document)
-        .and_then(|()| json.end())
-        .map_err(|e| document.failed.take().unwrap_or_else(|| anyhow::Error::new(e)));
-    let Document { events, units, found, .. } = document;
+    let parsed = serde::Deserializer::deserialize_map(&mut json, &mut document).and_then(|()| json.end());
+    let Document { events, units, found, failed, .. } = document;
     match parsed {
         Ok(()) if found => events.finish(&mut each),
-        Err(e) if units > 0 => {
-            Err(e.context(format!("{}: the JSON document breaks off after {units} batches of it were replayed", path.display())))
-        }
+        // What the units were handed to failed (writing the lake): that error, whole.
+        Err(_) if let Some(failed) = failed => Err(failed),
+        Err(e) if units > 0 => Err(anyhow::Error::new(e)
+            .context(format!("{}: the JSON document breaks off after {units} batches of it were replayed", path.display()))),
         // Not a document of events, or not JSON after all: its lines, as raw lines.
         Ok(()) | Err(_) => {
             let (reader, _) = open(path)?;
@@ -344,6 +343,9 @@ mod tests {
         .unwrap_err();
         assert_eq!(handed, 1);
         assert!(format!("{error:#}").contains("breaks off after 1 batches") && format!("{error:#}").contains("EOF"), "{error:#}");
+        // A unit that cannot be used (the lake cannot be written) fails as itself.
+        let error = read_each(&doc, 7, |_| anyhow::bail!("disk full")).unwrap_err();
+        assert_eq!(format!("{error:#}"), "disk full");
 
         // A pretty-printed subscription event is one payload; a document of neither kind is lines.
         let event = dir.path().join("event.json");
