@@ -571,37 +571,7 @@ impl ReportBuilder {
     /// The statistic of the observations of `spec` that `keep` admits, as CloudWatch computes it
     /// over one period (percentiles nearest-rank).
     fn statistic(&self, spec: MetricSpec, stat: Stat, keep: impl Fn(&Observation) -> bool) -> io::Result<Option<f64>> {
-        let store = &self.observations[spec.index];
-        let limit = self.limits.values;
-        let mut tally = Tally::default();
-        // A percentile's values are gathered in the same scan while they fit the limit.
-        let mut gathered = stat.percentile().map(|_| Vec::new());
-        store.scan(|o| {
-            if keep(&o) {
-                tally.add(o.value);
-                if gathered.as_ref().is_some_and(|v| v.len() >= limit) {
-                    gathered = None;
-                }
-                if let Some(values) = &mut gathered {
-                    values.push(o.value);
-                }
-            }
-        })?;
-        let Some(p) = stat.percentile().filter(|_| tally.n > 0) else {
-            return Ok(tally.value(stat));
-        };
-        if let Some(mut values) = gathered {
-            values.sort_by(f64::total_cmp);
-            return Ok(percentile(&values, p));
-        }
-        let values = |f: &mut dyn FnMut(f64)| {
-            store.scan(|o| {
-                if keep(&o) {
-                    f(o.value)
-                }
-            })
-        };
-        Ok(at_ranks(&values, tally.n, &[nearest_rank(p, tally.n)], limit)?.first().copied())
+        Ok(self.grouped_statistics(spec, stat, keep, |_| ())?.remove(&()).flatten())
     }
 
     /// The statistic of the observations of `spec` in each period (its start, epoch milliseconds)
@@ -613,34 +583,45 @@ impl ReportBuilder {
         agent: Option<u32>,
         stat: Stat,
     ) -> io::Result<BTreeMap<i64, Option<f64>>> {
+        self.grouped_statistics(spec, stat, |o| agent.is_none_or(|a| o.agent == a), |o| o.time().div_euclid(period_ms) * period_ms)
+    }
+
+    /// The statistic of the observations of `spec` that `keep` admits, for each group (by `group_of`)
+    /// that has any. A percentile's values are gathered in the counting scan while all of them fit
+    /// the limit; past it, consecutive groups are gathered up to the limit per scan, and a group with
+    /// more is selected on its own.
+    fn grouped_statistics<K: Ord + Copy>(
+        &self,
+        spec: MetricSpec,
+        stat: Stat,
+        keep: impl Fn(&Observation) -> bool,
+        group_of: impl Fn(&Observation) -> K,
+    ) -> io::Result<BTreeMap<K, Option<f64>>> {
         let store = &self.observations[spec.index];
-        let keep = |o: &Observation| agent.is_none_or(|a| o.agent == a);
-        let period_of = |o: &Observation| o.time().div_euclid(period_ms) * period_ms;
         let limit = self.limits.values as u64;
-        let mut tallies: BTreeMap<i64, Tally> = BTreeMap::new();
-        // A percentile's values are gathered in the same scan while all of them fit the limit.
-        let mut gathered: Option<BTreeMap<i64, Vec<f64>>> = stat.percentile().map(|_| BTreeMap::new());
+        let mut tallies: BTreeMap<K, Tally> = BTreeMap::new();
+        let mut gathered: Option<BTreeMap<K, Vec<f64>>> = stat.percentile().map(|_| BTreeMap::new());
         let mut seen = 0u64;
         store.scan(|o| {
             if keep(&o) {
-                let start = period_of(&o);
-                tallies.entry(start).or_default().add(o.value);
+                let group = group_of(&o);
+                tallies.entry(group).or_default().add(o.value);
                 seen += 1;
                 if seen > limit {
                     gathered = None;
                 }
                 if let Some(groups) = &mut gathered {
-                    groups.entry(start).or_default().push(o.value);
+                    groups.entry(group).or_default().push(o.value);
                 }
             }
         })?;
         let Some(p) = stat.percentile() else {
-            return Ok(tallies.into_iter().map(|(start, t)| (start, t.value(stat))).collect());
+            return Ok(tallies.into_iter().map(|(group, t)| (group, t.value(stat))).collect());
         };
-        let percentiles = |groups: BTreeMap<i64, Vec<f64>>, out: &mut BTreeMap<i64, Option<f64>>| {
-            for (start, mut values) in groups {
+        let percentiles = |groups: BTreeMap<K, Vec<f64>>, out: &mut BTreeMap<K, Option<f64>>| {
+            for (group, mut values) in groups {
                 values.sort_by(f64::total_cmp);
-                out.insert(start, percentile(&values, p));
+                out.insert(group, percentile(&values, p));
             }
         };
         let mut out = BTreeMap::new();
@@ -648,36 +629,34 @@ impl ReportBuilder {
             percentiles(groups, &mut out);
             return Ok(out);
         }
-        // More values than the limit: those of consecutive periods are gathered up to the limit in
-        // one scan; a period with more is selected on its own.
-        let periods: Vec<(i64, u64)> = tallies.iter().map(|(start, t)| (*start, t.n)).collect();
+        let counts: Vec<(K, u64)> = tallies.iter().map(|(group, t)| (*group, t.n)).collect();
         let mut i = 0;
-        while i < periods.len() {
-            let (start, n) = periods[i];
+        while i < counts.len() {
+            let (group, n) = counts[i];
             if n > limit {
                 let values = |f: &mut dyn FnMut(f64)| {
                     store.scan(|o| {
-                        if keep(&o) && period_of(&o) == start {
+                        if keep(&o) && group_of(&o) == group {
                             f(o.value)
                         }
                     })
                 };
-                out.insert(start, at_ranks(&values, n, &[nearest_rank(p, n)], self.limits.values)?.first().copied());
+                out.insert(group, at_ranks(&values, n, &[nearest_rank(p, n)], self.limits.values)?.first().copied());
                 i += 1;
                 continue;
             }
             let mut end = i;
             let mut gathering = 0;
-            while end < periods.len() && gathering + periods[end].1 <= limit {
-                gathering += periods[end].1;
+            while end < counts.len() && gathering + counts[end].1 <= limit {
+                gathering += counts[end].1;
                 end += 1;
             }
-            let (first, last) = (periods[i].0, periods[end - 1].0);
-            let mut groups: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+            let (first, last) = (counts[i].0, counts[end - 1].0);
+            let mut groups: BTreeMap<K, Vec<f64>> = BTreeMap::new();
             store.scan(|o| {
-                let start = period_of(&o);
-                if keep(&o) && (first..=last).contains(&start) {
-                    groups.entry(start).or_default().push(o.value);
+                let group = group_of(&o);
+                if keep(&o) && (first..=last).contains(&group) {
+                    groups.entry(group).or_default().push(o.value);
                 }
             })?;
             percentiles(groups, &mut out);
@@ -924,42 +903,10 @@ impl ReportBuilder {
         })
     }
 
-    /// The statistic of `spec` over `window`, for one agent or all.
-    fn in_window(&self, spec: MetricSpec, stat: Stat, window: Window, agent: Option<u32>) -> io::Result<Option<f64>> {
-        self.statistic(spec, stat, |o| window.contains(o.time()) && agent.is_none_or(|a| o.agent == a))
-    }
-
-    /// The statistic of `spec` over `window` for each agent (by index): one scan while the window's
-    /// values fit the limit, one per agent past it.
+    /// The statistic of `spec` over `window` for each agent (by index).
     fn in_window_by_agent(&self, spec: MetricSpec, stat: Stat, window: Window) -> io::Result<Vec<Option<f64>>> {
-        let agents = self.agents.len();
-        let limit = self.limits.values as u64;
-        let mut tallies = vec![Tally::default(); agents];
-        let mut gathered: Option<Vec<Vec<f64>>> = stat.percentile().map(|_| vec![Vec::new(); agents]);
-        let mut seen = 0u64;
-        self.observations[spec.index].scan(|o| {
-            if window.contains(o.time()) {
-                tallies[o.agent as usize].add(o.value);
-                seen += 1;
-                if seen > limit {
-                    gathered = None;
-                }
-                if let Some(groups) = &mut gathered {
-                    groups[o.agent as usize].push(o.value);
-                }
-            }
-        })?;
-        match (stat.percentile(), gathered) {
-            (None, _) => Ok(tallies.iter().map(|t| t.value(stat)).collect()),
-            (Some(p), Some(groups)) => Ok(groups
-                .into_iter()
-                .map(|mut values| {
-                    values.sort_by(f64::total_cmp);
-                    percentile(&values, p)
-                })
-                .collect()),
-            (Some(_), None) => (0..agents).map(|i| self.in_window(spec, stat, window, Some(i as u32))).collect(),
-        }
+        let by_agent = self.grouped_statistics(spec, stat, |o| window.contains(o.time()), |o| o.agent)?;
+        Ok((0..self.agents.len() as u32).map(|i| by_agent.get(&i).copied().flatten()).collect())
     }
 
     /// The alarm's statistic over `window` for each agent (by index), as CloudWatch would compute it
