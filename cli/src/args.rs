@@ -34,6 +34,33 @@ pub enum Command {
     /// The notify function: alarm notifications to Slack, a webhook and email.
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Before `sam deploy`: check what the account must allow (the agent log groups exist and can
+    /// take a subscription filter, the stack name fits every name derived from it, Lake Formation
+    /// leaves new databases to IAM, the reserved concurrency fits the quota), with read-only calls.
+    /// Uses the standard AWS settings (AWS_PROFILE, AWS_REGION…). Exits 1 when a check fails.
+    Preflight(PreflightArgs),
+}
+
+#[derive(clap::Args)]
+pub struct PreflightArgs {
+    /// The stack's name (default: the config environment's stack_name).
+    #[arg(long)]
+    pub stack: Option<String>,
+    /// The SAM config file the deploy reads its parameters from.
+    #[arg(long, value_name = "FILE", default_value = "samconfig.toml")]
+    pub config_file: PathBuf,
+    /// Its config environment (`sam deploy --config-env`).
+    #[arg(long, value_name = "ENV", default_value = "default")]
+    pub config_env: String,
+    /// The agents' log groups, comma-separated, instead of the config's AgentLogGroupNames.
+    #[arg(long, value_name = "A,B")]
+    pub log_groups: Option<String>,
+    /// The ingest function's reserved concurrency instead of the config's IngestReservedConcurrency.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub reserved_concurrency: Option<i64>,
+    /// The findings as one JSON array.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Subcommand)]

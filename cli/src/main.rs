@@ -5,8 +5,8 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use voicelake_cli::args::{
-    BackfillArgs, Cli, Command, DemoArgs, DlqCommand, DlqReplayArgs, Format, GenerateArgs, NotifyCommand, NotifyTestArgs, QueriesCommand,
-    ReplayArgs,
+    BackfillArgs, Cli, Command, DemoArgs, DlqCommand, DlqReplayArgs, Format, GenerateArgs, NotifyCommand, NotifyTestArgs, PreflightArgs,
+    QueriesCommand, ReplayArgs,
 };
 use voicelake_cli::queries;
 use voicelake_cli::replay::LocalReplay;
@@ -23,6 +23,7 @@ fn main() -> Result<()> {
         Command::Queries(QueriesCommand::Check(args)) => queries::check(args),
         Command::Dlq(DlqCommand::Replay(args)) => dlq_replay(args),
         Command::Notify(NotifyCommand::Test(args)) => notify_test(args),
+        Command::Preflight(args) => preflight(args),
         Command::Demo(DemoArgs { dir, calls, seed }) => {
             let traffic = dir.join("traffic.jsonl");
             generate(GenerateArgs { calls, seed, out: traffic.clone(), start: None, clean: false })?;
@@ -63,6 +64,50 @@ fn dlq_replay(args: DlqReplayArgs) -> Result<()> {
     }
     if !summary.is_clean() {
         bail!("{} of {} messages were not replayed", summary.failed.len() + summary.unreadable.len(), summary.received);
+    }
+    Ok(())
+}
+
+fn preflight(args: PreflightArgs) -> Result<()> {
+    use voicelake_cli::preflight::{self, Account, Plan, Verdict};
+    let settings = if args.config_file.exists() {
+        voicelake_cli::samconfig::read(&args.config_file, &args.config_env)?
+    } else if args.stack.is_some() && args.log_groups.is_some() {
+        voicelake_cli::samconfig::DeploySettings::default()
+    } else {
+        bail!("{} does not exist: give --config-file, or --stack and --log-groups", args.config_file.display());
+    };
+    let stack = args.stack.or(settings.stack_name.clone()).context("give --stack (the config names no stack_name)")?;
+    let groups = args.log_groups.or_else(|| settings.parameter("AgentLogGroupNames")).unwrap_or_default();
+    let reserved = match args.reserved_concurrency {
+        Some(n) => n,
+        None => {
+            let text = settings.parameter("IngestReservedConcurrency").unwrap_or_else(|| "-1".into());
+            text.trim().parse().with_context(|| format!("IngestReservedConcurrency {text:?} is not a number"))?
+        }
+    };
+    let plan = Plan {
+        stack,
+        log_groups: groups.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect(),
+        reserved_concurrency: (reserved >= 0).then_some(reserved),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let findings = runtime.block_on(async {
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let account = Account {
+            logs: aws_sdk_cloudwatchlogs::Client::new(&aws),
+            lakeformation: aws_sdk_lakeformation::Client::new(&aws),
+            lambda: aws_sdk_lambda::Client::new(&aws),
+        };
+        preflight::check(&plan, &account).await
+    });
+    match args.format {
+        Format::Text => print!("{}", preflight::render(&findings)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&findings)?),
+    }
+    let failed = findings.iter().filter(|f| f.verdict == Verdict::Fails).count();
+    if failed > 0 {
+        bail!("{failed} check(s) would fail the deploy of {}; fix them first", plan.stack);
     }
     Ok(())
 }

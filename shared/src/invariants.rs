@@ -19,7 +19,15 @@ pub fn check_invariants(out: &BatchOutput, config: &Config, now_ms: i64) -> Resu
             }
         }
     }
+    for (table, size) in record_sizes(out) {
+        if size > crate::lake::MAX_RECORD_BYTES {
+            return Err(format!("a {table} record of {size} bytes exceeds Firehose's 1000 KiB"));
+        }
+    }
     for d in metrics::datums_for(out, config, now_ms) {
+        if let Some((name, value)) = d.dimensions.iter().find(|(_, v)| !is_dimension_value(v)) {
+            return Err(format!("datum {}: dimension {name} = {value:?} is not 1 to 1024 printable ASCII characters", d.metric_name));
+        }
         if d.values.len() > metrics::MAX_VALUES_PER_DATUM || d.values.len() != d.counts.len() {
             return Err(format!("datum {}: {} values, {} counts", d.metric_name, d.values.len(), d.counts.len()));
         }
@@ -28,4 +36,18 @@ pub fn check_invariants(out: &BatchOutput, config: &Config, now_ms: i64) -> Resu
         }
     }
     Ok(())
+}
+
+/// What CloudWatch takes as a dimension value: 1 to 1024 printable ASCII characters.
+pub fn is_dimension_value(v: &str) -> bool {
+    (1..=1024).contains(&v.len()) && v.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
+/// The size of every Firehose record the batch's rows make, with the table's name.
+pub fn record_sizes(out: &BatchOutput) -> impl Iterator<Item = (&'static str, usize)> + '_ {
+    use crate::lake::firehose_record;
+    let turns = out.turns.iter().map(|r| ("turns", firehose_record(r).len()));
+    let sessions = out.sessions.iter().map(|r| ("sessions", firehose_record(r).len()));
+    let rejects = out.rejects.iter().map(|r| ("rejects", firehose_record(r).len()));
+    turns.chain(sessions).chain(rejects)
 }

@@ -403,6 +403,9 @@ impl<R: LakeRow> LakeRow for &R {
 /// A Firehose record: the row's JSON with the partition keys that dynamic partitioning reads
 /// (`.dt`, `.hour`), newline-terminated so the objects Firehose concatenates stay one per line.
 /// Record format conversion drops the partition keys, which are not columns.
+/// The most a Firehose record may hold (`PutRecordBatch`: 1000 KiB a record).
+pub const MAX_RECORD_BYTES: usize = 1000 * 1024;
+
 pub fn firehose_record<R: LakeRow>(row: &R) -> Vec<u8> {
     #[derive(Serialize)]
     struct Record<'r, R> {

@@ -30,4 +30,5 @@ pub mod views;
 
 pub use batch::{BatchOutput, BatchStats, Counts};
 pub use config::Config;
+pub use normalize::agent_from_log_group;
 pub use pipeline::{process_batch, process_event, process_payload};

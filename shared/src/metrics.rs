@@ -5,9 +5,11 @@
 //! Limits (150 values per datum, 1000 datums and 1 MB per request) are enforced here, by tested
 //! functions, so the sink only sends.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::batch::BatchOutput;
 use crate::config::Config;
@@ -50,6 +52,78 @@ pub mod dim {
     pub const AGENT: &str = "Agent";
     pub const MODEL: &str = "Model";
     pub const TENANT: &str = "Tenant";
+}
+
+/// A dimension value as CloudWatch takes it: 1 to 1024 characters of printable ASCII (one value
+/// outside that fails the whole `PutMetricData` request). Kept well below the limit to stay readable.
+pub const MAX_DIMENSION_VALUE: usize = 250;
+
+/// The dimension value of a label: the label itself when CloudWatch takes it; otherwise its
+/// printable ASCII characters (others replaced by `_`, cut to fit) and `~` with 8 hex digits of the
+/// label's SHA-256, so that two labels that differ only where characters were replaced stay two
+/// dimension values. An empty label is `unknown`.
+pub fn dimension_value(label: &str) -> Cow<'_, str> {
+    let printable = |c: char| c.is_ascii() && (' '..='~').contains(&c);
+    if label.is_empty() || label.trim().is_empty() {
+        return Cow::Borrowed("unknown");
+    }
+    if label.len() <= MAX_DIMENSION_VALUE && label.chars().all(printable) {
+        return Cow::Borrowed(label);
+    }
+    let mut kept: String = label.chars().map(|c| if printable(c) { c } else { '_' }).take(MAX_DIMENSION_VALUE - 9).collect();
+    let digest = Sha256::digest(label.as_bytes());
+    kept.push('~');
+    kept.extend(digest.iter().take(4).map(|b| format!("{b:02x}")));
+    Cow::Owned(kept)
+}
+
+/// The value published for a label that is not in its [`LabelSet`].
+pub const OTHER: &str = "other";
+
+/// Which values of a label get a dimension of their own. Every distinct name × dimension set is a
+/// custom metric billed by the month, so the deployed function publishes a declared set and folds
+/// every other value into [`OTHER`]; the lake keeps the real names.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LabelSet {
+    /// Every value (the local replay: nothing is billed).
+    #[default]
+    Any,
+    Only(BTreeSet<String>),
+}
+
+impl LabelSet {
+    /// `*` is every value; otherwise the comma-separated values (none: everything is `other`).
+    pub fn parse(list: &str) -> LabelSet {
+        if list.trim() == "*" {
+            return LabelSet::Any;
+        }
+        LabelSet::Only(list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+    }
+
+    /// The value a label is published as.
+    pub fn admit<'a>(&self, label: &'a str) -> &'a str {
+        match self {
+            LabelSet::Any => label,
+            LabelSet::Only(names) if names.contains(label) => label,
+            LabelSet::Only(_) => OTHER,
+        }
+    }
+
+    /// How many distinct values can be published: `None` when unbounded.
+    pub fn bound(&self) -> Option<usize> {
+        match self {
+            LabelSet::Any => None,
+            LabelSet::Only(names) => Some(names.len() + 1),
+        }
+    }
+}
+
+/// The label sets of the three labelled dimensions.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetricLabels {
+    pub agents: LabelSet,
+    pub tenants: LabelSet,
+    pub models: LabelSet,
 }
 
 /// How a metric aggregates within a batch.
@@ -112,14 +186,23 @@ pub mod m {
         24 INGEST_LAG = "IngestLag", Milliseconds, MS, "Log event time to processing time.";
         25 DATUMS_OUT_OF_WINDOW = "EventsOutsideMetricWindow", Count, Kind::Counter, "Events too old or too far ahead for CloudWatch; still in the lake.";
         26 SEND_FAILURES = "SendFailures", Count, Kind::Counter, "Records or datums that could not be sent after retries (published by the function).";
+        27 DATUMS_REFUSED = "MetricDatumsRefused", Count, Kind::Counter, "Metric datums CloudWatch refused as invalid; the rest of their request was sent (published by the function).";
     }
 }
 
 /// Which dimension sets each metric is published with.
 pub fn dimension_sets(spec: &MetricSpec, config: &Config) -> Vec<Vec<&'static str>> {
     use dim::*;
-    let health =
-        [m::EVENTS_IN, m::EVENTS_SKIPPED, m::EVENTS_REJECTED, m::VALUES_NULLED, m::INGEST_LAG, m::DATUMS_OUT_OF_WINDOW, m::SEND_FAILURES];
+    let health = [
+        m::EVENTS_IN,
+        m::EVENTS_SKIPPED,
+        m::EVENTS_REJECTED,
+        m::VALUES_NULLED,
+        m::INGEST_LAG,
+        m::DATUMS_OUT_OF_WINDOW,
+        m::SEND_FAILURES,
+        m::DATUMS_REFUSED,
+    ];
     if health.iter().any(|h| h.name == spec.name) {
         return vec![vec![ENVIRONMENT]];
     }
@@ -176,24 +259,37 @@ enum LabelKind {
 
 impl Dimensions {
     fn new(environment: &str) -> Self {
-        Dimensions { sets: vec![vec![(dim::ENVIRONMENT, environment.to_owned())]], environment: 0, by_label: Default::default() }
+        let environment = dimension_value(environment).into_owned();
+        Dimensions { sets: vec![vec![(dim::ENVIRONMENT, environment)]], environment: 0, by_label: Default::default() }
     }
 
-    /// `{Environment, <kind>}` for a label value.
-    fn with(&mut self, kind: LabelKind, value: &str) -> u32 {
-        if let Some(&id) = self.by_label[kind as usize].get(value) {
+    /// `{Environment, <kind>}` for a label value, admitted by `labels` and made a valid dimension value.
+    fn with(&mut self, labels: &MetricLabels, kind: LabelKind, label: &str) -> u32 {
+        if let Some(&id) = self.by_label[kind as usize].get(label) {
             return id;
         }
+        let set = match kind {
+            LabelKind::Agent => &labels.agents,
+            LabelKind::Tenant => &labels.tenants,
+            LabelKind::Model => &labels.models,
+        };
+        let value = dimension_value(set.admit(label)).into_owned();
         let name = match kind {
             LabelKind::Agent => dim::AGENT,
             LabelKind::Tenant => dim::TENANT,
             LabelKind::Model => dim::MODEL,
         };
-        let id = self.sets.len() as u32;
+        // Labels folded into one value share its set.
         let mut set = self.sets[self.environment as usize].clone();
-        set.push((name, value.to_owned()));
-        self.sets.push(set);
-        self.by_label[kind as usize].insert(value.to_owned(), id);
+        set.push((name, value));
+        let id = match self.sets.iter().position(|s| *s == set) {
+            Some(existing) => existing as u32,
+            None => {
+                self.sets.push(set);
+                (self.sets.len() - 1) as u32
+            }
+        };
+        self.by_label[kind as usize].insert(label.to_owned(), id);
         id
     }
 }
@@ -299,7 +395,7 @@ impl<'c> Aggregator<'c> {
 
     /// `{Environment}` and `{Environment, Agent}`: the sets of every agent-level metric.
     fn agent_dims(&mut self, agent: &str) -> [u32; 2] {
-        [self.dims.environment, self.dims.with(LabelKind::Agent, agent)]
+        [self.dims.environment, self.dims.with(&self.config.metric_labels, LabelKind::Agent, agent)]
     }
 
     fn model_dims(&mut self, base: [u32; 2], provider: &Option<String>, model: &Option<String>) -> Vec<u32> {
@@ -307,7 +403,7 @@ impl<'c> Aggregator<'c> {
         if self.config.model_dimension
             && let Some(label) = model_label(provider.as_deref(), model.as_deref())
         {
-            dims.push(self.dims.with(LabelKind::Model, &label));
+            dims.push(self.dims.with(&self.config.metric_labels, LabelKind::Model, &label));
         }
         dims
     }
@@ -322,7 +418,7 @@ impl<'c> Aggregator<'c> {
                 i if i == m::TURN_LATENCY.index => {
                     let mut dims = common.to_vec();
                     if let (true, Some(tenant)) = (self.config.tenant_dimension, row.tenant_id.as_deref()) {
-                        dims.push(self.dims.with(LabelKind::Tenant, tenant));
+                        dims.push(self.dims.with(&self.config.metric_labels, LabelKind::Tenant, tenant));
                     }
                     dims
                 }

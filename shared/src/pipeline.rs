@@ -57,7 +57,7 @@ fn reject_damaged(out: &mut BatchOutput, batch: &LogBatch, damaged: &[envelope::
     for event in damaged {
         out.stats.events_in += 1;
         *out.stats.rejected.entry(RejectReason::BadEventJson).or_default() += 1;
-        let time = event.timestamp.filter(|t| crate::timefmt::in_range(*t)).unwrap_or(now_ms);
+        let time = reject_time(event.timestamp, config, now_ms);
         if let Some(t) = event.timestamp {
             out.event_timestamps.push(t);
         }
@@ -69,6 +69,11 @@ fn reject_damaged(out: &mut BatchOutput, batch: &LogBatch, damaged: &[envelope::
         scrub_reject(&mut row, config.pii);
         out.rejects.push(row);
     }
+}
+
+/// A reject row's time: its log event's, where the lake shows that time, else the processing time.
+fn reject_time(log_time: Option<i64>, config: &Config, now_ms: i64) -> i64 {
+    log_time.filter(|&t| crate::timefmt::in_range(t) && config.time_window.refuses(t, t, now_ms).is_none()).unwrap_or(now_ms)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -150,11 +155,15 @@ pub fn process_batch(batch: &LogBatch, config: &Config, now_ms: i64) -> BatchOut
         out.stats.events_in += 1;
         out.event_timestamps.push(event.timestamp);
         let origin = Origin { event_id: &event.id, timestamp: event.timestamp, log_group: &batch.log_group, log_stream: &batch.log_stream };
-        match observe_message(&event.message, &origin, config, &mut out.stats) {
+        let mut observation = observe_message(&event.message, &origin, config, &mut out.stats);
+        if let Some(why) = observation.event_time().and_then(|t| config.time_window.refuses(t, event.timestamp, now_ms)) {
+            observation = Observation::Reject { reason: RejectReason::EventTimeOutOfRange, detail: why };
+        }
+        match observation {
             Observation::Skip(reason) => *out.stats.skipped.entry(reason).or_default() += 1,
             Observation::Reject { reason, detail } => {
                 *out.stats.rejected.entry(reason).or_default() += 1;
-                let time = if crate::timefmt::in_range(event.timestamp) { event.timestamp } else { now_ms };
+                let time = reject_time(Some(event.timestamp), config, now_ms);
                 out.rejects.push(reject_row(
                     Some(&event.id),
                     time,
@@ -175,5 +184,57 @@ pub fn process_batch(batch: &LogBatch, config: &Config, now_ms: i64) -> BatchOut
     }
     assembly.finish(config, &mut out);
     scrub_batch(&mut out, config.pii);
+    reject_oversized(&mut out, batch, config, now_ms);
     out
+}
+
+/// A backstop behind the caps of [`crate::rows::caps`]: a row whose Firehose record would still
+/// exceed the limit becomes a reject (its input cut), so that it cannot fail its batch. Sessions
+/// are the only rows whose size follows their input; turns and rejects are bounded outright.
+fn reject_oversized(out: &mut BatchOutput, batch: &LogBatch, config: &Config, now_ms: i64) {
+    let too_large = |s: &crate::rows::SessionRow| crate::lake::firehose_record(s).len() > crate::lake::MAX_RECORD_BYTES;
+    if !out.sessions.iter().any(too_large) {
+        return;
+    }
+    let (oversized, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut out.sessions).into_iter().partition(too_large);
+    out.sessions = kept;
+    for s in oversized {
+        out.stats.sessions -= 1;
+        out.stats.events_used -= 1;
+        *out.stats.rejected.entry(RejectReason::RowTooLarge).or_default() += 1;
+        let message = batch.log_events.iter().find(|e| e.id == s.event_id).map_or("", |e| e.message.as_str());
+        let detail = format!("the row of session {} would make a Firehose record over 1000 KiB", s.session_id);
+        let time = reject_time(Some(s.event_time), config, now_ms);
+        let (group, stream) = (Some(batch.log_group.as_str()), Some(batch.log_stream.as_str()));
+        let mut row = reject_row(Some(&s.event_id), time, RejectReason::RowTooLarge, detail, "message", message, config, group, stream);
+        scrub_reject(&mut row, config.pii);
+        out.rejects.push(row);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_795_446_000_000;
+
+    #[test]
+    fn a_row_that_would_not_fit_a_record_becomes_a_counted_reject_and_the_rest_stay() {
+        let line = r#"{"_event_type": "session_analytics", "_session_id": "big", "duration_seconds": 30}"#;
+        let small = r#"{"_event_type": "session_analytics", "_session_id": "small", "duration_seconds": 30}"#;
+        let batch = LogBatch::of_messages("/ecs/a", "s", NOW - 1000, [line, small]);
+        let config = Config::default();
+        let mut out = process_batch(&batch, &config, NOW);
+        assert_eq!(out.sessions.len(), 2);
+        // No input gets past the caps this far (a property test holds it): build the row by hand.
+        let big = out.sessions.iter_mut().find(|s| s.session_id == "big").unwrap();
+        big.discovered_signals.insert("transcript".into(), "x".repeat(crate::lake::MAX_RECORD_BYTES));
+        reject_oversized(&mut out, &batch, &config, NOW);
+        assert_eq!(out.sessions.iter().map(|s| s.session_id.as_str()).collect::<Vec<_>>(), ["small"]);
+        let [reject] = out.rejects.as_slice() else { panic!("{:?}", out.rejects) };
+        assert_eq!((reject.reason.as_str(), reject.raw_message.as_str()), ("row_too_large", line));
+        assert_eq!(out.stats.rejected.get(&RejectReason::RowTooLarge), Some(&1));
+        assert_eq!(out.stats.sessions, 1);
+        assert!(out.stats.is_balanced(), "{:?}", out.stats);
+    }
 }

@@ -211,6 +211,7 @@ pub const INGEST_LOG_FIELDS: &[&str] = &[
     "fields.datums_sent",
     "fields.metric_requests",
     "fields.metric_requests_failed",
+    "fields.metric_datums_refused",
     "fields.duration_ms",
     "fields.failures",
     "fields.reason",

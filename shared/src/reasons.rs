@@ -30,10 +30,16 @@ pub enum RejectReason {
     MissingSessionId,
     /// Neither the event nor CloudWatch gave a usable time.
     BadTimestamp,
+    /// The event's time lies outside what the deployment keeps: the lake's partitions, or too far
+    /// from the time CloudWatch recorded the line ([`crate::config::TimeWindow`]).
+    EventTimeOutOfRange,
+    /// The row would not fit in a Firehose record (1000 KiB) even with every list and text capped:
+    /// kept here, its input cut, rather than failing the batch it came in.
+    RowTooLarge,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 11] = [
+    pub const ALL: [RejectReason; 13] = [
         RejectReason::BadBase64,
         RejectReason::BadGzip,
         RejectReason::PayloadTooLarge,
@@ -45,6 +51,8 @@ impl RejectReason {
         RejectReason::NoMeasurements,
         RejectReason::MissingSessionId,
         RejectReason::BadTimestamp,
+        RejectReason::EventTimeOutOfRange,
+        RejectReason::RowTooLarge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +68,8 @@ impl RejectReason {
             RejectReason::NoMeasurements => "no_measurements",
             RejectReason::MissingSessionId => "missing_session_id",
             RejectReason::BadTimestamp => "bad_timestamp",
+            RejectReason::EventTimeOutOfRange => "event_time_out_of_range",
+            RejectReason::RowTooLarge => "row_too_large",
         }
     }
 
@@ -83,6 +93,12 @@ impl RejectReason {
             }
             RejectReason::MissingSessionId => "log _session_id (or session_id, room name, room_id, job_id) with session_analytics",
             RejectReason::BadTimestamp => "the event time is outside 2000-01-01..2100-01-01; log _timestamp as ISO-8601 or epoch seconds",
+            RejectReason::RowTooLarge => {
+                "split what the event carries (log tool calls or signals in several events); each row must fit in 1000 KiB"
+            }
+            RejectReason::EventTimeOutOfRange => {
+                "check the agent's clock and the unit of _timestamp (seconds or milliseconds); history older than the lake's retention belongs in a local lake (voicelake backfill --lake)"
+            }
         }
     }
 }

@@ -127,6 +127,7 @@ impl TurnRow {
         summed!(tts_duration_ms, tts_audio_duration_ms, stt_duration_ms, stt_audio_duration_ms);
         summed!(prompt_tokens, prompt_cached_tokens, completion_tokens, tts_characters);
         self.value_issues.extend(part.value_issues);
+        cap_issues(&mut self.value_issues);
         self.component_events += part.component_events;
     }
 
@@ -283,6 +284,43 @@ pub struct RejectRow {
 /// Rejects keep at most this much of their input: enough to debug, well under Firehose's 1000 KiB
 /// record limit.
 pub const RAW_LIMIT_BYTES: usize = 32 * 1024;
+
+/// Every list and string a row copies from its input is capped, so that no input makes a row's
+/// Firehose record exceed the 1000 KiB a record may hold (a test holds the bound): these caps, and
+/// the true counts kept beside the capped lists.
+pub mod caps {
+    /// Session ids and other identifiers.
+    pub const ID_BYTES: usize = 256;
+    /// Labels that become metric dimensions (agent, version, tenant, models, tool names).
+    pub const LABEL_BYTES: usize = 128;
+    /// Free text: tool errors, setup failure reasons.
+    pub const TEXT_BYTES: usize = 1024;
+    /// Tool calls kept per session; `tool_call_count` and `tool_failure_count` count them all.
+    pub const TOOL_CALLS: usize = 100;
+    /// Model usage entries kept per session.
+    pub const MODEL_USAGE: usize = 50;
+    /// `discovered_signals`: keys, and the bytes of each key and value.
+    pub const SIGNALS: usize = 100;
+    pub const SIGNAL_KEY_BYTES: usize = 256;
+    pub const SIGNAL_VALUE_BYTES: usize = 4096;
+    /// Value issues per row; the last one says how many more there were.
+    pub const VALUE_ISSUES: usize = 32;
+}
+
+/// Keeps at most [`caps::VALUE_ISSUES`] issues, the last saying how many were left out.
+pub fn cap_issues(issues: &mut Vec<String>) {
+    if issues.len() <= caps::VALUE_ISSUES {
+        return;
+    }
+    let more = issues.len() - (caps::VALUE_ISSUES - 1);
+    let previous: usize = issues
+        .last()
+        .and_then(|l| l.strip_prefix("and ").and_then(|r| r.strip_suffix(" more value issues")))
+        .and_then(|n| n.parse().ok())
+        .map_or(0, |n: usize| n - 1);
+    issues.truncate(caps::VALUE_ISSUES - 1);
+    issues.push(format!("and {} more value issues", more + previous));
+}
 
 /// Cuts `text` to at most `limit` bytes on a character boundary.
 pub fn truncate_utf8(text: &str, limit: usize) -> &str {

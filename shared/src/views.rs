@@ -86,8 +86,14 @@ impl Series {
 }
 
 /// Metrics that only the deployed function measures: processing-time health, not event time.
-const LOCAL_UNAVAILABLE: [&str; 5] =
-    [m::INGEST_LAG.name, m::SEND_FAILURES.name, m::DATUMS_OUT_OF_WINDOW.name, m::EVENTS_SKIPPED.name, m::VALUES_NULLED.name];
+const LOCAL_UNAVAILABLE: [&str; 6] = [
+    m::INGEST_LAG.name,
+    m::SEND_FAILURES.name,
+    m::DATUMS_REFUSED.name,
+    m::DATUMS_OUT_OF_WINDOW.name,
+    m::EVENTS_SKIPPED.name,
+    m::VALUES_NULLED.name,
+];
 
 /// A horizontal line at a threshold, from a template parameter (an alarm's, where the local page
 /// takes its default from [`crate::alarms::DEFAULTS`]).
@@ -300,6 +306,7 @@ pub const DASHBOARD: &[View] = &[
             own(m::EVENTS_REJECTED, Stat::Sum, "rejected"),
             own(m::VALUES_NULLED, Stat::Sum, "values nulled"),
             own(m::SEND_FAILURES, Stat::Sum, "send failures"),
+            own(m::DATUMS_REFUSED, Stat::Sum, "metric datums refused"),
             own(m::DATUMS_OUT_OF_WINDOW, Stat::Sum, "outside metric window"),
         ],
         alarm: Some("RejectedEventsAlarm"),
@@ -443,10 +450,24 @@ pub fn dashboard_body() -> Value {
     json!({"widgets": DASHBOARD.iter().map(widget_json).collect::<Vec<_>>()})
 }
 
-/// [`dashboard_body`] as `template.yaml` holds it: one widget a line.
+/// [`dashboard_body`] as `template.yaml` holds it: one widget a line. A threshold's `value` is a
+/// number in the body CloudWatch validates, so its `${Parameter}` stands unquoted for `!Sub` to put
+/// the number there; the text is JSON only once substituted.
 pub fn dashboard_body_text() -> String {
     let widgets: Vec<String> = DASHBOARD.iter().map(|v| widget_json(v).to_string()).collect();
-    format!("{{\"widgets\": [\n{}\n]}}\n", widgets.join(",\n"))
+    let mut text = format!("{{\"widgets\": [\n{}\n]}}\n", widgets.join(",\n"));
+    for parameter in threshold_parameters() {
+        text = text.replace(&format!("\"${{{parameter}}}\""), &format!("${{{parameter}}}"));
+    }
+    text
+}
+
+/// The template parameters the dashboard's threshold lines are drawn at.
+fn threshold_parameters() -> impl Iterator<Item = &'static str> {
+    let mut parameters: Vec<&'static str> = charts().flat_map(|c| c.thresholds.iter().map(|t| t.parameter)).collect();
+    parameters.sort_unstable();
+    parameters.dedup();
+    parameters.into_iter()
 }
 
 #[cfg(test)]
@@ -478,8 +499,15 @@ mod tests {
     }
 
     #[test]
-    fn the_body_text_is_the_body() {
-        let parsed: Value = serde_json::from_str(&dashboard_body_text()).unwrap();
+    fn the_body_text_is_the_body_with_its_thresholds_as_numbers() {
+        let text = dashboard_body_text();
+        assert!(serde_json::from_str::<Value>(&text).is_err(), "the thresholds stand unquoted until !Sub fills them in");
+        let mut quoted = text.clone();
+        for p in threshold_parameters() {
+            assert!(text.contains(&format!("\"value\":${{{p}}}")), "{p}");
+            quoted = quoted.replace(&format!("${{{p}}}"), &format!("\"${{{p}}}\""));
+        }
+        let parsed: Value = serde_json::from_str(&quoted).unwrap();
         assert_eq!(parsed, dashboard_body());
     }
 }

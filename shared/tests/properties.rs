@@ -59,8 +59,12 @@ fn check(out: &BatchOutput) {
             [s.duration_seconds, s.estimated_cost_usd, s.mos, s.jitter_ms, s.packet_loss_rate, s.stt_audio_seconds, s.tts_audio_seconds];
         assert!(values.iter().flatten().all(|v| v.is_finite() && *v >= 0.0), "{s:?}");
     }
+    for (table, size) in voicelake_shared::invariants::record_sizes(out) {
+        assert!(size <= voicelake_shared::lake::MAX_RECORD_BYTES, "a {table} record of {size} bytes");
+    }
     let datums = metrics::datums_for(out, &Config::default(), NOW);
     for d in &datums {
+        assert!(d.dimensions.iter().all(|(_, v)| voicelake_shared::invariants::is_dimension_value(v)), "{d:?}");
         assert!(d.values.len() <= MAX_VALUES_PER_DATUM && d.values.len() == d.counts.len());
         assert!(d.values.iter().chain(&d.counts).all(|v| v.is_finite() && *v >= 0.0), "{d:?}");
     }
@@ -238,5 +242,50 @@ proptest! {
         let again = process_payload(&envelope::encode(&b), &Config::default(), NOW);
         prop_assert_eq!(again.turns, out.turns);
         prop_assert_eq!(again.stats, out.stats);
+    }
+}
+
+/// A `session_analytics` event as large and as strange as an agent may log one: thousands of tool
+/// calls with long errors, hundreds of signals, identifiers and labels of any characters.
+fn hostile_session() -> impl Strategy<Value = String> {
+    let text = |max: usize| prop::collection::vec(any::<char>(), 0..max).prop_map(|c| c.into_iter().collect::<String>());
+    (0usize..4000, 0usize..2000, 0usize..300, text(400), text(300), text(300), text(3000)).prop_map(
+        |(calls, error_len, signals, session, agent, tenant, reason)| {
+            let error: String = "é错\u{1}".chars().cycle().take(error_len).collect();
+            let tool_calls: Vec<Value> =
+                (0..calls).map(|i| json!({"tool": format!("tool-{}", i % 7), "success": i % 3 != 0, "error": error})).collect();
+            let discovered: Map<String, Value> =
+                (0..signals).map(|i| (format!("{i}{}", "k".repeat(300)), json!("v".repeat(5000)))).collect();
+            json!({
+                "_event_type": "session_analytics", "_session_id": session, "agent_name": agent, "tenant_id": tenant,
+                "agent_version": agent, "outcome": reason, "setup_failure_reason": reason, "call_setup_failed": true,
+                "tool_calls": tool_calls, "discovered_signals": discovered, "duration_seconds": 60,
+                "llm_model": agent, "metrics_summary": {"llm_prompt_tokens": 10}
+            })
+            .to_string()
+        },
+    )
+}
+
+fn hostile_turn() -> impl Strategy<Value = String> {
+    let text = |max: usize| prop::collection::vec(any::<char>(), 0..max).prop_map(|c| c.into_iter().collect::<String>());
+    (text(300), text(300), text(300)).prop_map(|(agent, tenant, model)| {
+        json!({"_event_type": "voice_metrics", "_session_id": "s", "agent_name": agent, "tenant_id": tenant, "total_latency": 1.0,
+               "llm": {"ttft": 0.3, "model": model, "provider": tenant}, "tts": {"ttfb": 0.2, "model": model}})
+        .to_string()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// No input makes a Firehose record exceed its limit or a dimension value one CloudWatch
+    /// refuses, with every labelled dimension on and unbounded.
+    #[test]
+    fn no_input_makes_a_record_too_large_or_a_dimension_invalid(session in hostile_session(), turn in hostile_turn()) {
+        let config = Config { model_dimension: true, tenant_dimension: true, ..Config::default() };
+        let out = process_batch(&batch(vec![session, turn]), &config, NOW);
+        check(&out);
+        prop_assert!(voicelake_shared::invariants::check_invariants(&out, &config, NOW).is_ok(), "{:?}", voicelake_shared::invariants::check_invariants(&out, &config, NOW));
     }
 }

@@ -149,3 +149,36 @@ async fn a_missing_stream_fails_the_invocation_and_names_it() {
     let counts = bed.recorder.sample_counts().await;
     assert!(counts.keys().any(|(name, _)| name == "SendFailures"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_of_any_characters_reach_cloudwatch_as_dimensions_it_accepts() {
+    let bed = bed("names").await;
+    let now = now_ms();
+    let agents = ["agent-ü", "客服-agent", "bell\u{7}agent", "plain-agent", "agent-é"];
+    let lines: Vec<String> = agents
+        .iter()
+        .map(|a| {
+            serde_json::json!({"_event_type": "voice_metrics", "_session_id": "s", "agent_name": a, "total_latency": 1.2,
+                               "eou_delay": 0.4, "llm_ttft": 0.5, "tts_ttfb": 0.3})
+            .to_string()
+        })
+        .collect();
+    let batch = LogBatch::of_messages("/ecs/agents", "s", now - 60_000, lines);
+    let summary = bed.ingest.handle(&event(&batch), now).await.expect("delivered");
+    assert_eq!((summary.metrics.failed_requests, summary.metrics.refused_datums), (0, 0), "{summary:?}");
+    assert_eq!(bed.recorder.refused().await, 0, "CloudWatch refused nothing");
+    let published: BTreeSet<String> = bed
+        .recorder
+        .sample_counts()
+        .await
+        .into_keys()
+        .filter(|(name, _)| name == "TurnLatency")
+        .flat_map(|(_, dims)| dims.into_iter().filter(|(n, _)| n == "Agent").map(|(_, v)| v))
+        .collect();
+    assert_eq!(published.len(), agents.len(), "each agent its own dimension value: {published:?}");
+    assert!(published.contains("plain-agent"));
+    // The lake keeps the names as logged.
+    let turns = bed.lake.records("turns/").await;
+    let names: BTreeSet<&str> = turns.iter().map(|t| t["agent_name"].as_str().unwrap()).collect();
+    assert_eq!(names, agents.iter().copied().collect());
+}

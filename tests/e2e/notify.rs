@@ -420,6 +420,15 @@ async fn ok_says_how_long_the_alarm_lasted_and_a_flapping_alarm_is_condensed() {
     let outcomes = bed.notify(&held).handle(&event("turn-latency-alarm.json"), later()).await.unwrap();
     assert_eq!(outcomes, [Outcome::Held]);
     assert_eq!(Bed::bodies(&bed.webhook).await.len(), 2);
+
+    // A new alarm's first evaluation after a deploy (INSUFFICIENT_DATA to OK) is not news.
+    let mut first = event("turn-latency-ok.json");
+    let message = &mut first.records[0].sns.message;
+    *message = message.replace(r#""OldStateValue": "ALARM""#, r#""OldStateValue": "INSUFFICIENT_DATA""#);
+    assert!(message.contains("INSUFFICIENT_DATA"));
+    let outcomes = bed.notify(&World::default()).handle(&first, later()).await.unwrap();
+    assert_eq!(outcomes, [Outcome::NotNews]);
+    assert_eq!(Bed::bodies(&bed.webhook).await.len(), 2, "nothing sent");
 }
 
 #[tokio::test]

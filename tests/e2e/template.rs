@@ -179,9 +179,9 @@ fn used_metrics(t: &Value) -> BTreeSet<(String, Vec<String>)> {
             }
         }
     }
-    // The dashboard body is a !Sub string; our namespace is ${MetricsNamespace} in it.
-    let (_, body) = tagged(&resource(t, "Dashboard")["Properties"]["DashboardBody"]);
-    let json: serde_json::Value = serde_json::from_str(body.as_str().unwrap()).expect("the dashboard body is JSON");
+    // The dashboard body is a !Sub string, equal to the views' body (a test holds them equal); our
+    // namespace is ${MetricsNamespace} in it.
+    let json = voicelake_shared::views::dashboard_body();
     for w in json["widgets"].as_array().unwrap() {
         for line in w["properties"]["metrics"].as_array().into_iter().flatten() {
             let items = line.as_array().unwrap();
@@ -235,16 +235,23 @@ fn every_metric_the_alarms_and_dashboard_use_is_published() {
 #[test]
 fn subscription_filters_cover_every_agent_log_group() {
     let t = template();
-    let each = resources(&t).get("Fn::ForEach::AgentLogGroups").expect("one filter per log group");
+    let each = resources(&t).get("Fn::ForEach::AgentLogGroups").expect("one subscription per log group");
     let loop_ = each.as_sequence().unwrap();
     assert_eq!(ref_name(&loop_[1]), Some("AgentLogGroupNames"));
-    let filter = &loop_[2]["SubscriptionFilter&{LogGroupName}"];
-    assert_eq!(filter["Type"].as_str(), Some("AWS::Logs::SubscriptionFilter"));
-    assert_eq!(ref_name(&filter["Properties"]["FilterPattern"]), Some("SubscriptionFilterPattern"));
+    let subscription = &loop_[2]["AgentSubscription&{LogGroupName}"];
+    assert_eq!(subscription["Type"].as_str(), Some("AWS::Serverless::Application"));
+    let props = &subscription["Properties"];
+    assert_eq!(ref_name(&props["Parameters"]["FilterPattern"]), Some("SubscriptionFilterPattern"));
+    let nested: Value =
+        serde_norway::from_str(&std::fs::read_to_string(repo_root().join(props["Location"].as_str().unwrap())).unwrap()).unwrap();
+    assert_eq!(resource(&nested, "Filter")["Type"].as_str(), Some("AWS::Logs::SubscriptionFilter"));
     let pattern = t["Parameters"]["SubscriptionFilterPattern"]["Default"].as_str().unwrap();
     assert_eq!(pattern, voicelake_shared::config::DEFAULT_FILTER_PATTERN, "voicelake backfill reads with the stack's pattern");
     let missing = markers_missing_from(pattern);
     assert!(missing.is_empty(), "the default filter pattern drops events marked {missing:?}");
+    for (name, default) in voicelake_cli::samconfig::TEMPLATE_DEFAULTS {
+        assert_eq!(text(&t["Parameters"][name]["Default"]), default, "voicelake preflight assumes {name}'s default");
+    }
 }
 
 /// The family markers that no term of an unstructured filter pattern (`?term ?"two words"`) matches:
@@ -380,7 +387,7 @@ fn is_own(t: &Value, resource: &Value) -> bool {
             let text = v.as_str().unwrap_or_default();
             // Glue checks every table action against the catalog too: the account's own catalog in
             // this region is the narrowest scope there is.
-            if text == GLUE_CATALOG {
+            if text == GLUE_CATALOG || text == GLUE_DEFAULT_DATABASE {
                 return true;
             }
             text.split("${").skip(1).filter_map(|p| p.split(['}', '.']).next()).any(|n| ids.contains(n) || user_named(n))
@@ -390,6 +397,9 @@ fn is_own(t: &Value, resource: &Value) -> bool {
 }
 
 const GLUE_CATALOG: &str = "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:catalog";
+/// Athena reads (and on a new account creates) the catalog's `default` database for every query,
+/// whatever database the query names: the views cannot be created without it.
+const GLUE_DEFAULT_DATABASE: &str = "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:database/default";
 
 /// Where `"*"` as a resource is the only possible scope, each with the reason.
 const STAR_RESOURCE_ALLOWED: [(&str, &str, &str); 4] = [
@@ -549,12 +559,9 @@ fn failed_invocations_are_retried_twice_then_kept_in_the_failure_queue() {
 fn the_dashboard_is_the_views_list_the_local_page_draws() {
     let t = template();
     let (_, body) = tagged(&resource(&t, "Dashboard")["Properties"]["DashboardBody"]);
-    let deployed: serde_json::Value = serde_json::from_str(body.as_str().unwrap()).expect("the dashboard body is JSON");
-    assert!(
-        deployed == voicelake_shared::views::dashboard_body(),
-        "template.yaml's DashboardBody differs from shared/src/views.rs; its body should read:\n{}",
-        voicelake_shared::views::dashboard_body_text()
-    );
+    let deployed = body.as_str().unwrap();
+    let views = voicelake_shared::views::dashboard_body_text();
+    assert!(deployed == views, "template.yaml's DashboardBody differs from shared/src/views.rs; its body should read:\n{views}");
 }
 
 #[test]
@@ -597,7 +604,7 @@ fn the_notify_function_gets_every_variable_it_reads_and_hears_every_alarm() {
         }
         // Its own failure alarm must not go through it.
         if id.as_str() == Some("NotifyFailuresAlarm") {
-            assert_eq!(to_topics, ["NotificationTopic"]);
+            assert_eq!(to_topics, ["NotifyFailureTopic"]);
         }
     }
     assert_eq!(readable, notifying, "DescribeAlarmHistory is granted on exactly the alarms that notify the function");

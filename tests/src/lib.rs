@@ -13,6 +13,7 @@ use serde_json::Value;
 use voicelake_ingest::config::Streams;
 
 pub mod bed;
+pub mod stack;
 
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "123456789012";
@@ -172,23 +173,70 @@ impl Lake {
 }
 
 /// Stands in for CloudWatch, whose current SDK speaks Smithy RPC v2 CBOR that moto does not: it
-/// answers every `PutMetricData` with success and keeps the request bodies.
+/// keeps the request bodies and answers `PutMetricData` as CloudWatch does, refusing a whole
+/// request (400 `InvalidParameterValue`) when one of its dimension values is not 1 to 1024
+/// printable ASCII characters.
 pub struct CloudWatchRecorder {
     pub server: wiremock::MockServer,
+}
+
+/// The answer CloudWatch gives a request: success, or the refusal of what it holds.
+struct CloudWatchRules;
+
+impl wiremock::Respond for CloudWatchRules {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let ok = wiremock::ResponseTemplate::new(200)
+            .insert_header("smithy-protocol", "rpc-v2-cbor")
+            .insert_header("content-type", "application/cbor")
+            .set_body_bytes(vec![0xa0]); // an empty CBOR map
+        match refusal(&decode_body(request)) {
+            None => ok,
+            Some(message) => {
+                let mut body = Vec::new();
+                let error = ciborium::Value::Map(vec![
+                    (ciborium::Value::Text("__type".into()), ciborium::Value::Text("InvalidParameterValue".into())),
+                    (ciborium::Value::Text("message".into()), ciborium::Value::Text(message)),
+                ]);
+                ciborium::into_writer(&error, &mut body).expect("CBOR writes to a Vec");
+                wiremock::ResponseTemplate::new(400)
+                    .insert_header("smithy-protocol", "rpc-v2-cbor")
+                    .insert_header("content-type", "application/cbor")
+                    .set_body_bytes(body)
+            }
+        }
+    }
+}
+
+/// A `PutMetricData` body, gunzipped (the SDK compresses bodies over 10 KB) and decoded from CBOR.
+fn decode_body(r: &wiremock::Request) -> ciborium::Value {
+    let gzipped = r.headers.get("content-encoding").is_some_and(|v| v.to_str().unwrap_or("").contains("gzip"));
+    let body = if gzipped {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(r.body.as_slice()), &mut out).expect("gzip body");
+        out
+    } else {
+        r.body.clone()
+    };
+    ciborium::from_reader(body.as_slice()).expect("PutMetricData bodies are CBOR")
+}
+
+/// Why CloudWatch would refuse the request, if it would.
+fn refusal(request: &ciborium::Value) -> Option<String> {
+    for datum in field(request, "MetricData").and_then(|v| v.as_array().cloned()).unwrap_or_default() {
+        for d in field(&datum, "Dimensions").and_then(|v| v.as_array().cloned()).unwrap_or_default() {
+            let value = field(&d, "Value").and_then(|v| v.as_text().map(str::to_owned)).unwrap_or_default();
+            if !voicelake_shared::invariants::is_dimension_value(&value) {
+                return Some(format!("The value {value} for parameter MetricData.member.1.Dimensions.member.2.Value is invalid."));
+            }
+        }
+    }
+    None
 }
 
 impl CloudWatchRecorder {
     pub async fn start() -> CloudWatchRecorder {
         let server = wiremock::MockServer::start().await;
-        wiremock::Mock::given(wiremock::matchers::method("POST"))
-            .respond_with(
-                wiremock::ResponseTemplate::new(200)
-                    .insert_header("smithy-protocol", "rpc-v2-cbor")
-                    .insert_header("content-type", "application/cbor")
-                    .set_body_bytes(vec![0xa0]), // an empty CBOR map
-            )
-            .mount(&server)
-            .await;
+        wiremock::Mock::given(wiremock::matchers::method("POST")).respond_with(CloudWatchRules).mount(&server).await;
         CloudWatchRecorder { server }
     }
 
@@ -196,26 +244,14 @@ impl CloudWatchRecorder {
         self.server.uri()
     }
 
-    /// The `PutMetricData` requests received, decoded from CBOR.
+    /// The `PutMetricData` requests CloudWatch accepted, decoded from CBOR.
     pub async fn requests(&self) -> Vec<ciborium::Value> {
-        self.server
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .map(|r| {
-                // PutMetricData bodies over 10 KB are gzipped by the SDK (request compression).
-                let gzipped = r.headers.get("content-encoding").is_some_and(|v| v.to_str().unwrap_or("").contains("gzip"));
-                let body = if gzipped {
-                    let mut out = Vec::new();
-                    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(r.body.as_slice()), &mut out).expect("gzip body");
-                    out
-                } else {
-                    r.body.clone()
-                };
-                ciborium::from_reader(body.as_slice()).expect("PutMetricData bodies are CBOR")
-            })
-            .collect()
+        self.server.received_requests().await.unwrap_or_default().iter().map(decode_body).filter(|r| refusal(r).is_none()).collect()
+    }
+
+    /// How many requests were refused.
+    pub async fn refused(&self) -> usize {
+        self.server.received_requests().await.unwrap_or_default().iter().filter(|r| refusal(&decode_body(r)).is_some()).count()
     }
 
     /// Sample counts per (metric name, dimension names and values) over all requests.

@@ -3,8 +3,10 @@
 use std::time::Duration;
 
 use voicelake_shared::Config;
+use voicelake_shared::config::TimeWindow;
 use voicelake_shared::cost::PriceTable;
 use voicelake_shared::lake::Table;
+use voicelake_shared::metrics::LabelSet;
 
 pub const TURNS_STREAM: &str = "VOICELAKE_TURNS_STREAM";
 pub const SESSIONS_STREAM: &str = "VOICELAKE_SESSIONS_STREAM";
@@ -17,9 +19,13 @@ pub const MODEL_DIMENSION: &str = "VOICELAKE_MODEL_DIMENSION";
 pub const TENANT_DIMENSION: &str = "VOICELAKE_TENANT_DIMENSION";
 pub const SEND_ATTEMPTS: &str = "VOICELAKE_SEND_ATTEMPTS";
 pub const PII_MODE: &str = "VOICELAKE_PII_MODE";
+pub const LAKE_RETENTION_DAYS: &str = "VOICELAKE_LAKE_RETENTION_DAYS";
+pub const METRIC_AGENTS: &str = "VOICELAKE_METRIC_AGENTS";
+pub const METRIC_TENANTS: &str = "VOICELAKE_METRIC_TENANTS";
+pub const METRIC_MODELS: &str = "VOICELAKE_METRIC_MODELS";
 
 /// Every variable the function reads, for the README and the template test.
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 15] = [
     TURNS_STREAM,
     SESSIONS_STREAM,
     REJECTS_STREAM,
@@ -31,6 +37,10 @@ pub const ALL: [&str; 11] = [
     TENANT_DIMENSION,
     SEND_ATTEMPTS,
     PII_MODE,
+    LAKE_RETENTION_DAYS,
+    METRIC_AGENTS,
+    METRIC_TENANTS,
+    METRIC_MODELS,
 ];
 
 /// The Firehose delivery streams of the three lake tables.
@@ -128,6 +138,38 @@ impl IngestConfig {
         if let Some(v) = get(PII_MODE) {
             pipeline.pii = v.parse().map_err(|why: String| invalid(PII_MODE, &v, &why))?;
         }
+        if let Some(v) = get(LAKE_RETENTION_DAYS) {
+            let days = v
+                .parse::<u32>()
+                .ok()
+                .filter(|d| (1..=36_500).contains(d))
+                .ok_or_else(|| invalid(LAKE_RETENTION_DAYS, &v, "expected a number of days from 1 to 36500"))?;
+            pipeline.time_window = TimeWindow::deployed(days);
+        }
+        // Unset, a label set is every value (as the local replay); the template sets all three.
+        let raw = |name: &str| var(name).map(|v| v.trim().to_owned());
+        if let Some(v) = raw(METRIC_AGENTS) {
+            // The template passes the agent log groups when no names are declared: an agent that
+            // logs no name is named after its group.
+            let names: Vec<String> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| if s.starts_with('/') { voicelake_shared::agent_from_log_group(s) } else { s.to_owned() })
+                .collect();
+            pipeline.metric_labels.agents = if v == "*" { LabelSet::Any } else { LabelSet::Only(names.into_iter().collect()) };
+        }
+        if let Some(v) = raw(METRIC_TENANTS) {
+            pipeline.metric_labels.tenants = LabelSet::parse(&v);
+        }
+        if let Some(v) = raw(METRIC_MODELS) {
+            pipeline.metric_labels.models = if v.is_empty() {
+                // The models the price table knows, as `provider/model`.
+                LabelSet::Only(pipeline.prices.models.keys().cloned().collect())
+            } else {
+                LabelSet::parse(&v)
+            };
+        }
         let mut retry = RetryPolicy::default();
         if let Some(v) = get(SEND_ATTEMPTS) {
             retry.attempts =
@@ -175,6 +217,10 @@ mod tests {
             (TENANT_DIMENSION, "1"),
             (SEND_ATTEMPTS, "3"),
             (PII_MODE, "drop"),
+            (LAKE_RETENTION_DAYS, "400"),
+            (METRIC_AGENTS, "/ecs/support-agent, sales-agent"),
+            (METRIC_TENANTS, "acme"),
+            (METRIC_MODELS, ""),
         ]);
         let c = IngestConfig::from_vars(vars(&all)).unwrap();
         assert_eq!(c.namespace, "Acme/Voice");
@@ -185,14 +231,24 @@ mod tests {
         assert!(c.pipeline.model_dimension && c.pipeline.tenant_dimension);
         assert_eq!(c.retry.attempts, 3);
         assert_eq!(c.pipeline.pii, voicelake_shared::pii::PiiMode::Drop);
+        assert_eq!(c.pipeline.time_window, TimeWindow::deployed(400));
+        let labels = &c.pipeline.metric_labels;
+        assert_eq!(labels.agents, LabelSet::Only(["support-agent".to_owned(), "sales-agent".to_owned()].into()));
+        assert_eq!(labels.tenants, LabelSet::Only(["acme".to_owned()].into()));
+        assert!(labels.models.admit("openai/gpt-4o") == "openai/gpt-4o" && labels.models.admit("acme/custom") == "other");
     }
 
     #[test]
     fn mistakes_name_the_variable() {
         assert!(matches!(IngestConfig::from_vars(vars(&STREAMS[..2])), Err(ConfigError::Missing(REJECTS_STREAM))));
-        for (name, value) in
-            [(LATENCY_TARGET_MS, "-5"), (MODEL_DIMENSION, "maybe"), (SEND_ATTEMPTS, "0"), (PRICE_TABLE, "{"), (PII_MODE, "mask")]
-        {
+        for (name, value) in [
+            (LATENCY_TARGET_MS, "-5"),
+            (MODEL_DIMENSION, "maybe"),
+            (SEND_ATTEMPTS, "0"),
+            (PRICE_TABLE, "{"),
+            (PII_MODE, "mask"),
+            (LAKE_RETENTION_DAYS, "0"),
+        ] {
             let mut v = STREAMS.to_vec();
             v.push((name, value));
             let err = IngestConfig::from_vars(vars(&v)).unwrap_err().to_string();

@@ -18,7 +18,7 @@ use crate::sinks::{MetricsSink, RecordSink};
 /// `PutRecordBatch` limits.
 pub const MAX_RECORDS_PER_BATCH: usize = 500;
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
-pub const MAX_RECORD_BYTES: usize = 1000 * 1024;
+pub use voicelake_shared::lake::MAX_RECORD_BYTES;
 
 /// Splits records into `PutRecordBatch` calls of at most 500 records and 4 MiB.
 pub fn split_batches(records: &[Vec<u8>]) -> Vec<&[Vec<u8>]> {
@@ -64,13 +64,15 @@ pub async fn send_records<R: RecordSink>(
     deadline: Instant,
 ) -> StreamOutcome {
     let mut outcome = StreamOutcome::default();
-    if let Some(big) = records.iter().find(|r| r.len() > MAX_RECORD_BYTES) {
-        // Rows are bounded by construction (rejects keep 32 KiB of input); a record this large is
-        // a bug, and Firehose would refuse the whole batch over it.
-        outcome.failed = records.len() as u64;
+    // Rows are bounded by construction and oversized ones become rejects in the pipeline; a record
+    // over the limit here is a bug, and Firehose would refuse the whole call over it: it alone fails.
+    let (fitting, oversized): (Vec<&Vec<u8>>, Vec<&Vec<u8>>) = records.iter().partition(|r| r.len() <= MAX_RECORD_BYTES);
+    if let Some(big) = oversized.first() {
+        outcome.failed = oversized.len() as u64;
         outcome.error = Some(format!("a record of {} bytes exceeds Firehose's 1000 KiB limit", big.len()));
-        return outcome;
     }
+    let fitting: Vec<Vec<u8>> = if oversized.is_empty() { Vec::new() } else { fitting.into_iter().cloned().collect() };
+    let records: &[Vec<u8>] = if oversized.is_empty() { records } else { &fitting };
     let batches = split_batches(records);
     for (n, batch) in batches.iter().enumerate() {
         let mut pending: Cow<[Vec<u8>]> = Cow::Borrowed(batch);
@@ -126,23 +128,44 @@ pub struct MetricsOutcome {
     pub requests: u64,
     pub failed_requests: u64,
     pub error: Option<String>,
+    /// Datums CloudWatch refused as invalid, each found by splitting its request: sending them
+    /// again cannot succeed, so they do not fail the invocation; the rest of their request is sent.
+    pub refused_datums: u64,
+    pub refusal: Option<String>,
 }
 
+/// The error codes with which CloudWatch refuses a request for what it holds, not for the moment.
+const REFUSALS: [&str; 4] = ["InvalidParameterValue", "InvalidParameterCombination", "MissingParameter", "InvalidParameterValueException"];
+
 /// Sends `PutMetricData` requests one after another (a batch makes few); those not answered by
-/// `deadline` count as failed.
+/// `deadline` count as failed. A request CloudWatch refuses for its content is split in halves and
+/// sent again, down to single datums, so that one bad datum costs only itself.
 pub async fn send_metrics<M: MetricsSink>(sink: &M, namespace: &str, requests: &[Vec<Datum>], deadline: Instant) -> MetricsOutcome {
     let mut outcome = MetricsOutcome::default();
     for request in requests {
-        outcome.requests += 1;
-        match timeout_at(deadline, sink.put_metric_data(namespace, request)).await {
-            Ok(Ok(())) => outcome.datums += request.len() as u64,
-            Ok(Err(e)) => {
-                outcome.failed_requests += 1;
-                outcome.error.get_or_insert(e.to_string());
-            }
-            Err(_) => {
-                outcome.failed_requests += 1;
-                outcome.error.get_or_insert(DEADLINE.into());
+        let mut pending: Vec<&[Datum]> = vec![request];
+        while let Some(part) = pending.pop() {
+            outcome.requests += 1;
+            match timeout_at(deadline, sink.put_metric_data(namespace, part)).await {
+                Ok(Ok(())) => outcome.datums += part.len() as u64,
+                Ok(Err(e)) if REFUSALS.contains(&e.code.as_str()) => {
+                    if part.len() > 1 {
+                        let (a, b) = part.split_at(part.len() / 2);
+                        pending.push(b);
+                        pending.push(a);
+                    } else {
+                        outcome.refused_datums += 1;
+                        outcome.refusal.get_or_insert_with(|| format!("{} refused: {e}", part[0].metric_name));
+                    }
+                }
+                Ok(Err(e)) => {
+                    outcome.failed_requests += 1;
+                    outcome.error.get_or_insert(e.to_string());
+                }
+                Err(_) => {
+                    outcome.failed_requests += 1;
+                    outcome.error.get_or_insert(DEADLINE.into());
+                }
             }
         }
     }
@@ -263,9 +286,50 @@ mod tests {
         assert_eq!(outcome.error.as_deref(), Some("ResourceNotFoundException: stream nope not found"));
     }
 
+    /// Refuses, as CloudWatch does, a request holding a datum whose dimension value is not
+    /// printable ASCII.
+    struct Strict {
+        calls: Mutex<u32>,
+    }
+    impl crate::sinks::MetricsSink for Strict {
+        async fn put_metric_data(&self, _: &str, datums: &[Datum]) -> Result<(), SendError> {
+            *self.calls.lock().unwrap() += 1;
+            let bad = datums.iter().any(|d| d.dimensions.iter().any(|(_, v)| !v.bytes().all(|b| (0x20..0x7f).contains(&b))));
+            if bad {
+                return Err(SendError {
+                    code: "InvalidParameterValue".into(),
+                    message: "The value ü for dimension Agent is invalid".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
     #[tokio::test]
-    async fn an_oversized_record_is_refused_before_sending() {
-        let outcome = send_records(&Missing, "t", &[vec![0; MAX_RECORD_BYTES + 1]], FAST, later()).await;
-        assert_eq!((outcome.calls, outcome.failed), (0, 1));
+    async fn a_refused_datum_costs_only_itself() {
+        let datum = |agent: &str| Datum {
+            metric_name: "TurnLatency",
+            unit: voicelake_shared::metrics::Unit::Milliseconds,
+            dimensions: vec![("Agent", agent.to_owned())],
+            timestamp_ms: 0,
+            values: vec![1.0],
+            counts: vec![1.0],
+        };
+        let mut request: Vec<Datum> = (0..7).map(|i| datum(&format!("agent-{i}"))).collect();
+        request.insert(3, datum("agent-ü"));
+        let sink = Strict { calls: Mutex::new(0) };
+        let outcome = send_metrics(&sink, "ns", &[request, vec![datum("fine")]], later()).await;
+        assert_eq!((outcome.datums, outcome.refused_datums, outcome.failed_requests), (8, 1, 0));
+        assert!(outcome.refusal.as_deref().unwrap().contains("TurnLatency refused"), "{outcome:?}");
+        assert!(*sink.calls.lock().unwrap() <= 2 * 3 + 2, "a bisection, not one call per datum");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_record_fails_alone_and_the_others_are_sent() {
+        let sink = Flaky { flaky: vec![], times: Mutex::new(0), calls: Mutex::new(vec![]) };
+        let records = vec![b"a".to_vec(), vec![b'b'; MAX_RECORD_BYTES + 1], b"c".to_vec()];
+        let outcome = send_records(&sink, "t", &records, FAST, later()).await;
+        assert_eq!((outcome.calls, outcome.sent, outcome.failed), (1, 2, 1));
+        assert_eq!(sink.calls.lock().unwrap()[0], vec![b"a".to_vec(), b"c".to_vec()]);
     }
 }

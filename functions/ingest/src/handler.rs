@@ -188,23 +188,30 @@ impl<M: MetricsSink, R: RecordSink> Ingest<M, R> {
                 summary.metrics.error.as_deref().unwrap_or("unknown error")
             ));
         }
+        // Best effort, so that a failure can be alarmed on even before Lambda's retries run out, and
+        // refused datums (which no retry sends) are counted.
+        let mut health = Vec::new();
         if !failures.is_empty() {
-            // Best effort, so the failure can be alarmed on even before Lambda's retries run out.
-            let failed = summary.records_failed() + summary.metrics.failed_requests;
-            let datum = self.send_failures_datum(failed, now_ms);
+            health.push(self.health_datum(m::SEND_FAILURES, summary.records_failed() + summary.metrics.failed_requests, now_ms));
+        }
+        if summary.metrics.refused_datums > 0 {
+            tracing::error!(refused = summary.metrics.refused_datums, refusal = ?summary.metrics.refusal, "metric datums refused");
+            health.push(self.health_datum(m::DATUMS_REFUSED, summary.metrics.refused_datums, now_ms));
+        }
+        if !health.is_empty() {
             let metric_until = deadline.checked_sub(LOG_RESERVE).unwrap_or(sends_until).max(sends_until);
-            let _ = timeout_at(metric_until, self.metrics.put_metric_data(&self.config.namespace, &[datum])).await;
+            let _ = timeout_at(metric_until, self.metrics.put_metric_data(&self.config.namespace, &health)).await;
         }
         summary.duration_ms = started.elapsed().as_millis() as u64;
         log_summary(&summary, &failures);
         if failures.is_empty() { Ok(summary) } else { Err(DeliveryError { failures, summary: Box::new(summary) }) }
     }
 
-    fn send_failures_datum(&self, count: u64, now_ms: i64) -> Datum {
+    fn health_datum(&self, spec: metrics::MetricSpec, count: u64, now_ms: i64) -> Datum {
         Datum {
-            metric_name: m::SEND_FAILURES.name,
-            unit: m::SEND_FAILURES.unit,
-            dimensions: vec![(dim::ENVIRONMENT, self.config.pipeline.environment.clone())],
+            metric_name: spec.name,
+            unit: spec.unit,
+            dimensions: vec![(dim::ENVIRONMENT, metrics::dimension_value(&self.config.pipeline.environment).into_owned())],
             timestamp_ms: metrics::minute(now_ms),
             values: vec![count as f64],
             counts: vec![1.0],
@@ -250,6 +257,7 @@ fn log_summary(s: &Summary, failures: &[String]) {
                 datums_sent = s.metrics.datums,
                 metric_requests = s.metrics.requests,
                 metric_requests_failed = s.metrics.failed_requests,
+                metric_datums_refused = s.metrics.refused_datums,
                 duration_ms = s.duration_ms,
                 failures = %failures.join("; "),
                 "invocation"

@@ -62,6 +62,9 @@ pub enum Outcome {
     },
     /// Flapping, already reported within the cooldown.
     Held,
+    /// An OK that follows INSUFFICIENT_DATA: every new alarm makes this change once after a deploy,
+    /// and nothing happened.
+    NotNews,
 }
 
 /// What an invocation answers: per record, the channels it reached and what it could not gather.
@@ -77,6 +80,7 @@ pub fn summary(outcomes: &[Outcome]) -> Value {
                     "missing": notification.missing,
                 }),
                 Outcome::Held => serde_json::json!({"held": true}),
+                Outcome::NotNews => serde_json::json!({"not_news": true}),
             })
             .collect(),
     )
@@ -169,6 +173,10 @@ impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
     async fn record(&self, record: &SnsRecord, deadline: Instant) -> Result<Outcome, NotifyError> {
         let test = record.sns.message_attributes.contains_key(TEST_ATTRIBUTE);
         let notification = match AlarmMessage::parse(&record.sns.message) {
+            Ok(msg) if !test && msg.is_not_news() => {
+                tracing::info!(alarm = msg.alarm_name, "OK after INSUFFICIENT_DATA: not notified");
+                return Ok(Outcome::NotNews);
+            }
             Ok(msg) => match self.notification(&msg, test, deadline).await {
                 Some(n) => n,
                 None => {

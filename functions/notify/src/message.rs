@@ -180,6 +180,12 @@ impl AlarmMessage {
         self.alarm_rule.is_some()
     }
 
+    /// An OK that follows INSUFFICIENT_DATA: a new alarm's first evaluation, or data coming back
+    /// without ever breaching. The stack's email subscriptions filter the same change out.
+    pub fn is_not_news(&self) -> bool {
+        self.new_state_value == State::Ok && self.old_state_value == Some(State::InsufficientData)
+    }
+
     /// The region code, from the alarm's ARN (the message's `Region` is a display name).
     pub fn region(&self) -> Option<&str> {
         self.alarm_arn.as_deref().and_then(|arn| arn.split(':').nth(3)).filter(|r| !r.is_empty())

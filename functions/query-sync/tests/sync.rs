@@ -408,6 +408,31 @@ async fn a_failure_is_reported_to_cloudformation_with_its_reason() {
 }
 
 #[tokio::test]
+async fn a_delete_that_fails_is_logged_and_lets_the_stack_go_on() {
+    let account: Shared = Default::default();
+    let sync = clients(&account);
+    let cf = cloudformation().await;
+    let url = format!("{}/r", cf.uri());
+    cfn::handle(&sync, &HttpResponder::default(), &event("Create", &url), BUDGET).await.unwrap();
+    // The account refuses the deletes: answering FAILED would leave the stack in DELETE_FAILED.
+    let slow = QuerySync { insights: Slow(clients(&account).insights), athena: clients(&account).athena };
+    let err = cfn::handle(&slow, &HttpResponder::default(), &event("Delete", &url), Duration::from_millis(200)).await.unwrap_err();
+    assert!(err.contains("not synced within") && err.contains("answered SUCCESS"), "{err}");
+    assert_eq!(last_response(&cf).await["Status"], "SUCCESS");
+}
+
+#[tokio::test]
+async fn an_answer_that_cannot_be_sent_does_not_name_the_presigned_url() {
+    let account: Shared = Default::default();
+    let sync = clients(&account);
+    // Nothing listens there: the PUT fails on the network, with the URL in reqwest's own error.
+    let url = "http://127.0.0.1:9/stack?X-Amz-Signature=secret-signature";
+    let err = cfn::handle(&sync, &HttpResponder::default(), &event("Create", url), BUDGET).await.unwrap_err();
+    assert!(err.contains("could not answer CloudFormation"), "{err}");
+    assert!(!err.contains("secret-signature") && !err.contains("X-Amz"), "{err}");
+}
+
+#[tokio::test]
 async fn events_of_the_wrong_shape_are_still_answered() {
     let account: Shared = Default::default();
     let sync = clients(&account);

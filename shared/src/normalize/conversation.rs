@@ -36,7 +36,7 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
             row.tts_provider = owned(m.model_provider.get());
         }
         let reported_ms = issues.latency("item.metrics.e2e_latency", metrics.e2e_latency, Num::Missing);
-        row.value_issues = issues.0;
+        row.value_issues = issues.finish();
         Observation::ChatAssistant { row, reported_ms }
     } else {
         row.eou_delay_ms = issues.millis("item.metrics.end_of_turn_delay", metrics.end_of_turn_delay, Num::Missing, true, MAX_LATENCY_MS);
@@ -46,7 +46,7 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
             row.stt_model = owned(m.model_name.get());
             row.stt_provider = owned(m.model_provider.get());
         }
-        row.value_issues = issues.0;
+        row.value_issues = issues.finish();
         Observation::ChatUser(row)
     }
 }

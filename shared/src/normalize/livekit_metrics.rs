@@ -81,7 +81,7 @@ pub(super) fn observe_component<M>(
                 issues.millis("transcription_delay", raw.transcription_delay, raw.transcription_delay_ms, true, MAX_LATENCY_MS);
         }
     }
-    row.value_issues = issues.0;
+    row.value_issues = issues.finish();
     Observation::Component(row)
 }
 

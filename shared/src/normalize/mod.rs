@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::event::{EventObject, Family, RawEvent};
 use crate::lenient::{Bad, Num, Obj, Stamp, Text};
 use crate::reasons::{RejectReason, SkipReason};
-use crate::rows::{ModelUsageRow, SessionRecordType, SessionRow, SourceFormat, TurnRow, UsageKind};
+use crate::rows::{ModelUsageRow, SessionRecordType, SessionRow, SourceFormat, TurnRow, UsageKind, caps};
 use crate::timefmt;
 
 /// Latencies above ten minutes are unit errors (milliseconds logged as seconds), not slow turns.
@@ -57,6 +57,20 @@ pub enum Observation {
     },
 }
 
+impl Observation {
+    /// The event time of the row this observation holds, if it holds one.
+    pub fn event_time(&self) -> Option<i64> {
+        match self {
+            Observation::Turn { row, .. }
+            | Observation::ChatAssistant { row, .. }
+            | Observation::Component(row)
+            | Observation::ChatUser(row) => Some(row.event_time),
+            Observation::Session(s) | Observation::Usage(s) => Some(s.event_time),
+            Observation::Skip(_) | Observation::Reject { .. } => None,
+        }
+    }
+}
+
 /// Values that had to be nulled, and why. They end up in the row's `value_issues`.
 #[derive(Debug, Default)]
 pub struct Issues(pub Vec<String>);
@@ -64,6 +78,21 @@ pub struct Issues(pub Vec<String>);
 impl Issues {
     fn push(&mut self, field: &str, what: impl std::fmt::Display) {
         self.0.push(format!("{field}: {what}"));
+    }
+
+    /// The issues for a row, at most [`caps::VALUE_ISSUES`] of them.
+    fn finish(mut self) -> Vec<String> {
+        crate::rows::cap_issues(&mut self.0);
+        self.0
+    }
+
+    /// `text` cut to `limit` bytes, saying so when it was cut.
+    fn capped(&mut self, field: &str, text: &str, limit: usize) -> String {
+        let kept = crate::rows::truncate_utf8(text, limit);
+        if kept.len() < text.len() {
+            self.push(field, format_args!("{} bytes, cut to {}", text.len(), kept.len()));
+        }
+        kept.to_owned()
     }
 
     fn bad(&mut self, field: &str, bad: Bad) {
@@ -224,7 +253,7 @@ fn identity<M>(raw: &EventObject<M>, extra_time: Option<&Stamp>, origin: &Origin
     let mut session_id = None;
     for (name, text) in session_fields {
         if let Some(s) = issues.text(name, text) {
-            session_id = Some(s.to_owned());
+            session_id = Some(issues.capped(name, s, caps::ID_BYTES));
             break;
         }
     }
@@ -244,7 +273,7 @@ fn identity<M>(raw: &EventObject<M>, extra_time: Option<&Stamp>, origin: &Origin
 
 /// Labels become metric dimensions: trimmed and bounded.
 fn clean_label(s: &str) -> String {
-    crate::rows::truncate_utf8(s.trim(), 128).to_owned()
+    crate::rows::truncate_utf8(s.trim(), caps::LABEL_BYTES).to_owned()
 }
 
 /// An agent that does not log its name is named after its log group: `/ecs/support-agent` →

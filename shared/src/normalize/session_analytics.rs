@@ -10,9 +10,9 @@ use crate::event::RawEvent;
 use crate::lenient::{Num, Obj};
 use crate::rows::{ModelUsageRow, SessionRecordType, SourceFormat, ToolCallRow, UsageKind};
 
-const MAX_SIGNALS: usize = 100;
-const MAX_SIGNAL_KEY: usize = 256;
-const MAX_SIGNAL_VALUE: usize = 4096;
+use crate::rows::caps::{
+    SIGNAL_KEY_BYTES as MAX_SIGNAL_KEY, SIGNAL_VALUE_BYTES as MAX_SIGNAL_VALUE, SIGNALS as MAX_SIGNALS, TEXT_BYTES, TOOL_CALLS,
+};
 
 pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Observation {
     let mut issues = Issues::default();
@@ -32,7 +32,10 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
     if let crate::lenient::Flag::Bad(b) = raw.call_setup_failed {
         issues.bad("call_setup_failed", b);
     }
-    row.setup_failure_reason = issues.text("setup_failure_reason", &raw.setup_failure_reason).map(str::to_owned);
+    row.setup_failure_reason = issues
+        .text("setup_failure_reason", &raw.setup_failure_reason)
+        .map(|r| r.to_owned())
+        .map(|r| issues.capped("setup_failure_reason", &r, TEXT_BYTES));
     row.turn_count = issues.count("turn_count", raw.turn_count);
     row.mos = issues.ratio("mos", raw.mos, 5.0);
     row.jitter_ms = issues.ratio("jitter_ms", raw.jitter_ms, 60_000.0);
@@ -41,27 +44,33 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
     if raw.tool_calls.unusable > 0 {
         issues.push("tool_calls", format_args!("{} entries are not objects", raw.tool_calls.unusable));
     }
-    row.tool_calls = raw
-        .tool_calls
-        .items
-        .iter()
-        .map(|call| {
-            let error = call.error.get().map(str::to_owned);
-            let success = call.success.get().or_else(|| match call.status.get().map(str::to_ascii_lowercase).as_deref() {
-                Some("success" | "succeeded" | "ok" | "completed") => Some(true),
-                Some("error" | "failed" | "failure" | "timeout") => Some(false),
-                _ => error.as_ref().map(|_| false),
-            });
-            ToolCallRow {
-                name: call.tool.get().or_else(|| call.name.get()).map(clean_label).unwrap_or_else(|| "unknown".into()),
-                success,
-                duration_ms: issues.millis("tool_calls.duration", call.duration, call.duration_ms, false, MAX_DURATION_MS),
-                error,
-            }
-        })
-        .collect();
-    row.tool_call_count = row.tool_calls.len() as i64;
-    row.tool_failure_count = row.tool_calls.iter().filter(|c| c.success == Some(false)).count() as i64;
+    let calls = &raw.tool_calls.items;
+    if calls.len() > TOOL_CALLS {
+        issues.push("tool_calls", format_args!("{} calls, the first {TOOL_CALLS} kept; the counts are of all of them", calls.len()));
+    }
+    let mut failures = 0;
+    let mut kept = Vec::with_capacity(calls.len().min(TOOL_CALLS));
+    for (i, call) in calls.iter().enumerate() {
+        let error = call.error.get();
+        let success = call.success.get().or_else(|| match call.status.get().map(str::to_ascii_lowercase).as_deref() {
+            Some("success" | "succeeded" | "ok" | "completed") => Some(true),
+            Some("error" | "failed" | "failure" | "timeout") => Some(false),
+            _ => error.map(|_| false),
+        });
+        failures += usize::from(success == Some(false));
+        if i >= TOOL_CALLS {
+            continue;
+        }
+        kept.push(ToolCallRow {
+            name: call.tool.get().or_else(|| call.name.get()).map(clean_label).unwrap_or_else(|| "unknown".into()),
+            success,
+            duration_ms: issues.millis("tool_calls.duration", call.duration, call.duration_ms, false, MAX_DURATION_MS),
+            error: error.map(|e| issues.capped("tool_calls.error", e, TEXT_BYTES)),
+        });
+    }
+    row.tool_calls = kept;
+    row.tool_call_count = calls.len() as i64;
+    row.tool_failure_count = failures as i64;
 
     match &raw.discovered_signals {
         Obj::Value(signals) => {
@@ -108,6 +117,6 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
     fill_usage_totals(&mut row, &usage);
     row.estimated_cost_usd = config.prices.call_cost(&mut usage, row.duration_seconds);
     row.model_usage = usage;
-    row.value_issues = issues.0;
+    row.value_issues = issues.finish();
     Observation::Session(row)
 }

@@ -47,6 +47,7 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
     if rows.is_empty() {
         return Observation::Reject { reason: RejectReason::NoMeasurements, detail: "session_usage_updated without usage figures".into() };
     }
+
     let kind = (SessionRecordType::Usage, SourceFormat::LivekitSessionUsage);
     let mut row = match session_row(raw, "session_usage_updated", kind, origin, config, &mut issues) {
         Ok(row) => row,
@@ -54,8 +55,13 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
     };
     fill_usage_totals(&mut row, &rows);
     row.estimated_cost_usd = config.prices.call_cost(&mut rows, None);
+    if rows.len() > crate::rows::caps::MODEL_USAGE {
+        // Totals and cost are of all of them.
+        issues.push("usage.model_usage", format_args!("{} entries, the first {} kept", rows.len(), crate::rows::caps::MODEL_USAGE));
+        rows.truncate(crate::rows::caps::MODEL_USAGE);
+    }
     row.model_usage = rows;
-    row.value_issues = issues.0;
+    row.value_issues = issues.finish();
     Observation::Usage(row)
 }
 

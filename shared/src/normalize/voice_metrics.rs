@@ -88,6 +88,6 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
     row.stt_model = owned(issues.text("stt.model", &stt.model));
     row.stt_provider = owned(issues.text("stt.provider", &stt.provider));
     let reported_ms = issues.latency(total.0, total.1, total.2);
-    row.value_issues = issues.0;
+    row.value_issues = issues.finish();
     Observation::Turn { row, reported_ms }
 }
