@@ -76,7 +76,7 @@ impl LocalReplay {
     pub fn add_file(&mut self, path: &Path, config: &Config, now: i64) -> Result<()> {
         let mut chunk: Vec<input::Unit> = Vec::new();
         let mut bytes = 0;
-        input::read_each(path, now, |unit| {
+        let replaced = input::read_each(path, now, |unit| {
             bytes += unit.weight();
             chunk.push(unit);
             if bytes >= CHUNK_BYTES || chunk.len() >= CHUNK_UNITS {
@@ -85,15 +85,25 @@ impl LocalReplay {
             }
             Ok(())
         })?;
-        self.process(chunk, config, now)
+        self.process(chunk, config, now)?;
+        if replaced > 0 {
+            let mut repairs = BatchOutput::default();
+            repairs.stats.replaced_bytes = replaced;
+            self.add(repairs)?;
+        }
+        Ok(())
     }
 
     fn process(&mut self, chunk: Vec<input::Unit>, config: &Config, now: i64) -> Result<()> {
         let outputs: Vec<BatchOutput> = chunk
             .into_par_iter()
             .map(|unit| match unit {
-                input::Unit::Payload(data) => voicelake_shared::process_payload(&data, config, now),
+                input::Unit::Payload { data, source } => named(voicelake_shared::process_payload(&data, config, now), &source),
+                input::Unit::Decoded { json, source } => named(voicelake_shared::process_decoded(json, config, now), &source),
                 input::Unit::Batch(batch) => voicelake_shared::process_batch(&batch, config, now),
+                input::Unit::Rejected { source, raw, reason, detail } => {
+                    voicelake_shared::reject_input(Some(&source), &raw, reason, detail, config, now)
+                }
             })
             .collect();
         outputs.into_iter().try_for_each(|out| self.add(out))
@@ -124,6 +134,16 @@ impl LocalReplay {
         self.flush()?;
         Ok((self.report, self.written))
     }
+}
+
+/// A reject of a whole input (a subscription event that is not one, a decoded payload that is not a
+/// batch) has no log event to name it: it is named after where it was read.
+fn named(mut out: BatchOutput, source: &str) -> BatchOutput {
+    for r in out.rejects.iter_mut().filter(|r| r.event_id.is_none()) {
+        r.event_id = Some(source.to_owned());
+        r.detail = format!("{source}: {}", r.detail);
+    }
+    out
 }
 
 /// Replays decoded batches into a lake under `lake` and returns the report.

@@ -141,7 +141,30 @@ pub struct Report {
     pub cost: CostSummary,
     pub tools: ToolSummary,
     pub alarms: Vec<AlarmOutcome>,
+    /// What the input needed: bytes replaced, lines joined, and where the first rejects are.
+    pub input: InputSummary,
 }
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct InputSummary {
+    /// Bytes that were not UTF-8 (or were NUL) and were replaced with U+FFFD.
+    pub replaced_bytes: u64,
+    /// Lines a container runtime cut into several log events, joined again.
+    pub joined_lines: u64,
+    /// The first rejects, with where each came from (a file and line, or a log event id).
+    pub first_rejects: Vec<RejectPlace>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RejectPlace {
+    #[serde(rename = "where")]
+    pub place: String,
+    pub reason: String,
+    pub detail: String,
+}
+
+/// Rejects the report names one by one; the lake's `rejects` table has them all.
+const NAMED_REJECTS: usize = 5;
 
 /// One complete turn, compact. The session is a 128-bit hash of its id ([`session_key`]); the
 /// agent an index into the builder's agents; missing components are NaN.
@@ -402,6 +425,7 @@ pub struct ReportBuilder {
     session_names: Spill<SessionName>,
     first: Option<i64>,
     last: Option<i64>,
+    first_rejects: Vec<RejectPlace>,
 }
 
 impl Default for ReportBuilder {
@@ -440,6 +464,7 @@ impl ReportBuilder {
             session_names: Spill::new(limits.chunk_bytes),
             first: None,
             last: None,
+            first_rejects: Vec::new(),
         }
     }
 
@@ -542,6 +567,11 @@ impl ReportBuilder {
             let agent = self.agent_id("");
             self.observe(m::EVENTS_REJECTED, r.event_time, agent, 1.0)?;
             self.rejects.push(&Rejected(r.event_time, r.reason.clone(), r.raw_message.clone()))?;
+            if self.first_rejects.len() < NAMED_REJECTS {
+                let place = r.event_id.clone().unwrap_or_else(|| r.log_group.clone().unwrap_or_default());
+                let detail = voicelake_shared::rows::truncate_utf8(&r.detail, 300).to_owned();
+                self.first_rejects.push(RejectPlace { place, reason: r.reason.clone(), detail });
+            }
         }
         if !out.event_timestamps.is_empty() {
             // A counter, only ever summed: one observation per minute of the batch keeps every
@@ -827,6 +857,11 @@ impl ReportBuilder {
                 failures_by_tool,
             },
             alarms,
+            input: InputSummary {
+                replaced_bytes: stats.replaced_bytes,
+                joined_lines: stats.joined_lines,
+                first_rejects: self.first_rejects.clone(),
+            },
         })
     }
 
@@ -1220,6 +1255,16 @@ impl Report {
         if !self.skipped_by_reason.is_empty() {
             let reasons: Vec<String> = self.skipped_by_reason.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let _ = writeln!(s, "  skipped by reason: {}", reasons.join(", "));
+        }
+        for r in &self.input.first_rejects {
+            let _ = writeln!(s, "  rejected at {}: {}: {}", r.place, r.reason, r.detail);
+        }
+        if self.input.replaced_bytes > 0 || self.input.joined_lines > 0 {
+            let _ = writeln!(
+                s,
+                "  input: {} bytes not UTF-8 (or NUL) replaced, {} cut lines joined",
+                self.input.replaced_bytes, self.input.joined_lines
+            );
         }
         let _ = writeln!(s, "\nlatency (ms)            count     p50     p95     p99     max");
         for (name, x) in self.latency_rows() {

@@ -243,3 +243,47 @@ fn bad_arguments_fail_with_a_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains(missing.to_str().unwrap()));
 }
+
+/// The same traffic as subscription events (plain and gzip'd), and as the archive a subscription
+/// filter to Firehose leaves in S3 (decoded payloads, each gzip'd, back to back, one of them pretty-
+/// printed), gives the same report.
+#[test]
+fn every_archive_form_of_the_same_events_gives_the_same_report() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let batches = voicelake_synth::generate(&voicelake_synth::SynthOptions {
+        calls: 40,
+        seed: 23,
+        start_ms: voicelake_shared::timefmt::parse_event_time(START).unwrap(),
+        noise: true,
+    });
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, voicelake_synth::subscription_lines(&batches)).unwrap();
+    let gzipped = dir.path().join("events.jsonl.gz");
+    let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&gzipped).unwrap(), flate2::Compression::fast());
+    gz.write_all(voicelake_synth::subscription_lines(&batches).as_bytes()).unwrap();
+    gz.finish().unwrap();
+    // Firehose's archive: each record a gzip'd decoded payload, the records back to back, and a
+    // CONTROL_MESSAGE among them as a new subscription sends one.
+    let archive = dir.path().join("firehose-archive");
+    let mut file = std::fs::File::create(&archive).unwrap();
+    let mut control = batches[0].clone();
+    control.message_type = voicelake_shared::envelope::MessageType::ControlMessage;
+    for (i, b) in std::iter::once(&control).chain(&batches).enumerate() {
+        let json = if i == 3 { serde_json::to_string_pretty(b).unwrap() } else { serde_json::to_string(b).unwrap() };
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(json.as_bytes()).unwrap();
+        file.write_all(&gz.finish().unwrap()).unwrap();
+    }
+    drop(file);
+    let report = |input: &Path| {
+        let mut r = replay_json(input, &dir.path().join(format!("lake-{}", input.file_name().unwrap().to_string_lossy())));
+        // Where a reject was read from names the input.
+        r.as_object_mut().unwrap().remove("input");
+        r
+    };
+    let want = report(&events);
+    assert!(want["turns"].as_u64().unwrap() > 300, "{want}");
+    assert_eq!(report(&gzipped), want);
+    assert_eq!(report(&archive), want);
+}

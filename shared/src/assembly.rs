@@ -3,7 +3,7 @@
 //! usage update per session. Here, and only here, a turn's latency is decided
 //! ([`TurnRow::settle_latency`]), once its parts are together.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::batch::{BatchOutput, BatchStats};
 use crate::config::Config;
@@ -27,10 +27,50 @@ pub(crate) struct Assembly {
     sessions: Vec<SessionRow>,
     /// The latest usage update per session.
     usage: HashMap<String, SessionRow>,
+    /// The events seen, to use each once.
+    seen: HashSet<Copy>,
+}
+
+/// What makes two observations copies of one event: an app that logs its analytics through its
+/// own formatter while LiveKit's root JSON handler writes the same record again, or a handler
+/// added twice, gives two lines of the same event of the same session.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Copy {
+    Turn(Option<String>, Option<String>, Option<i64>),
+    Component(Option<String>, Option<String>, Option<Component>, i64, String),
+    Chat(Option<String>, Option<String>, bool),
+    Session(String, i64),
+}
+
+impl Copy {
+    fn of(obs: &Observation) -> Option<Copy> {
+        Some(match obs {
+            // One turn of one session: its speech id, else its time.
+            Observation::Turn { row, .. } => {
+                Copy::Turn(row.session_id.clone(), row.speech_id.clone(), row.speech_id.is_none().then_some(row.event_time))
+            }
+            // A tool round gives one speech id several LLM calls: the metric's own time tells them apart.
+            Observation::Component(row) => {
+                Copy::Component(row.session_id.clone(), row.speech_id.clone(), row.component, row.event_time, row.log_stream.clone())
+            }
+            Observation::ChatUser(row) => Copy::Chat(row.session_id.clone(), row.speech_id.clone(), false),
+            Observation::ChatAssistant { row, .. } => Copy::Chat(row.session_id.clone(), row.speech_id.clone(), true),
+            Observation::Session(s) => Copy::Session(s.session_id.clone(), s.event_time),
+            Observation::Usage(_) | Observation::Skip(_) | Observation::Reject { .. } => return None,
+        })
+    }
 }
 
 impl Assembly {
     pub(crate) fn add(&mut self, obs: Observation, stats: &mut BatchStats) {
+        // The first copy of an event is used; later ones are counted as duplicates.
+        if let Some(copy) = Copy::of(&obs)
+            && !self.seen.insert(copy)
+        {
+            *stats.skipped.entry(SkipReason::DuplicateEvent).or_default() += 1;
+            stats.events_used -= 1;
+            return;
+        }
         match obs {
             Observation::Turn { row, reported_ms } => self.turns.push((row, reported_ms)),
             Observation::Component(row) if row.speech_id.is_none() && row.source_format == SourceFormat::LivekitLogMetrics => {
@@ -73,7 +113,17 @@ impl Assembly {
 
     /// Assembles the turns, decides each turn's latency, and counts what the batch gave.
     pub(crate) fn finish(mut self, config: &Config, out: &mut BatchOutput) {
+        // Where an app's voice_metrics and LiveKit's component metrics describe the same turn (one
+        // session, one speech id), the app's event is the turn: its components are not a second one.
+        let app_turns: HashSet<(Option<String>, String)> =
+            self.turns.iter().filter_map(|(t, _)| Some((t.session_id.clone(), t.speech_id.clone()?))).collect();
         for parts in std::mem::take(&mut self.by_speech) {
+            let key = (parts[0].session_id.clone(), parts[0].speech_id.clone().unwrap_or_default());
+            if app_turns.contains(&key) {
+                *out.stats.skipped.entry(SkipReason::DuplicateEvent).or_default() += parts.len() as u64;
+                out.stats.events_used -= parts.len() as u64;
+                continue;
+            }
             self.turns.push((merge_components(parts), None));
         }
         for parts in sequence_logged(std::mem::take(&mut self.logged)) {

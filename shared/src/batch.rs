@@ -30,6 +30,10 @@ pub struct BatchStats {
     pub repaired_non_finite: u64,
     pub control_message: bool,
     pub replaced_invalid_utf8: bool,
+    /// Lines a container runtime cut into several log events, joined again.
+    pub joined_lines: u64,
+    /// Bytes of the input that were not UTF-8 (or were NUL) and were replaced with U+FFFD.
+    pub replaced_bytes: u64,
 }
 
 /// The counts a batch is summed up by: the function's summary line, the local report.
@@ -67,11 +71,16 @@ impl BatchStats {
 
     /// Every event in is used, skipped or rejected (a payload reject stands for its whole batch).
     pub fn is_balanced(&self) -> bool {
-        let payload_rejects: u64 =
-            [RejectReason::BadBase64, RejectReason::BadGzip, RejectReason::PayloadTooLarge, RejectReason::BadPayloadJson]
-                .iter()
-                .filter_map(|r| self.rejected.get(r))
-                .sum();
+        let payload_rejects: u64 = [
+            RejectReason::BadBase64,
+            RejectReason::BadGzip,
+            RejectReason::PayloadTooLarge,
+            RejectReason::BadPayloadJson,
+            RejectReason::LineTooLong,
+        ]
+        .iter()
+        .filter_map(|r| self.rejected.get(r))
+        .sum();
         self.events_in == self.events_used + self.skipped_total() + self.rejected_total() - payload_rejects
     }
 
@@ -91,6 +100,8 @@ impl BatchStats {
         self.repaired_non_finite += other.repaired_non_finite;
         self.control_message |= other.control_message;
         self.replaced_invalid_utf8 |= other.replaced_invalid_utf8;
+        self.joined_lines += other.joined_lines;
+        self.replaced_bytes += other.replaced_bytes;
     }
 }
 

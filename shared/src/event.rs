@@ -31,8 +31,15 @@ pub struct EventObject<'a, M> {
     #[serde(borrow, rename = "type")]
     pub kind: Text<'a>,
     /// The log message of LiveKit's JSON formatter: `"LLM metrics"` for `log_metrics()` lines.
+    /// Logging libraries name it differently: see [`EventObject::log_message`].
     #[serde(borrow)]
     pub message: Text<'a>,
+    /// pino's and bunyan's message (agents-js logs its metrics through pino).
+    #[serde(borrow)]
+    pub msg: Text<'a>,
+    /// structlog's message.
+    #[serde(borrow)]
+    pub event: Text<'a>,
     /// The Python logger name (`livekit.agents`).
     #[serde(borrow)]
     pub name: Text<'a>,
@@ -48,7 +55,7 @@ pub struct EventObject<'a, M> {
     pub room: Text<'a>,
     #[serde(borrow, alias = "roomId")]
     pub room_id: Text<'a>,
-    #[serde(borrow, alias = "jobId")]
+    #[serde(borrow, alias = "jobId", alias = "jobID")]
     pub job_id: Text<'a>,
     #[serde(borrow, alias = "speechId")]
     pub speech_id: Text<'a>,
@@ -61,13 +68,19 @@ pub struct EventObject<'a, M> {
     #[serde(borrow, alias = "tenantId")]
     pub tenant_id: Text<'a>,
 
-    // Event time: `_timestamp`, `timestamp`, then LiveKit's `created_at`.
+    // Event time: `_timestamp`, `timestamp`, then LiveKit's `created_at`, then the logging
+    // library's time of the record (pino and bunyan `time`, python-json-logger `asctime`).
     #[serde(borrow, rename = "_timestamp")]
     pub private_timestamp: Stamp<'a>,
     #[serde(borrow)]
     pub timestamp: Stamp<'a>,
     #[serde(borrow, alias = "createdAt")]
     pub created_at: Stamp<'a>,
+    #[serde(borrow)]
+    pub time: Stamp<'a>,
+    /// python-json-logger's `asctime`, or the time before the object of a text-formatted line.
+    #[serde(borrow)]
+    pub asctime: Stamp<'a>,
 
     // voice_metrics: nested blocks, and flat aliases.
     pub total_latency: Num,
@@ -338,7 +351,7 @@ pub struct MetricsSummary<'a> {
 }
 
 /// The LiveKit component a metrics object describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Component {
     Llm,
     Tts,
@@ -402,6 +415,10 @@ pub mod markers {
     /// `message` of `log_metrics()` lines with nothing per turn.
     pub const LOGGED_IGNORED: [&str; 4] = ["VAD metrics", "Interruption metrics", "Avatar metrics", "Decision metrics"];
 
+    /// The log messages that name an application event when a logging library drops the
+    /// `_event_type` key (python-json-logger drops every `extra` key that starts with `_`).
+    pub const APP_MESSAGES: [&str; 2] = [VOICE_METRICS, SESSION_ANALYTICS];
+
     /// Every marker of a family voicelake reads: what the subscription filter must let through.
     pub fn read() -> impl Iterator<Item = &'static str> {
         APP_EVENTS.into_iter().chain(COMPONENT_TYPES.iter().map(|(m, _)| *m)).chain(WRAPPERS).chain(LOGGED.iter().map(|(m, _)| *m))
@@ -430,15 +447,27 @@ impl<'a, M> EventObject<'a, M> {
                 _ => {}
             }
         }
-        if let Some(m) = self.message.get() {
+        if let Some(m) = self.log_message() {
             if let Some((_, component)) = LOGGED.iter().find(|(marker, _)| *marker == m) {
                 return Family::Component { component: *component, logged: true };
             }
             if LOGGED_IGNORED.contains(&m) {
                 return Family::IgnoredMetrics;
             }
+            match m {
+                VOICE_METRICS => return Family::VoiceMetrics,
+                SESSION_ANALYTICS => return Family::SessionAnalytics,
+                _ => {}
+            }
         }
         Family::Unknown
+    }
+
+    /// The record's log message, under the key its logging library uses: `message` (Python's
+    /// logging, LiveKit's JSON formatter, winston), `msg` (pino, bunyan, agents-js), `event`
+    /// (structlog).
+    pub fn log_message(&self) -> Option<&str> {
+        self.message.get().filter(|m| !m.is_empty()).or_else(|| self.msg.get()).or_else(|| self.event.get())
     }
 
     /// Fills identity and time that a nested event leaves out from the object around it, e.g. a
@@ -467,5 +496,7 @@ impl<'a, M> EventObject<'a, M> {
         fill_time(&mut self.private_timestamp, &outer.private_timestamp);
         fill_time(&mut self.timestamp, &outer.timestamp);
         fill_time(&mut self.created_at, &outer.created_at);
+        fill_time(&mut self.time, &outer.time);
+        fill_time(&mut self.asctime, &outer.asctime);
     }
 }

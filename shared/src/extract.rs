@@ -42,16 +42,19 @@ pub fn extract(message: &str) -> Extracted<'_> {
         let text = &message[start..];
         let mut stream = serde_json::Deserializer::from_str(text).into_iter::<RawEvent<'_>>();
         match stream.next().expect("text starts with '{', so there is a value to read") {
-            Ok(event) => match event.family() {
-                Family::Unknown => {
-                    if let Some(nested) = nested_event(text, &event) {
-                        return Extracted::Event(Box::new(nested));
-                    }
-                    // Another object may follow this one on the same line.
-                    from = start + stream.byte_offset().max(1);
+            Ok(mut event) => {
+                if start > 0 {
+                    take_text_prefix(&mut event, &message[..start]);
                 }
-                _ => return Extracted::Event(Box::new(event)),
-            },
+                if event.family() != Family::Unknown {
+                    return Extracted::Event(Box::new(event));
+                }
+                if let Some(nested) = nested_event(text, &event) {
+                    return Extracted::Event(Box::new(nested));
+                }
+                // Another object may follow this one on the same line.
+                from = start + stream.byte_offset().max(1);
+            }
             Err(e) => {
                 first_error.get_or_insert(e);
                 from = start + 1;
@@ -59,10 +62,47 @@ pub fn extract(message: &str) -> Extracted<'_> {
         }
     }
     match first_error {
-        None if from == 0 => Extracted::Skip(SkipReason::NoJson),
-        None => Extracted::Skip(SkipReason::NotAnEvent),
+        None if from == 0 => skip_unless_named(message, SkipReason::NoJson),
+        None => skip_unless_named(message, SkipReason::NotAnEvent),
         Some(e) => classify_failure(message, e),
     }
+}
+
+/// A skip means foreign: a line that names one of the contract's families where the family is
+/// named (a marker field's value) but holds no event voicelake could find is rejected with the
+/// reason instead.
+fn skip_unless_named(message: &str, reason: SkipReason) -> Extracted<'_> {
+    if names_a_family(message) {
+        return Extracted::Reject {
+            reason: RejectReason::UnrecognizedShape,
+            detail: "the line names an event family of the contract, but no event object was found where voicelake looks: at the top level of a JSON object, one level down, or under a log router's `log`".into(),
+        };
+    }
+    Extracted::Skip(reason)
+}
+
+/// Whether a marker stands as the value of the field that carries it: `"_event_type": "…"`, a
+/// LiveKit `"type"` of a metrics or session event, or a log message (`message`, `msg`, `event`)
+/// that is a family's. A marker merely mentioned in text (a deprecation warning that names
+/// `metrics_collected`) is not.
+pub fn names_a_family(message: &str) -> bool {
+    static NAMED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        let logged: Vec<String> = markers::LOGGED
+            .iter()
+            .map(|(m, _)| *m)
+            .chain(markers::LOGGED_IGNORED)
+            .chain(markers::APP_MESSAGES)
+            .map(regex::escape)
+            .collect();
+        let types: Vec<String> = markers::WRAPPERS.iter().map(|m| regex::escape(m)).collect();
+        regex::Regex::new(&format!(
+            r#"\\?"(?:_?event_type)\\?"\s*:\s*\\?"|\\?"type\\?"\s*:\s*\\?"(?:[a-z_]+_metrics|{})\\?"|\\?"(?:message|msg|event)\\?"\s*:\s*\\?"(?:{})\\?""#,
+            types.join("|"),
+            logged.join("|")
+        ))
+        .expect("the family pattern compiles")
+    });
+    mentions_our_events(message) && NAMED.is_match(message)
 }
 
 fn classify_failure(message: &str, error: serde_json::Error) -> Extracted<'_> {
@@ -82,11 +122,60 @@ fn classify_failure(message: &str, error: serde_json::Error) -> Extracted<'_> {
     Extracted::Reject { reason: RejectReason::MalformedJson, detail: text }
 }
 
+/// A line of text with the object after it (LiveKit's dev and console formats, Python's logging
+/// formats: `2025-11-12 15:33:00,101 - INFO livekit.agents - LLM metrics {…}`): the text before the
+/// object is the record's message when the object has none, and its leading time the record's.
+fn take_text_prefix<'a>(event: &mut RawEvent<'a>, prefix: &'a str) {
+    if event.log_message().is_none()
+        && let Some(m) = prefix_message(prefix)
+    {
+        event.message = crate::lenient::Text::Value(Cow::Owned(m));
+    }
+    if matches!(event.asctime, crate::lenient::Stamp::Missing)
+        && let Some(time) = prefix.get(..23).filter(|t| crate::timefmt::parse_event_time(t).is_some())
+    {
+        event.asctime = crate::lenient::Stamp::Text(Cow::Borrowed(time));
+    }
+}
+
+/// The message a text prefix ends with: a family's message where it ends with one, else the text
+/// after its last ` - ` (the separator of Python's and LiveKit's formats). Terminal colour codes are
+/// dropped.
+fn prefix_message(prefix: &str) -> Option<String> {
+    let plain: String = strip_ansi(prefix);
+    let plain = plain.trim();
+    let known = markers::LOGGED.iter().map(|(m, _)| *m).chain(markers::LOGGED_IGNORED).chain(markers::APP_MESSAGES);
+    if let Some(m) = known.into_iter().find(|m| plain.ends_with(m)) {
+        return Some(m.to_owned());
+    }
+    plain.rsplit_once(" - ").map(|(_, m)| m.trim().to_owned()).filter(|m| !m.is_empty())
+}
+
+/// `text` without ANSI escape sequences (`ESC [ … letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The object one level down that carries a family marker, with identity inherited from `outer`.
 fn nested_event<'a>(text: &'a str, outer: &RawEvent<'a>) -> Option<RawEvent<'a>> {
     // Cheap test first: a nested event needs one of these keys, and most foreign lines have none.
     let b = text.as_bytes();
-    if memmem::find(b, b"event_type\"").is_none() && memmem::find(b, b"\"type\"").is_none() {
+    if memmem::find(b, b"event_type\"").is_none() && memmem::find(b, b"\"type\"").is_none() && !names_a_family(text) {
         return None;
     }
     let mut de = serde_json::Deserializer::from_str(text);
@@ -108,7 +197,7 @@ pub fn mentions_our_events(message: &str) -> bool {
     // `… metrics"` for a `log_metrics()` message; the wrappers by name.
     const SHAPES: [&str; 4] = ["_event_type", "\"event_type\"", "_metrics\"", " metrics\""];
     let b = message.as_bytes();
-    SHAPES.iter().chain(&markers::WRAPPERS).any(|m| memmem::find(b, m.as_bytes()).is_some())
+    SHAPES.iter().chain(&markers::WRAPPERS).chain(&markers::APP_EVENTS).any(|m| memmem::find(b, m.as_bytes()).is_some())
 }
 
 fn has_non_finite_token(message: &str) -> bool {
@@ -197,9 +286,12 @@ mod tests {
     }
 
     #[test]
-    fn two_levels_down_is_not_an_event() {
+    fn an_event_two_levels_down_is_rejected_with_the_reason_not_skipped() {
         let line = r#"{"a": {"b": {"_event_type": "voice_metrics", "total_latency": 1}}}"#;
-        assert!(matches!(extract(line), Extracted::Skip(SkipReason::NotAnEvent)));
+        assert!(matches!(extract(line), Extracted::Reject { reason: RejectReason::UnrecognizedShape, .. }));
+        // A marker mentioned in text is not a family named: LiveKit's own deprecation warning.
+        let warning = r#"{"message": "metrics_collected is deprecated. Use session_usage_updated for usage tracking", "level": "WARNING"}"#;
+        assert!(matches!(extract(warning), Extracted::Skip(SkipReason::NotAnEvent)));
     }
 
     #[test]

@@ -40,14 +40,54 @@ impl std::str::FromStr for PiiMode {
 
 static EMAIL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b").expect("the email pattern compiles"));
-/// International or grouped numbers of 7 to 15 digits (E.164, spaces, dashes, parentheses): long
-/// enough not to catch small numbers, and every phone number a caller dictates. Runs of 7 to 15
-/// digits count as phone numbers; decimals and ISO dates do not.
-static PHONE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:\+\d{1,3}[\s-]?)?(?:\(\d{1,4}\)[\s-]?)?\d{2,4}(?:[\s-]?\d{2,4}){2,4}\b|\+\d{7,15}\b")
-        .expect("the phone pattern compiles")
-});
+/// Candidates for a phone number: digits, with `+`, spaces, dashes, dots and parentheses between
+/// them. [`is_phone`] decides.
+static PHONE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\+?\(?\d[\d \-.()]*\d").expect("the phone pattern compiles"));
 static DATE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\d{4}-\d{2}-\d{2}$").expect("the date pattern compiles"));
+
+/// Whether the candidate `m`, found at `start..end` of `text`, is a phone number: 7 to 15 digits
+/// (E.164 or national, with the usual separators), bounded by characters that are not letters or
+/// digits (an underscore bounds it: SIP dispatch rooms write `call-_+15105550123_aBc1`). Not a
+/// phone number: digits inside an identifier (`RM_6e17c3018663`), a date, a decimal (`1765184401.5`),
+/// an epoch time in seconds or milliseconds without separators, or a JSON number (an agent logs a
+/// caller's number as text).
+fn is_phone(text: &str, start: usize, end: usize) -> bool {
+    let m = &text[start..end];
+    let before = text[..start].chars().next_back();
+    let after = text[end..].chars().next();
+    if before.is_some_and(char::is_alphanumeric) || after.is_some_and(char::is_alphanumeric) {
+        return false;
+    }
+    // A decimal's fraction or integer part: `1765184401.5`, `0.1234567`.
+    if before == Some('.') || (after == Some('.') && text[end + 1..].starts_with(|c: char| c.is_ascii_digit())) {
+        return false;
+    }
+    let n = digits(m);
+    if !(7..=15).contains(&n) || DATE.is_match(m) {
+        return false;
+    }
+    let groups: Vec<&str> = m.split(|c: char| !c.is_ascii_digit()).filter(|g| !g.is_empty()).collect();
+    if groups.last().is_some_and(|g| g.len() < 2) {
+        return false;
+    }
+    // One dot and nothing else between the digits: a decimal (`12500.00`), not `555.010.4477`.
+    if m.matches('.').count() == 1 && m.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return false;
+    }
+    let bare = groups.len() == 1 && !m.starts_with('+');
+    if bare {
+        // Epoch seconds or milliseconds of 2001-2033, as agents log times.
+        if (n == 10 || n == 13) && m.starts_with('1') {
+            return false;
+        }
+        // A JSON number: a value after `:`, or an element of an array.
+        let previous = text[..start].trim_end().chars().next_back();
+        if matches!(previous, Some(':' | '[')) || (previous == Some(',') && !text[..start].trim_end().ends_with("\",")) {
+            return false;
+        }
+    }
+    true
+}
 
 fn digits(s: &str) -> usize {
     s.bytes().filter(u8::is_ascii_digit).count()
@@ -72,18 +112,23 @@ pub fn scrub(text: &str, mode: PiiMode) -> Cow<'_, str> {
         }
     };
     let emails = EMAIL.replace_all(text, replace("email"));
-    let phones = PHONE.replace_all(&emails, |caps: &regex::Captures| {
-        let m = &caps[0];
-        // Dates, times and ids with separators look like numbers; a phone number has 7 to 15 digits.
-        if !(7..=15).contains(&digits(m)) || DATE.is_match(m) {
-            return m.to_owned();
+    let mut phones = String::with_capacity(emails.len());
+    let mut copied = 0;
+    for m in PHONE.find_iter(&emails) {
+        // A candidate's leading `(` belongs to the number only when it closes too.
+        let (start, end) = (m.start(), m.end());
+        if !is_phone(&emails, start, end) {
+            continue;
         }
-        match mode {
+        phones.push_str(&emails[copied..start]);
+        phones.push_str(&match mode {
             PiiMode::Drop => "[redacted]".to_owned(),
-            _ => pseudonym("phone", m),
-        }
-    });
-    if phones == text { Cow::Borrowed(text) } else { Cow::Owned(phones.into_owned()) }
+            _ => pseudonym("phone", m.as_str()),
+        });
+        copied = end;
+    }
+    phones.push_str(&emails[copied..]);
+    if phones == text { Cow::Borrowed(text) } else { Cow::Owned(phones) }
 }
 
 /// Applies the personal-data policy to the free-form fields of every row.
@@ -154,8 +199,23 @@ mod tests {
             "true",
             "12500.00",
             "3f1c2a4e-1b2c-4d5e-8f90-123456789abc",
+            "RM_6e17c3018663",
+            "AJ_Xq7mTr2kLp9a",
+            r#"{"_timestamp": 1765184401.0, "time": 1731234560104, "epoch": 1765184401, "bytes": [12345678, 23456789]}"#,
+            "speech_3f1a9c0d7e21",
+            "0.123456789",
         ] {
             assert_eq!(scrub(text, PiiMode::Hash), text);
+        }
+    }
+
+    #[test]
+    fn numbers_in_identifiers_are_found_where_they_stand_alone() {
+        let room = scrub("call-_+15105550123_aBc1", PiiMode::Hash);
+        assert!(room.starts_with("call-_phone:") && room.ends_with("_aBc1") && !room.contains("5105550123"), "{room}");
+        assert_eq!(room, scrub("call-_+1 510 555 0123_aBc1", PiiMode::Hash), "the same pseudonym whatever the separators");
+        for text in ["sip_+447700900123", "room-+33612345678", "caller (510) 555-0123.", "\"+15105550123\""] {
+            assert!(scrub(text, PiiMode::Hash).contains("phone:"), "{text}");
         }
     }
 }

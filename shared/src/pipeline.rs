@@ -2,14 +2,17 @@
 //! supplies the clock. Each log event is extracted and normalized here, its rejection kept as a
 //! row; [`crate::assembly`] makes turns of the rest, [`crate::pii`] scrubs the rows.
 
+use std::borrow::Cow;
+
 use crate::assembly::Assembly;
 use crate::batch::{BatchOutput, BatchStats};
 use crate::config::Config;
-use crate::envelope::{self, LogBatch, MessageType};
+use crate::delivery;
+use crate::envelope::{self, LogBatch, LogEvent, MessageType};
 use crate::extract::{self, Extracted};
 use crate::normalize::{self, Observation, Origin};
 use crate::pii::{scrub_batch, scrub_reject};
-use crate::reasons::RejectReason;
+use crate::reasons::{RejectReason, SkipReason};
 use crate::rows::{RAW_LIMIT_BYTES, RejectRow, truncate_utf8};
 
 /// Processes a Lambda invocation payload: a subscription event `{"awslogs": {"data": …}}`, or
@@ -30,21 +33,44 @@ pub fn process_event(payload: &serde_json::Value, config: &Config, now_ms: i64) 
 /// Decodes `awslogs.data` and processes the batch. A payload that cannot be decoded becomes one
 /// reject row holding what could be read of it.
 pub fn process_payload(data: &str, config: &Config, now_ms: i64) -> BatchOutput {
-    match envelope::decode(data) {
+    match envelope::inflate(data) {
+        Ok(inflated) => process_decoded(inflated, config, now_ms),
+        Err(e) => reject_payload(data, e.reason(), e.to_string(), config, now_ms),
+    }
+}
+
+/// Processes a decoded subscription payload: what `base64 -d | gunzip` of `awslogs.data` gives,
+/// and what a subscription filter to Firehose archives in S3. A `CONTROL_MESSAGE` produces nothing.
+pub fn process_decoded(inflated: Vec<u8>, config: &Config, now_ms: i64) -> BatchOutput {
+    match envelope::parse_batch(inflated) {
         Ok(decoded) => {
             let mut out = process_batch(&decoded.batch, config, now_ms);
             out.stats.replaced_invalid_utf8 = decoded.replaced_invalid_utf8;
             reject_damaged(&mut out, &decoded.batch, &decoded.damaged, config, now_ms);
             out
         }
-        Err(e) => reject_payload(data, e.reason(), e.to_string(), config, now_ms),
+        Err(e) => {
+            let raw = e.to_string();
+            reject_payload(&raw, e.reason(), raw.clone(), config, now_ms)
+        }
     }
 }
 
 fn reject_payload(raw: &str, reason: RejectReason, detail: String, config: &Config, now_ms: i64) -> BatchOutput {
+    reject_input(None, raw, reason, detail, config, now_ms)
+}
+
+/// One input that cannot be read as log events at all (a payload that is not a subscription
+/// event, a line of a file longer than any log event): one reject row holding what could be read
+/// of it, named by `source` where the caller knows where it came from (a file and line).
+pub fn reject_input(source: Option<&str>, raw: &str, reason: RejectReason, detail: String, config: &Config, now_ms: i64) -> BatchOutput {
     let mut out = BatchOutput::default();
     *out.stats.rejected.entry(reason).or_default() += 1;
-    out.rejects.push(reject_row(None, now_ms, reason, detail, "payload", raw, config, None, None));
+    let detail = match source {
+        Some(s) => format!("{s}: {detail}"),
+        None => detail,
+    };
+    out.rejects.push(reject_row(source, now_ms, reason, detail, "payload", raw, config, None, None));
     scrub_batch(&mut out, config.pii);
     out
 }
@@ -151,26 +177,46 @@ pub fn process_batch(batch: &LogBatch, config: &Config, now_ms: i64) -> BatchOut
     }
     let mut assembly = Assembly::default();
     out.event_timestamps.reserve(batch.log_events.len());
-    for event in &batch.log_events {
-        out.stats.events_in += 1;
-        out.event_timestamps.push(event.timestamp);
-        let origin = Origin { event_id: &event.id, timestamp: event.timestamp, log_group: &batch.log_group, log_stream: &batch.log_stream };
-        let mut observation = observe_message(&event.message, &origin, config, &mut out.stats);
+    for line in lines(&batch.log_events) {
+        let event = &batch.log_events[line.first];
+        out.stats.events_in += line.parts as u64;
+        out.event_timestamps.extend(batch.log_events[line.first..line.first + line.parts].iter().map(|e| e.timestamp));
+        if line.parts > 1 {
+            // The parts after the first were joined into it.
+            *out.stats.skipped.entry(SkipReason::JoinedPart).or_default() += line.parts as u64 - 1;
+            out.stats.joined_lines += 1;
+        }
+        let origin = Origin {
+            event_id: &event.id,
+            timestamp: event.timestamp,
+            log_group: &batch.log_group,
+            log_stream: &batch.log_stream,
+            workload: line.delivery.workload.as_deref(),
+            delivered_time: line.delivery.time_ms,
+        };
+        let mut observation = observe_message(&line.text, &origin, config, &mut out.stats);
         if let Some(why) = observation.event_time().and_then(|t| config.time_window.refuses(t, event.timestamp, now_ms)) {
             observation = Observation::Reject { reason: RejectReason::EventTimeOutOfRange, detail: why };
+        }
+        if let Observation::Reject { reason: reason @ RejectReason::MalformedJson, detail } = &mut observation
+            && let Some(cut) = line.cut
+        {
+            *reason = RejectReason::SplitLine;
+            *detail = format!("{detail}; the line was cut at {cut} bytes by its container runtime and the next part could not complete it");
         }
         match observation {
             Observation::Skip(reason) => *out.stats.skipped.entry(reason).or_default() += 1,
             Observation::Reject { reason, detail } => {
                 *out.stats.rejected.entry(reason).or_default() += 1;
                 let time = reject_time(Some(event.timestamp), config, now_ms);
+                let raw = if line.parts > 1 { line.text.as_ref() } else { event.message.as_str() };
                 out.rejects.push(reject_row(
                     Some(&event.id),
                     time,
                     reason,
                     detail,
                     "message",
-                    &event.message,
+                    raw,
                     config,
                     Some(&batch.log_group),
                     Some(&batch.log_stream),
@@ -185,6 +231,64 @@ pub fn process_batch(batch: &LogBatch, config: &Config, now_ms: i64) -> BatchOut
     assembly.finish(config, &mut out);
     scrub_batch(&mut out, config.pii);
     reject_oversized(&mut out, batch, config, now_ms);
+    out
+}
+
+/// One line of the agent's: a log event with its wrapper taken off, or the parts of a line that a
+/// container runtime cut into consecutive log events, joined.
+struct Line<'b> {
+    /// Index of its (first) log event in the batch.
+    first: usize,
+    /// How many log events it is.
+    parts: usize,
+    text: Cow<'b, str>,
+    delivery: delivery::Delivery,
+    /// The size its first part was cut at, when it is the first part of a cut line that could not
+    /// be joined.
+    cut: Option<usize>,
+}
+
+/// The batch's lines: wrappers taken off, and a line a runtime cut joined again. A router's or
+/// runtime's parts say so (a `P` CRI line, a `json-file` part without its newline, FireLens's
+/// `partial_*` keys); Docker's `awslogs` driver says nothing, so consecutive bare events are joined
+/// where the first is exactly a size runtimes cut at, the next has the same timestamp, and the join
+/// is a whole object. A part whose rest went to the next batch stays as it is.
+fn lines(events: &[LogEvent]) -> Vec<Line<'_>> {
+    let mut out = Vec::with_capacity(events.len());
+    let mut i = 0;
+    while i < events.len() {
+        let first = delivery::unwrap(&events[i].message);
+        let mut parts = 1;
+        let mut text = first.line;
+        let mut cut = None;
+        if first.delivery.part == delivery::Part::Continues {
+            let mut joined = text.into_owned();
+            while i + parts < events.len() {
+                let next = delivery::unwrap(&events[i + parts].message);
+                if next.delivery.form != first.delivery.form {
+                    break;
+                }
+                joined.push_str(&next.line);
+                parts += 1;
+                if next.delivery.part != delivery::Part::Continues {
+                    break;
+                }
+            }
+            text = Cow::Owned(joined);
+        } else if first.delivery.form == delivery::Form::Bare && delivery::SPLIT_SIZES.contains(&events[i].message.len()) {
+            cut = Some(events[i].message.len());
+            if let Some(next) = events.get(i + 1).filter(|n| n.timestamp == events[i].timestamp) {
+                let joined = format!("{}{}", events[i].message, next.message);
+                if matches!(extract::extract(&joined), Extracted::Event(_) | Extracted::NeedsRepair) {
+                    text = Cow::Owned(joined);
+                    parts = 2;
+                    cut = None;
+                }
+            }
+        }
+        out.push(Line { first: i, parts, text, delivery: first.delivery, cut });
+        i += parts;
+    }
     out
 }
 

@@ -36,10 +36,19 @@ pub enum RejectReason {
     /// The row would not fit in a Firehose record (1000 KiB) even with every list and text capped:
     /// kept here, its input cut, rather than failing the batch it came in.
     RowTooLarge,
+    /// A part of a line its container runtime cut (at 16 KiB or 256 KiB) whose rest did not
+    /// complete it in the same batch.
+    SplitLine,
+    /// A line of a file longer than any log event CloudWatch keeps (256 KiB), or than the replay
+    /// reads at once: rejected without being held whole.
+    LineTooLong,
+    /// A line that names an event family of the contract (a marker field's value) in which no
+    /// event object was found: deeper than one level, or in a form voicelake does not read.
+    UnrecognizedShape,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 13] = [
+    pub const ALL: [RejectReason; 16] = [
         RejectReason::BadBase64,
         RejectReason::BadGzip,
         RejectReason::PayloadTooLarge,
@@ -53,6 +62,9 @@ impl RejectReason {
         RejectReason::BadTimestamp,
         RejectReason::EventTimeOutOfRange,
         RejectReason::RowTooLarge,
+        RejectReason::SplitLine,
+        RejectReason::LineTooLong,
+        RejectReason::UnrecognizedShape,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +82,9 @@ impl RejectReason {
             RejectReason::BadTimestamp => "bad_timestamp",
             RejectReason::EventTimeOutOfRange => "event_time_out_of_range",
             RejectReason::RowTooLarge => "row_too_large",
+            RejectReason::SplitLine => "split_line",
+            RejectReason::LineTooLong => "line_too_long",
+            RejectReason::UnrecognizedShape => "unrecognized_shape",
         }
     }
 
@@ -93,6 +108,15 @@ impl RejectReason {
             }
             RejectReason::MissingSessionId => "log _session_id (or session_id, room name, room_id, job_id) with session_analytics",
             RejectReason::BadTimestamp => "the event time is outside 2000-01-01..2100-01-01; log _timestamp as ISO-8601 or epoch seconds",
+            RejectReason::UnrecognizedShape => {
+                "log the event object at the top level of the line (or one level down, as extra={\"analytics_data\": {…}}); README \"How your logs get here\" lists the forms voicelake reads"
+            }
+            RejectReason::LineTooLong => {
+                "CloudWatch Logs keeps events of at most 256 KiB: a longer line is not a log event; the first 32 KiB are kept here"
+            }
+            RejectReason::SplitLine => {
+                "Docker's awslogs driver in non-blocking mode (before Docker 20.10.6, and on Fargate) and containerd cut lines at 16 KiB, awslogs at 256 KiB: set the awslogs option mode=blocking, or route through FireLens with a multiline filter in partial_message mode; or log smaller events"
+            }
             RejectReason::RowTooLarge => {
                 "split what the event carries (log tool calls or signals in several events); each row must fit in 1000 KiB"
             }
@@ -119,16 +143,23 @@ pub enum SkipReason {
     NoMetrics,
     /// A session usage update superseded by a later one for the same session in the same batch.
     SupersededUsage,
+    /// A part of a cut line, joined with the part before it (that one is counted for the line).
+    JoinedPart,
+    /// The same event of the same session logged again (two log handlers writing one record):
+    /// the first copy is used.
+    DuplicateEvent,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 6] = [
+    pub const ALL: [SkipReason; 8] = [
         SkipReason::NoJson,
         SkipReason::NotAnEvent,
         SkipReason::UnknownEventType,
         SkipReason::IgnoredMetricsType,
         SkipReason::NoMetrics,
         SkipReason::SupersededUsage,
+        SkipReason::JoinedPart,
+        SkipReason::DuplicateEvent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -139,6 +170,8 @@ impl SkipReason {
             SkipReason::IgnoredMetricsType => "ignored_metrics_type",
             SkipReason::NoMetrics => "no_metrics",
             SkipReason::SupersededUsage => "superseded_usage",
+            SkipReason::JoinedPart => "joined_part",
+            SkipReason::DuplicateEvent => "duplicate_event",
         }
     }
 }

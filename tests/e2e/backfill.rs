@@ -452,6 +452,40 @@ async fn an_export_in_s3_gives_the_lake_of_the_same_events() {
     assert_eq!(objects(&s3, "lake", "imported/").await, written);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_firehose_archive_in_s3_gives_the_lake_of_the_same_events() {
+    let moto = Moto::start();
+    let aws = moto.sdk_config().await;
+    let s3 = s3_client(&aws);
+    let now = voicelake_shared::timefmt::now_ms();
+    let batches = traffic(30, 5, now);
+    s3.create_bucket().bucket("archive").send().await.unwrap();
+    s3.create_bucket().bucket("lake").send().await.unwrap();
+    // What a subscription filter to Firehose leaves in S3: objects without an extension, each the
+    // gzip'd decoded payloads of several deliveries back to back.
+    for (n, chunk) in batches.chunks(7).enumerate() {
+        let mut body = Vec::new();
+        for b in chunk {
+            let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+            gz.write_all(serde_json::to_string(b).unwrap().as_bytes()).unwrap();
+            body.extend(gz.finish().unwrap());
+        }
+        let key = format!("cwl/2026/11/30/10/voicelake-archive-1-2026-11-30-10-{n:02}-00-0f1e2d3c");
+        s3.put_object().bucket("archive").key(key).body(body.into()).send().await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sink = S3Lake { client: s3.clone(), bucket: "lake".into(), prefix: "imported/".into() };
+    let source = S3Export { client: s3.clone(), bucket: "archive".into(), prefix: "cwl/".into() };
+    let config = Config::default();
+    let mut run = Backfill::new(&config, &sink, dir.path().join("c.json"), Progress::quiet()).unwrap();
+    // The label is not used: each payload names its group.
+    run.export(&source, "unused").await.unwrap();
+    let totals = run.finish();
+    assert_eq!(totals.events as usize, batches.iter().map(|b| b.log_events.len()).sum::<usize>());
+    let written = objects(&s3, "lake", "imported/").await;
+    assert_same(&content(&written), &replayed(&batches, &config, now), "the archive's lake equals a replay of the same payloads");
+}
+
 mod throttling {
     use aws_sdk_cloudwatchlogs::operation::filter_log_events::FilterLogEventsOutput;
     use aws_sdk_cloudwatchlogs::types::FilteredLogEvent;

@@ -129,7 +129,7 @@ impl<'a, S: LakeSink> Backfill<'a, S> {
         let location = source.location();
         let id = format!("export:{location}");
         let keys: Vec<String> = source.keys().await?.into_iter().filter(|k| plan::is_export_object(k)).collect();
-        anyhow::ensure!(!keys.is_empty(), "{location} holds no export objects (KEY.gz)");
+        anyhow::ensure!(!keys.is_empty(), "{location} holds no objects of an export (KEY.gz) or a Firehose archive");
         self.progress.start(keys.len(), "objects");
         for key in &keys {
             if self.checkpoint.is_done(&id, key) {
@@ -149,11 +149,14 @@ impl<'a, S: LakeSink> Backfill<'a, S> {
         let stream = plan::export_stream(key);
         let mut writer = UnitWriter::new(&plan::slug(&format!("{log_group}/{key}")), "export");
         let mut batcher = Batcher::new(log_group);
-        let reader: Box<dyn BufRead> = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut reader: Box<dyn BufRead> = if bytes.starts_with(&[0x1f, 0x8b]) {
             Box::new(BufReader::new(MultiGzDecoder::new(bytes)))
         } else {
             Box::new(BufReader::new(bytes))
         };
+        if crate::input::is_archive(reader.fill_buf().context("reading the object")?) {
+            return self.archive_object(reader, writer).await;
+        }
         let mut last_time = 0;
         let mut ready = Vec::new();
         for (n, line) in reader.lines().enumerate() {
@@ -176,6 +179,39 @@ impl<'a, S: LakeSink> Backfill<'a, S> {
         }
         ready.extend(batcher.drain());
         self.process(ready, &mut writer, last_time).await?;
+        writer.flush(self.sink, &mut self.totals).await
+    }
+
+    /// An object of a Firehose archive: decoded subscription payloads back to back, each the batch
+    /// of one log stream that names its group (the `--log-group` label is not needed).
+    async fn archive_object(&mut self, mut reader: Box<dyn BufRead + '_>, mut writer: UnitWriter) -> Result<()> {
+        let mut pieces = Vec::new();
+        crate::input::for_each_document(reader.as_mut(), |piece| {
+            pieces.push(piece);
+            Ok(())
+        })?;
+        let now = voicelake_shared::timefmt::now_ms();
+        let outputs: Vec<BatchOutput> = pieces
+            .into_par_iter()
+            .map(|piece| match piece {
+                crate::input::Piece::Document(json) => voicelake_shared::process_decoded(json, self.config, now),
+                crate::input::Piece::Damaged { raw, why } => voicelake_shared::reject_input(
+                    None,
+                    &raw,
+                    voicelake_shared::reasons::RejectReason::BadPayloadJson,
+                    why,
+                    self.config,
+                    now,
+                ),
+            })
+            .collect();
+        for out in outputs {
+            self.totals.events += out.stats.events_in;
+            writer.add(out);
+            if writer.pending_rows() >= FLUSH_ROWS {
+                writer.flush(self.sink, &mut self.totals).await?;
+            }
+        }
         writer.flush(self.sink, &mut self.totals).await
     }
 

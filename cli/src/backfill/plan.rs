@@ -184,10 +184,11 @@ fn is_uuid(text: &str) -> bool {
     groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]) && groups.iter().all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-/// Whether an export's object holds log events: an export also writes an `aws-logs-write-test`
-/// object to check its access to the bucket.
+/// Whether an object below the prefix may hold log events: an export's `KEY.gz` objects, or the
+/// objects a subscription filter to Firehose archives (no extension of their own). An export also
+/// writes an `aws-logs-write-test` object, and a console may leave folder markers: neither is read.
 pub fn is_export_object(key: &str) -> bool {
-    key.ends_with(".gz")
+    !key.ends_with('/') && key.rsplit('/').next() != Some("aws-logs-write-test")
 }
 
 #[cfg(test)]
@@ -278,6 +279,8 @@ mod tests {
         assert_eq!(export_stream("copy/abc123/000000.gz"), "abc123");
         assert_eq!(export_stream("000000.gz"), "export");
         assert!(is_export_object("exports/1234/stream/000001.gz"));
+        assert!(is_export_object("cwl/2026/11/30/10/voicelake-archive-1-2026-11-30-10-00-00-0f1e2d3c"));
+        assert!(!is_export_object("exports/folder/"));
         assert!(!is_export_object("exports/aws-logs-write-test"));
     }
 }

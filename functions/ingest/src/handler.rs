@@ -122,6 +122,10 @@ impl<M: MetricsSink, R: RecordSink> Ingest<M, R> {
         &self.metrics
     }
 
+    pub fn records_sink(&self) -> &R {
+        &self.records
+    }
+
     /// Handles one invocation payload at `now_ms`, with the whole of the function's timeout.
     pub async fn handle(&self, payload: &Value, now_ms: i64) -> Result<Summary, DeliveryError> {
         self.handle_until(payload, now_ms, Instant::now() + FUNCTION_TIMEOUT).await

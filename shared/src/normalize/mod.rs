@@ -29,6 +29,11 @@ pub struct Origin<'b> {
     pub timestamp: i64,
     pub log_group: &'b str,
     pub log_stream: &'b str,
+    /// The workload a log router's record names ([`crate::delivery`]): the agent, when the event
+    /// names none.
+    pub workload: Option<&'b str>,
+    /// The router's or runtime's time of the line: the event time, when the event gives none.
+    pub delivered_time: Option<i64>,
 }
 
 /// What one log event contributes to its batch.
@@ -220,6 +225,8 @@ fn identity<M>(raw: &EventObject<M>, extra_time: Option<&Stamp>, origin: &Origin
         ("timestamp", &raw.timestamp),
         ("created_at", &raw.created_at),
         ("item.created_at", extra_time.unwrap_or(&Stamp::Missing)),
+        ("time", &raw.time),
+        ("asctime", &raw.asctime),
     ];
     let logged = time_fields.iter().find(|(_, t)| !matches!(t, Stamp::Missing));
     let event_time = match logged {
@@ -232,7 +239,7 @@ fn identity<M>(raw: &EventObject<M>, extra_time: Option<&Stamp>, origin: &Origin
         },
         None => None,
     };
-    let event_time = match event_time {
+    let event_time = match event_time.or(origin.delivered_time) {
         Some(t) => t,
         None if timefmt::in_range(origin.timestamp) => origin.timestamp,
         None => {
@@ -260,6 +267,7 @@ fn identity<M>(raw: &EventObject<M>, extra_time: Option<&Stamp>, origin: &Origin
     let agent_name = issues
         .text("agent_name", &raw.agent_name)
         .or_else(|| raw.agent.get())
+        .or(origin.workload)
         .map(clean_label)
         .unwrap_or_else(|| agent_from_log_group(origin.log_group));
     Ok(Identity {
