@@ -537,7 +537,8 @@ fn read_line(reader: &mut dyn BufRead, out: &mut Vec<u8>) -> std::io::Result<Opt
         out.pop();
         total -= 1;
     }
-    let text = String::from_utf8_lossy(out).into_owned();
+    // The reader has made the text valid UTF-8; only a cut at the length limit can split a character.
+    let text = String::from_utf8(std::mem::take(out)).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     Ok(Some(if total > MAX_LINE_BYTES { Line::TooLong { kept: text, bytes: total } } else { Line::Text(text) }))
 }
 

@@ -28,36 +28,58 @@ pub(crate) struct Assembly {
     /// The latest usage update per session.
     usage: HashMap<String, SessionRow>,
     /// The events seen, to use each once.
-    seen: HashSet<Copy>,
+    seen: Seen,
 }
 
 /// What makes two observations copies of one event: an app that logs its analytics through its
 /// own formatter while LiveKit's root JSON handler writes the same record again, or a handler
 /// added twice, gives two lines of the same event of the same session.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Copy {
-    Turn(Option<String>, Option<String>, Option<i64>),
-    Component(Option<String>, Option<String>, Option<Component>, i64, String),
-    Chat(Option<String>, Option<String>, bool),
-    Session(String, i64),
+#[derive(Hash)]
+enum Copy<'a> {
+    Turn(Option<&'a str>, Option<&'a str>, Option<i64>),
+    Component(Option<&'a str>, Option<&'a str>, Option<Component>, i64, &'a str),
+    Chat(Option<&'a str>, Option<&'a str>, bool),
+    Session(&'a str, i64),
 }
 
-impl Copy {
-    fn of(obs: &Observation) -> Option<Copy> {
+impl<'a> Copy<'a> {
+    fn of(obs: &'a Observation) -> Option<Copy<'a>> {
         Some(match obs {
             // One turn of one session: its speech id, else its time.
             Observation::Turn { row, .. } => {
-                Copy::Turn(row.session_id.clone(), row.speech_id.clone(), row.speech_id.is_none().then_some(row.event_time))
+                Copy::Turn(row.session_id.as_deref(), row.speech_id.as_deref(), row.speech_id.is_none().then_some(row.event_time))
             }
             // A tool round gives one speech id several LLM calls: the metric's own time tells them apart.
-            Observation::Component(row) => {
-                Copy::Component(row.session_id.clone(), row.speech_id.clone(), row.component, row.event_time, row.log_stream.clone())
-            }
-            Observation::ChatUser(row) => Copy::Chat(row.session_id.clone(), row.speech_id.clone(), false),
-            Observation::ChatAssistant { row, .. } => Copy::Chat(row.session_id.clone(), row.speech_id.clone(), true),
-            Observation::Session(s) => Copy::Session(s.session_id.clone(), s.event_time),
+            Observation::Component(row) => Copy::Component(
+                row.session_id.as_deref(),
+                row.speech_id.as_deref(),
+                row.component,
+                row.event_time,
+                &row.log_stream,
+            ),
+            Observation::ChatUser(row) => Copy::Chat(row.session_id.as_deref(), row.speech_id.as_deref(), false),
+            Observation::ChatAssistant { row, .. } => Copy::Chat(row.session_id.as_deref(), row.speech_id.as_deref(), true),
+            Observation::Session(s) => Copy::Session(&s.session_id, s.event_time),
             Observation::Usage(_) | Observation::Skip(_) | Observation::Reject { .. } => return None,
         })
+    }
+}
+
+/// The events seen, each kept as a 64-bit fingerprint of its [`Copy`] under this process's random
+/// keys: every event is looked up, and copying its strings into the set cost more than the lookup.
+/// Two events of one batch share a fingerprint with odds near n²/2^65 (below 10^-11 for a batch of
+/// ten thousand events), and since the keys are secret, data cannot be made to collide.
+#[derive(Default)]
+struct Seen {
+    keys: std::hash::RandomState,
+    fingerprints: HashSet<u64>,
+}
+
+impl Seen {
+    /// True the first time an event is seen.
+    fn first(&mut self, copy: &Copy) -> bool {
+        use std::hash::BuildHasher;
+        self.fingerprints.insert(self.keys.hash_one(copy))
     }
 }
 
@@ -65,7 +87,7 @@ impl Assembly {
     pub(crate) fn add(&mut self, obs: Observation, stats: &mut BatchStats) {
         // The first copy of an event is used; later ones are counted as duplicates.
         if let Some(copy) = Copy::of(&obs)
-            && !self.seen.insert(copy)
+            && !self.seen.first(&copy)
         {
             *stats.skipped.entry(SkipReason::DuplicateEvent).or_default() += 1;
             stats.events_used -= 1;

@@ -20,6 +20,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use memchr::memmem;
 use serde::Deserialize;
@@ -75,8 +76,10 @@ pub struct Unwrapped<'a> {
 }
 
 /// Keys only a router's or runtime's record has: a line that names none of them is not parsed here.
-const ROUTER_KEYS: [&[u8]; 6] =
-    [b"\"log\"", b"\"kubernetes\"", b"\"ecs_task_definition\"", b"\"container_name\"", b"\"log_processed\"", b"\"record\""];
+/// Every line pays for this test, so the searchers are built once.
+static ROUTER_KEYS: LazyLock<[memmem::Finder<'static>; 6]> = LazyLock::new(|| {
+    [&b"\"log\""[..], b"\"log_processed\"", b"\"kubernetes\"", b"\"ecs_task_definition\"", b"\"container_name\"", b"\"record\""].map(memmem::Finder::new)
+});
 
 /// Takes off whatever wrapper `message` came in.
 pub fn unwrap(message: &str) -> Unwrapped<'_> {
@@ -195,7 +198,7 @@ impl Record<'_> {
 /// A record of a router or runtime, loguru's included; `None` for a line that is not one.
 fn unwrap_record(message: &str) -> Option<Unwrapped<'_>> {
     let trimmed = message.trim_start();
-    if !trimmed.starts_with('{') || !ROUTER_KEYS.iter().any(|k| memmem::find(trimmed.as_bytes(), k).is_some()) {
+    if !trimmed.starts_with('{') || !ROUTER_KEYS.iter().any(|k| k.find(trimmed.as_bytes()).is_some()) {
         return None;
     }
     let mut de = serde_json::Deserializer::from_str(trimmed);

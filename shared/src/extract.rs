@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use memchr::memmem;
 use serde::Deserialize;
@@ -132,10 +133,23 @@ fn take_text_prefix<'a>(event: &mut RawEvent<'a>, prefix: &'a str) {
         event.message = crate::lenient::Text::Value(Cow::Owned(m));
     }
     if matches!(event.asctime, crate::lenient::Stamp::Missing)
-        && let Some(time) = prefix.get(..23).filter(|t| crate::timefmt::parse_event_time(t).is_some())
+        && let Some(time) = prefix.get(..23).filter(|t| has_asctime_shape(t))
     {
         event.asctime = crate::lenient::Stamp::Text(Cow::Borrowed(time));
     }
+}
+
+/// `YYYY-MM-DD hh:mm:ss,mmm` (or with `T` and `.`): the stamp is kept as text and parsed only if
+/// the event has no better time, which most do, so the check on every line stays a byte test.
+fn has_asctime_shape(t: &str) -> bool {
+    const SHAPE: &[u8; 23] = b"0000-00-00 00:00:00,000";
+    t.len() == SHAPE.len()
+        && t.bytes().zip(SHAPE).all(|(b, s)| match s {
+            b'0' => b.is_ascii_digit(),
+            b' ' => b == b' ' || b == b'T',
+            b',' => b == b',' || b == b'.',
+            _ => b == *s,
+        })
 }
 
 /// The message a text prefix ends with: a family's message where it ends with one, else the text
@@ -174,8 +188,9 @@ fn strip_ansi(text: &str) -> String {
 /// The object one level down that carries a family marker, with identity inherited from `outer`.
 fn nested_event<'a>(text: &'a str, outer: &RawEvent<'a>) -> Option<RawEvent<'a>> {
     // Cheap test first: a nested event needs one of these keys, and most foreign lines have none.
-    let b = text.as_bytes();
-    if memmem::find(b, b"event_type\"").is_none() && memmem::find(b, b"\"type\"").is_none() && !names_a_family(text) {
+    static KEYS: LazyLock<[memmem::Finder<'static>; 2]> =
+        LazyLock::new(|| [memmem::Finder::new(b"event_type\""), memmem::Finder::new(b"\"type\"")]);
+    if KEYS.iter().all(|k| k.find(text.as_bytes()).is_none()) && !names_a_family(text) {
         return None;
     }
     let mut de = serde_json::Deserializer::from_str(text);
@@ -196,8 +211,10 @@ pub fn mentions_our_events(message: &str) -> bool {
     // The marker fields, and the shapes of the component markers: `…_metrics"` for a `type`,
     // `… metrics"` for a `log_metrics()` message; the wrappers by name.
     const SHAPES: [&str; 4] = ["_event_type", "\"event_type\"", "_metrics\"", " metrics\""];
-    let b = message.as_bytes();
-    SHAPES.iter().chain(&markers::WRAPPERS).chain(&markers::APP_EVENTS).any(|m| memmem::find(b, m.as_bytes()).is_some())
+    static MARKERS: LazyLock<Vec<memmem::Finder<'static>>> = LazyLock::new(|| {
+        SHAPES.iter().chain(&markers::WRAPPERS).chain(&markers::APP_EVENTS).map(|m| memmem::Finder::new(m.as_bytes())).collect()
+    });
+    MARKERS.iter().any(|m| m.find(message.as_bytes()).is_some())
 }
 
 fn has_non_finite_token(message: &str) -> bool {
