@@ -140,6 +140,20 @@ def main(queries_dir, lake_dir, report_path):
     check("latency_summary turns = report turns", s["turns"] == r["count"], f"{s['turns']} vs {r['count']}")
     for key in ("p50", "p95", "p99", "max"):
         check(f"latency_summary {key} within 1 ms", close(s[f"{key}_ms"], r[key], 1.0), f"{s[f'{key}_ms']} vs {r[key]}")
+    for key, column in (("mean", "mean_ms"), ("min", "min_ms"), ("std_dev", "stddev_ms")):
+        check(f"latency_summary {key} within 0.01 ms", close(s[column], r[key], 0.01), f"{s[column]} vs {r[key]}")
+    t = report["target"]
+    check("latency_summary calls = report calls with turns", s["calls"] == t["calls"], f"{s['calls']} vs {t['calls']}")
+    check(
+        "calls all within target = report",
+        close(s["calls_within_target_pct"], t["calls_compliance_pct"], 0.01),
+        f"{s['calls_within_target_pct']} vs {t['calls_compliance_pct']}",
+    )
+    check(
+        "interrupted turns = report",
+        s["interrupted_turns"] == report["interrupted"]["turns"],
+        f"{s['interrupted_turns']} vs {report['interrupted']['turns']}",
+    )
     for component, column in (("eou_delay", "eou_p95_ms"), ("llm_ttft", "llm_ttft_p95_ms"), ("tts_ttfb", "tts_ttfb_p95_ms")):
         # The report's component percentiles span every row; these, complete turns only.
         check(f"latency_summary {component} p95 is a latency", s[column] is not None and s[column] > 0, f"{s[column]}")
@@ -153,9 +167,9 @@ def main(queries_dir, lake_dir, report_path):
     check("turns_assembled holds at least the complete turns", assembled >= r["count"], f"{assembled} >= {r['count']}")
     bad = con.execute(
         "SELECT count(*) FROM turns_assembled WHERE assembly = 'across_batches' "
-        "AND abs(total_latency_ms - (eou_delay_ms + llm_ttft_ms + tts_ttfb_ms)) > 1e-6"
+        "AND abs(total_latency_ms - (eou_delay_ms + coalesce(on_user_turn_completed_delay_ms, 0) + llm_ttft_ms + tts_ttfb_ms)) > 1e-6"
     ).fetchone()[0]
-    check("assembled latency = eou + ttft + ttfb", bad == 0, f"{bad} rows differ")
+    check("assembled latency = eou + hook + ttft + ttfb", bad == 0, f"{bad} rows differ")
 
     rejects = {}
     for row in results["rejects_by_reason"]:
@@ -170,9 +184,11 @@ def main(queries_dir, lake_dir, report_path):
 
     tools = results["tool_success_rate"]
     check(
-        "tool_success_rate calls and failures = report",
-        sum(t["calls"] for t in tools) == report["tools"]["calls"] and sum(t["failures"] for t in tools) == report["tools"]["failures"],
-        f"{sum(t['calls'] for t in tools)}/{sum(t['failures'] for t in tools)} vs {report['tools']['calls']}/{report['tools']['failures']}",
+        "tool_success_rate calls, outcomes and failures = report",
+        [sum(t[k] for t in tools) for k in ("calls", "with_outcome", "failures")]
+        == [report["tools"][k] for k in ("calls", "with_outcome", "failures")],
+        f"{[sum(t[k] for t in tools) for k in ('calls', 'with_outcome', 'failures')]} vs "
+        f"{[report['tools'][k] for k in ('calls', 'with_outcome', 'failures')]}",
     )
 
     slowest = results["slowest_sessions"][0]

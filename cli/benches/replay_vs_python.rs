@@ -42,7 +42,7 @@ fn replay_run(input: &Path, config: &Config) -> (f64, u64) {
     let started = Instant::now();
     let mut replay = LocalReplay::new(lake.path(), now);
     replay.add_file(input, config, now).unwrap();
-    let (builder, _) = replay.finish().unwrap();
+    let (builder, _) = replay.finish(config, now).unwrap();
     let report = builder.finish(config).unwrap();
     (started.elapsed().as_secs_f64(), report.counts.events_in)
 }

@@ -373,10 +373,10 @@ pub fn render(report: &Report, charts: &Charts, environment: &str) -> Result<Str
         s.push_str("</tbody></table></div>");
     }
 
-    s.push_str("<h2 id=\"latency\">Latency (ms)</h2><div class=\"wrap\"><table><thead><tr><th></th><th class=\"n\">count</th><th class=\"n\">p50</th><th class=\"n\">p95</th><th class=\"n\">p99</th><th class=\"n\">max</th></tr></thead><tbody>");
+    s.push_str("<h2 id=\"latency\">Latency (ms)</h2><div class=\"wrap\"><table><thead><tr><th></th><th class=\"n\">count</th><th class=\"n\">mean</th><th class=\"n\">min</th><th class=\"n\">std dev</th><th class=\"n\">p50</th><th class=\"n\">p95</th><th class=\"n\">p99</th><th class=\"n\">max</th></tr></thead><tbody>");
     for (name, x) in report.latency_rows() {
         let _ = write!(s, "<tr><td>{}</td><td class=\"n\">{}</td>", esc(&name), x.count);
-        for v in [x.p50, x.p95, x.p99, x.max] {
+        for v in [x.mean, x.min, x.std_dev, x.p50, x.p95, x.p99, x.max] {
             let _ = write!(s, "<td class=\"n\">{}</td>", fmt_ms(v));
         }
         s.push_str("</tr>");

@@ -251,7 +251,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
         input_bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         replay.add_file(path, &config, now)?;
     }
-    let (builder, written) = replay.finish()?;
+    let (builder, written) = replay.finish(&config, now)?;
     let charts = args.html.as_ref().map(|_| builder.charts(&config)).transpose().context("reading the report's temporary files")?;
     let report = builder.finish(&config).context("reading the report's temporary files")?;
     if let (Some(path), Some(charts)) = (&args.html, &charts) {

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use rayon::prelude::*;
 use voicelake_shared::envelope::LogBatch;
 use voicelake_shared::lake::{self, LakeFile};
-use voicelake_shared::{BatchOutput, Config};
+use voicelake_shared::{BatchOutput, Carrier, Config};
 
 use crate::input;
 use crate::report::{Report, ReportBuilder};
@@ -41,6 +41,8 @@ pub struct LocalReplay {
     pending: BatchOutput,
     report: ReportBuilder,
     written: Written,
+    /// Each stream's parts of turns not yet complete, carried to its next batch.
+    carrier: Carrier,
 }
 
 impl LocalReplay {
@@ -56,6 +58,18 @@ impl LocalReplay {
             pending: BatchOutput::default(),
             report: ReportBuilder::default(),
             written: Written::default(),
+            carrier: Carrier::default(),
+        }
+    }
+
+    /// Adds a batch's output, processed with [`Carrier::FIRST_PASS`], in input order: what it and
+    /// the parts its stream carries complete is added with it.
+    fn add_carried(&mut self, mut out: BatchOutput, config: &Config, now: i64) -> Result<()> {
+        let joined = self.carrier.after(&mut out, config, now);
+        self.add(out)?;
+        match joined {
+            Some(joined) => self.add(joined),
+            None => Ok(()),
         }
     }
 
@@ -71,8 +85,9 @@ impl LocalReplay {
     }
 
     /// Reads a file in any of the replay's input forms and processes what it holds at `now`. The
-    /// batches of a chunk go through the pipeline on every core (it is pure and each batch stands
-    /// alone) and are added in input order, so the result is the same as one after the other.
+    /// batches of a chunk go through the pipeline on every core (it is pure, and what a batch cannot
+    /// complete it holds back) and are added in input order, each stream's held parts carried to
+    /// its next batch, so the result is the same as one after the other.
     pub fn add_file(&mut self, path: &Path, config: &Config, now: i64) -> Result<()> {
         let mut chunk: Vec<input::Unit> = Vec::new();
         let mut bytes = 0;
@@ -95,18 +110,21 @@ impl LocalReplay {
     }
 
     fn process(&mut self, chunk: Vec<input::Unit>, config: &Config, now: i64) -> Result<()> {
+        let hold = Carrier::FIRST_PASS;
         let outputs: Vec<BatchOutput> = chunk
             .into_par_iter()
             .map(|unit| match unit {
-                input::Unit::Payload { data, source } => named(voicelake_shared::process_payload(&data, config, now), &source),
-                input::Unit::Decoded { json, source } => named(voicelake_shared::process_decoded(json, config, now), &source),
-                input::Unit::Batch(batch) => voicelake_shared::process_batch(&batch, config, now),
+                input::Unit::Payload { data, source } => {
+                    named(voicelake_shared::process_payload_holding(&data, hold, config, now), &source)
+                }
+                input::Unit::Decoded { json, source } => named(voicelake_shared::process_decoded_holding(json, hold, config, now), &source),
+                input::Unit::Batch(batch) => voicelake_shared::process_batch_carrying(&batch, &[], hold, config, now),
                 input::Unit::Rejected { source, raw, reason, detail } => {
                     voicelake_shared::reject_input(Some(&source), &raw, reason, detail, config, now)
                 }
             })
             .collect();
-        outputs.into_iter().try_for_each(|out| self.add(out))
+        outputs.into_iter().try_for_each(|out| self.add_carried(out, config, now))
     }
 
     pub fn report(&self) -> &ReportBuilder {
@@ -129,8 +147,12 @@ impl LocalReplay {
         Ok(())
     }
 
-    /// Writes the rest and hands back the report's accumulator and what was written.
-    pub fn finish(mut self) -> Result<(ReportBuilder, Written)> {
+    /// Settles the parts still held (the input's end: the rest of their turns is not coming),
+    /// writes the rest, and hands back the report's accumulator and what was written.
+    pub fn finish(mut self, config: &Config, now: i64) -> Result<(ReportBuilder, Written)> {
+        for out in std::mem::take(&mut self.carrier).finish(config, now) {
+            self.add(out)?;
+        }
         self.flush()?;
         Ok((self.report, self.written))
     }
@@ -150,10 +172,11 @@ fn named(mut out: BatchOutput, source: &str) -> BatchOutput {
 pub fn replay_batches(batches: &[LogBatch], lake: &Path, config: &Config) -> Result<Report> {
     let now = voicelake_shared::timefmt::now_ms();
     let mut replay = LocalReplay::new(lake, now);
-    for out in batches.par_iter().map(|b| voicelake_shared::process_batch(b, config, now)).collect::<Vec<_>>() {
-        replay.add(out)?;
+    let hold = Carrier::FIRST_PASS;
+    for out in batches.par_iter().map(|b| voicelake_shared::process_batch_carrying(b, &[], hold, config, now)).collect::<Vec<_>>() {
+        replay.add_carried(out, config, now)?;
     }
-    let (report, _) = replay.finish()?;
+    let (report, _) = replay.finish(config, now)?;
     report.finish(config).context("reading the report's temporary files")
 }
 

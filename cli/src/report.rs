@@ -35,9 +35,14 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     Some(sorted[(nearest_rank(p, sorted.len() as u64) - 1) as usize])
 }
 
+/// The latency table a load test reports, of one set of values.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Summary {
     pub count: u64,
+    pub mean: Option<f64>,
+    pub min: Option<f64>,
+    /// Population standard deviation.
+    pub std_dev: Option<f64>,
     pub p50: Option<f64>,
     pub p95: Option<f64>,
     pub p99: Option<f64>,
@@ -47,13 +52,44 @@ pub struct Summary {
 impl Summary {
     pub fn of(mut values: Vec<f64>) -> Summary {
         values.sort_by(f64::total_cmp);
+        let mut moments = Moments::default();
+        values.iter().for_each(|v| moments.add(*v));
         Summary {
             count: values.len() as u64,
+            mean: moments.mean(),
+            min: values.first().copied(),
+            std_dev: moments.std_dev(),
             p50: percentile(&values, 50.0),
             p95: percentile(&values, 95.0),
             p99: percentile(&values, 99.0),
             max: values.last().copied(),
         }
+    }
+}
+
+/// Mean and variance in one pass (Welford's update), which stays exact to rounding where summing
+/// squares of large latencies would cancel.
+#[derive(Debug, Clone, Copy, Default)]
+struct Moments {
+    n: u64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Moments {
+    fn add(&mut self, v: f64) {
+        self.n += 1;
+        let delta = v - self.mean;
+        self.mean += delta / self.n as f64;
+        self.m2 += delta * (v - self.mean);
+    }
+
+    fn mean(&self) -> Option<f64> {
+        (self.n > 0).then_some(self.mean)
+    }
+
+    fn std_dev(&self) -> Option<f64> {
+        (self.n > 0).then(|| (self.m2 / self.n as f64).sqrt())
     }
 }
 
@@ -64,6 +100,19 @@ pub struct TargetCompliance {
     pub over_target: u64,
     /// Share of complete turns at or under the target, in percent.
     pub compliance_pct: Option<f64>,
+    /// Calls (sessions) with complete turns, and those whose turns all were within the target.
+    pub calls: u64,
+    pub calls_within_target: u64,
+    /// Share of calls whose turns all met the target, in percent: a caller judges the call.
+    pub calls_compliance_pct: Option<f64>,
+}
+
+/// Complete turns whose reply was cut off.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct InterruptedSummary {
+    pub turns: u64,
+    /// Share of complete turns, in percent.
+    pub pct: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -94,6 +143,8 @@ pub struct CostSummary {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolSummary {
     pub calls: u64,
+    /// Calls whose outcome was reported: the success rate is over these.
+    pub with_outcome: u64,
     pub failures: u64,
     pub success_pct: Option<f64>,
     /// Failures by tool name, most first.
@@ -133,9 +184,12 @@ pub struct Report {
     pub latency_ms: Summary,
     pub latency_reported: u64,
     pub latency_computed: u64,
+    /// Of the computed, turns with a tool round (several LLM calls).
+    pub latency_tool_rounds: u64,
     /// `eou_delay`, `transcription_delay`, `llm_ttft`, `tts_ttfb`, over every turn and component row.
     pub components_ms: BTreeMap<&'static str, Summary>,
     pub target: TargetCompliance,
+    pub interrupted: InterruptedSummary,
     pub agents: Vec<AgentSummary>,
     pub slowest_sessions: Vec<SessionLatency>,
     pub cost: CostSummary,
@@ -177,6 +231,7 @@ struct TurnPoint {
     agent: u32,
     latency: f64,
     eou: f64,
+    hook: f64,
     ttft: f64,
     ttfb: f64,
     over_target: bool,
@@ -187,6 +242,9 @@ const NO_SESSION: u128 = 0;
 impl TurnPoint {
     fn eou(&self) -> Option<f64> {
         (!self.eou.is_nan()).then_some(self.eou)
+    }
+    fn hook(&self) -> Option<f64> {
+        (!self.hook.is_nan()).then_some(self.hook)
     }
     fn ttft(&self) -> Option<f64> {
         (!self.ttft.is_nan()).then_some(self.ttft)
@@ -201,7 +259,7 @@ impl Record for TurnPoint {
         codec::put_i64(out, self.time);
         codec::put_u128(out, self.session);
         codec::put_u32(out, self.agent);
-        for v in [self.latency, self.eou, self.ttft, self.ttfb] {
+        for v in [self.latency, self.eou, self.hook, self.ttft, self.ttfb] {
             codec::put_f64(out, v);
         }
         codec::put_u8(out, u8::from(self.over_target));
@@ -213,6 +271,7 @@ impl Record for TurnPoint {
             agent: codec::u32(input),
             latency: codec::f64(input),
             eou: codec::f64(input),
+            hook: codec::f64(input),
             ttft: codec::f64(input),
             ttfb: codec::f64(input),
             over_target: codec::u8(input) == 1,
@@ -415,6 +474,7 @@ pub struct ReportBuilder {
     agents: Vec<String>,
     reported: u64,
     computed: u64,
+    tool_rounds: u64,
     failures_by_tool: BTreeMap<String, u64>,
     /// What a diagnosis looks into, at event time: failed tool calls, rejects, spend, ended calls.
     tool_failures: Spill<ToolFailure>,
@@ -456,6 +516,7 @@ impl ReportBuilder {
             agents: Vec::new(),
             reported: 0,
             computed: 0,
+            tool_rounds: 0,
             failures_by_tool: BTreeMap::new(),
             tool_failures: Spill::new(limits.chunk_bytes),
             rejects: Spill::new(limits.chunk_bytes),
@@ -516,6 +577,10 @@ impl ReportBuilder {
             if let Some(latency) = row.total_latency_ms {
                 match row.latency_source {
                     Some(LatencySource::Reported) => self.reported += 1,
+                    Some(LatencySource::ComputedToolRound | LatencySource::EstimatedToolRound) => {
+                        self.computed += 1;
+                        self.tool_rounds += 1;
+                    }
                     _ => self.computed += 1,
                 }
                 self.turns.push(&TurnPoint {
@@ -524,6 +589,7 @@ impl ReportBuilder {
                     agent,
                     latency,
                     eou: row.eou_delay_ms.unwrap_or(f64::NAN),
+                    hook: row.on_user_turn_completed_delay_ms.unwrap_or(f64::NAN),
                     ttft: row.llm_ttft_ms.unwrap_or(f64::NAN),
                     ttfb: row.tts_ttfb_ms.unwrap_or(f64::NAN),
                     over_target: row.over_target == Some(true),
@@ -588,14 +654,26 @@ impl ReportBuilder {
         Ok(())
     }
 
-    /// Count, p50, p95, p99 and maximum of the `n` values of `values`, exact.
+    /// Count, mean, min, standard deviation, p50, p95, p99 and maximum of the `n` values of
+    /// `values`, exact.
     fn summary(&self, n: u64, values: &dyn crate::spill::Values) -> io::Result<Summary> {
         if n == 0 {
             return Ok(Summary::default());
         }
-        let ranks = [nearest_rank(50.0, n), nearest_rank(95.0, n), nearest_rank(99.0, n), n];
-        let [p50, p95, p99, max] = at_ranks(values, n, &ranks, self.limits.values)?[..] else { unreachable!("one value per rank") };
-        Ok(Summary { count: n, p50: Some(p50), p95: Some(p95), p99: Some(p99), max: Some(max) })
+        let ranks = [1, nearest_rank(50.0, n), nearest_rank(95.0, n), nearest_rank(99.0, n), n];
+        let [min, p50, p95, p99, max] = at_ranks(values, n, &ranks, self.limits.values)?[..] else { unreachable!("one value per rank") };
+        let mut moments = Moments::default();
+        values.each(&mut |v| moments.add(v))?;
+        Ok(Summary {
+            count: n,
+            mean: moments.mean(),
+            min: Some(min),
+            std_dev: moments.std_dev(),
+            p50: Some(p50),
+            p95: Some(p95),
+            p99: Some(p99),
+            max: Some(max),
+        })
     }
 
     /// The statistic of the observations of `spec` that `keep` admits, as CloudWatch computes it
@@ -791,10 +869,18 @@ impl ReportBuilder {
         let complete = self.turns.len();
         let mut over = 0u64;
         let mut per_agent = vec![0u64; self.agents.len()];
+        // Per call: whether all its turns met the target (a caller judges the whole call).
+        let mut calls: HashMap<u128, bool> = HashMap::new();
         self.turns.scan(|t| {
             over += u64::from(t.over_target);
             per_agent[t.agent as usize] += 1;
+            if t.session != NO_SESSION {
+                *calls.entry(t.session).or_insert(true) &= !t.over_target;
+            }
         })?;
+        let calls_within = calls.values().filter(|within| **within).count() as u64;
+        // Each complete turn observes 100 (interrupted) or 0.
+        let interrupted = (self.statistic(m::TURNS_INTERRUPTED, Stat::Sum, |_| true)?.unwrap_or_default() / 100.0).round() as u64;
         let latency = self.summary(complete, &|f: &mut dyn FnMut(f64)| self.turns.scan(|t| f(t.latency)))?;
         let mut agents: Vec<usize> = (0..self.agents.len()).filter(|&i| per_agent[i] > 0).collect();
         agents.sort_by(|a, b| self.agents[*a].cmp(&self.agents[*b]));
@@ -816,6 +902,7 @@ impl ReportBuilder {
         let sum = |spec: MetricSpec| self.statistic(spec, Stat::Sum, |_| true).map(|s| s.unwrap_or_default());
         let tool_calls = sum(m::TOOL_CALLS)? as u64;
         let tool_failures = sum(m::TOOL_CALL_FAILURES)? as u64;
+        let tool_outcomes = sum(m::TOOL_CALL_OUTCOMES)? as u64;
         let mut failures_by_tool: Vec<(String, u64)> = self.failures_by_tool.clone().into_iter().collect();
         failures_by_tool.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
 
@@ -836,12 +923,20 @@ impl ReportBuilder {
             latency_ms: latency,
             latency_reported: self.reported,
             latency_computed: self.computed,
+            latency_tool_rounds: self.tool_rounds,
             components_ms: COMPONENTS.iter().map(|(name, spec)| Ok((*name, observed(*spec)?))).collect::<io::Result<_>>()?,
             target: TargetCompliance {
                 target_ms: config.latency_target_ms,
                 within_target: complete - over,
                 over_target: over,
                 compliance_pct: (complete > 0).then(|| round2(100.0 * (complete - over) as f64 / complete as f64)),
+                calls: calls.len() as u64,
+                calls_within_target: calls_within,
+                calls_compliance_pct: (!calls.is_empty()).then(|| round2(100.0 * calls_within as f64 / calls.len() as f64)),
+            },
+            interrupted: InterruptedSummary {
+                turns: interrupted,
+                pct: (complete > 0).then(|| round2(100.0 * interrupted as f64 / complete as f64)),
             },
             agents,
             slowest_sessions: self.slowest_sessions()?,
@@ -852,8 +947,10 @@ impl ReportBuilder {
             },
             tools: ToolSummary {
                 calls: tool_calls,
+                with_outcome: tool_outcomes,
                 failures: tool_failures,
-                success_pct: (tool_calls > 0).then(|| round2(100.0 * (tool_calls - tool_failures) as f64 / tool_calls as f64)),
+                success_pct: (tool_outcomes > 0)
+                    .then(|| round2(100.0 * tool_outcomes.saturating_sub(tool_failures) as f64 / tool_outcomes as f64)),
                 failures_by_tool,
             },
             alarms,
@@ -865,9 +962,9 @@ impl ReportBuilder {
         })
     }
 
-    /// Tool success per period: `100 × (1 − failures / calls)` where there were calls.
+    /// Tool success per period: `100 × (1 − failures / outcomes)` where outcomes were reported.
     fn tool_success(&self, period_ms: i64) -> io::Result<BTreeMap<i64, Option<f64>>> {
-        let calls = self.period_statistics(m::TOOL_CALLS, period_ms, None, Stat::Sum)?;
+        let calls = self.period_statistics(m::TOOL_CALL_OUTCOMES, period_ms, None, Stat::Sum)?;
         let failures = self.period_statistics(m::TOOL_CALL_FAILURES, period_ms, None, Stat::Sum)?;
         Ok(calls
             .iter()
@@ -950,7 +1047,7 @@ impl ReportBuilder {
         let Some(metric) = m::ALL.iter().find(|x| x.name == spec.metric).copied() else { return Ok(vec![None; self.agents.len()]) };
         match spec.statistic {
             Statistic::ToolSuccessPercent => {
-                let calls = self.in_window_by_agent(m::TOOL_CALLS, Stat::Sum, window)?;
+                let calls = self.in_window_by_agent(m::TOOL_CALL_OUTCOMES, Stat::Sum, window)?;
                 let failures = self.in_window_by_agent(m::TOOL_CALL_FAILURES, Stat::Sum, window)?;
                 Ok(calls.iter().zip(&failures).map(|(c, f)| success_percent(c.unwrap_or(0.0), f.unwrap_or(0.0))).collect())
             }
@@ -1201,7 +1298,12 @@ fn dominant_component(turns: &[TurnPoint]) -> Option<&'static str> {
         let v: Vec<f64> = turns.iter().filter_map(f).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
-    voicelake_shared::diagnosis::dominant_component(mean(TurnPoint::eou), mean(TurnPoint::ttft), mean(TurnPoint::ttfb))
+    voicelake_shared::diagnosis::dominant_component(
+        mean(TurnPoint::eou),
+        mean(TurnPoint::hook),
+        mean(TurnPoint::ttft),
+        mean(TurnPoint::ttfb),
+    )
 }
 
 fn round2(v: f64) -> f64 {
@@ -1266,25 +1368,30 @@ impl Report {
                 self.input.replaced_bytes, self.input.joined_lines
             );
         }
-        let _ = writeln!(s, "\nlatency (ms)            count     p50     p95     p99     max");
+        let _ = writeln!(s, "\nlatency (ms)                     count    mean     min  stddev     p50     p95     p99     max");
         for (name, x) in self.latency_rows() {
-            let [p50, p95, p99, max] = [x.p50, x.p95, x.p99, x.max].map(fmt_ms);
-            let _ = writeln!(s, "  {name:<20} {:>7} {p50:>7} {p95:>7} {p99:>7} {max:>7}", x.count);
+            let [mean, min, sd, p50, p95, p99, max] = [x.mean, x.min, x.std_dev, x.p50, x.p95, x.p99, x.max].map(fmt_ms);
+            let _ = writeln!(s, "  {name:<29} {:>7} {mean:>7} {min:>7} {sd:>7} {p50:>7} {p95:>7} {p99:>7} {max:>7}", x.count);
         }
         let _ = writeln!(
             s,
-            "  ({} reported by agents, {} computed as eou + llm ttft + tts ttfb)",
-            self.latency_reported, self.latency_computed
+            "  ({} reported by agents, {} computed as eou + on_user_turn_completed hook + llm phase + tts ttfb, {} of them with a tool round)",
+            self.latency_reported, self.latency_computed, self.latency_tool_rounds
         );
         let t = &self.target;
         let _ = writeln!(
             s,
-            "\ntarget {} ms: {} within, {} over, compliance {}",
+            "\ntarget {} ms: {} within, {} over, compliance {}; calls with every turn within {} of {} ({})",
             t.target_ms,
             t.within_target,
             t.over_target,
-            t.compliance_pct.map_or("-".into(), |p| format!("{p}%"))
+            t.compliance_pct.map_or("-".into(), |p| format!("{p}%")),
+            t.calls_within_target,
+            t.calls,
+            t.calls_compliance_pct.map_or("-".into(), |p| format!("{p}%"))
         );
+        let i = &self.interrupted;
+        let _ = writeln!(s, "interrupted: {} turns ({})", i.turns, i.pct.map_or("-".into(), |p| format!("{p}% of complete turns")));
         if !self.slowest_sessions.is_empty() {
             let _ = writeln!(s, "\nslowest sessions (by p95)");
             for x in &self.slowest_sessions {
@@ -1313,8 +1420,9 @@ impl Report {
         let tl = &self.tools;
         let _ = write!(
             s,
-            "tools: {} calls, {} failed, success {}",
+            "tools: {} calls, {} with an outcome, {} failed, success {}",
             tl.calls,
+            tl.with_outcome,
             tl.failures,
             tl.success_pct.map_or("-".into(), |p| format!("{p}%"))
         );

@@ -9,9 +9,9 @@ use base64::Engine;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use voicelake_cli::report::percentile;
-use voicelake_shared::envelope::SubscriptionEvent;
+use voicelake_shared::envelope::{self, LogEvent, SubscriptionEvent};
 use voicelake_shared::lake;
-use voicelake_shared::{BatchOutput, Config};
+use voicelake_shared::{BatchOutput, Config, Hold, PENDING_TIMEOUT_MS, process_batch_carrying};
 
 mod support;
 use support::{parquet_files, voicelake};
@@ -54,16 +54,33 @@ fn replay_writes_the_lake_that_holds_exactly_the_rows() {
         assert!(report["latency_ms"][key].is_number(), "latency_ms.{key} in {report}");
     }
 
-    // The rows, computed without the binary from the same input.
+    // The rows, computed without the binary from the same input, as the ingest function makes them:
+    // one batch after the other, each stream's held parts carried into its next batch.
     let config = Config::default();
     let now = chrono::Utc::now().timestamp_millis();
     let mut expected = BatchOutput::default();
-    for line in std::fs::read_to_string(&input).unwrap().lines() {
-        let event: SubscriptionEvent = serde_json::from_str(line).unwrap();
-        let out = voicelake_shared::process_payload(&event.awslogs.data, &config, now);
+    let mut carried: BTreeMap<(String, String), Vec<LogEvent>> = BTreeMap::new();
+    let hold = Hold::Incomplete { timeout_ms: PENDING_TIMEOUT_MS, clock_ms: None };
+    let mut take = |out: BatchOutput| {
         expected.turns.extend(out.turns);
         expected.sessions.extend(out.sessions);
         expected.rejects.extend(out.rejects);
+    };
+    let mut last_batch = None;
+    for line in std::fs::read_to_string(&input).unwrap().lines() {
+        let event: SubscriptionEvent = serde_json::from_str(line).unwrap();
+        let batch = envelope::parse_batch(envelope::inflate(&event.awslogs.data).unwrap()).unwrap().batch;
+        let key = (batch.log_group.clone(), batch.log_stream.clone());
+        let mut out = process_batch_carrying(&batch, &carried.remove(&key).unwrap_or_default(), hold, &config, now);
+        carried.insert(key, std::mem::take(&mut out.held));
+        take(out);
+        last_batch = Some(batch);
+    }
+    let mut empty = last_batch.unwrap();
+    empty.log_events.clear();
+    for ((group, stream), events) in carried {
+        (empty.log_group, empty.log_stream) = (group, stream);
+        take(process_batch_carrying(&empty, &events, Hold::Nothing, &config, now));
     }
     assert_eq!(report["rejected"].as_u64().unwrap() as usize, expected.rejects.len());
 
@@ -87,8 +104,11 @@ fn replay_writes_the_lake_that_holds_exactly_the_rows() {
     }
 }
 
-/// The contract's latency rules, written again over plain JSON values, assembling within each
-/// subscription batch as the contract says.
+/// The contract's latency rules, written again over plain JSON values: a turn waits eou + the
+/// `on_user_turn_completed` hook + the LLM phase + ttfb unless its agent measured it; the LLM phase
+/// is the one call's ttft, or from the first call's start (its timestamp less its duration; a
+/// `log_metrics()` line's record time less its ttft) to the last call's first token. A turn's
+/// lines are assembled across the whole stream, whichever delivery they came in.
 fn independent_latencies(input: &Path) -> Vec<f64> {
     fn object(message: &str) -> Option<Value> {
         let at = message.find('{')?;
@@ -108,45 +128,78 @@ fn independent_latencies(input: &Path) -> Vec<f64> {
         }
         None
     }
+    /// (eou, hook, LLM calls as (start, ttft), ttfb)
+    #[derive(Default)]
+    struct Turn {
+        eou: Option<f64>,
+        hook: Option<f64>,
+        calls: Vec<(f64, f64)>,
+        ttfb: Option<f64>,
+    }
+    impl Turn {
+        fn latency(&self) -> Option<f64> {
+            let phase = match self.calls.as_slice() {
+                [] => return None,
+                [(_, ttft)] => *ttft,
+                calls => {
+                    let first = calls.iter().map(|c| c.0).fold(f64::INFINITY, f64::min);
+                    let last = calls.iter().max_by(|a, b| a.0.total_cmp(&b.0)).unwrap();
+                    last.0 + last.1 - first
+                }
+            };
+            Some(self.eou? + self.hook.unwrap_or(0.0) + phase + self.ttfb?)
+        }
+    }
     let secs = |v: &Value| v.as_f64().map(|s| s * 1000.0);
+    let record_ms = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().timestamp_millis() as f64;
     let mut latencies = Vec::new();
+    let mut by_speech: BTreeMap<String, Turn> = BTreeMap::new();
+    let mut logged: BTreeMap<String, Vec<Turn>> = BTreeMap::new();
     for line in std::fs::read_to_string(input).unwrap().lines() {
         let event: Value = serde_json::from_str(line).unwrap();
         let gz = base64::engine::general_purpose::STANDARD.decode(event["awslogs"]["data"].as_str().unwrap()).unwrap();
         let mut json = String::new();
         flate2::read::GzDecoder::new(gz.as_slice()).read_to_string(&mut json).unwrap();
         let batch: Value = serde_json::from_str(&json).unwrap();
-        // speech_id → (eou, ttft, ttfb); log_metrics: per room, the open turn
-        let mut by_speech: BTreeMap<String, [Option<f64>; 3]> = BTreeMap::new();
-        let mut logged: BTreeMap<String, Vec<[Option<f64>; 3]>> = BTreeMap::new();
         for e in batch["logEvents"].as_array().unwrap() {
             let Some(v) = object(e["message"].as_str().unwrap()) else { continue };
             if v["_event_type"] == "voice_metrics" {
-                let sum = || Some(secs(&v["eou"]["end_of_utterance_delay"])? + secs(&v["llm"]["ttft"])? + secs(&v["tts"]["ttfb"])?);
-                latencies.extend(secs(&v["total_latency"]).or_else(sum));
+                let turn = Turn {
+                    eou: secs(&v["eou"]["end_of_utterance_delay"]),
+                    hook: secs(&v["eou"]["on_user_turn_completed_delay"]),
+                    calls: secs(&v["llm"]["ttft"]).map(|t| (0.0, t)).into_iter().collect(),
+                    ttfb: secs(&v["tts"]["ttfb"]),
+                };
+                latencies.extend(secs(&v["total_latency"]).or_else(|| turn.latency()));
             } else if v["type"] == "metrics_collected" {
                 let m = &v["metrics"];
                 let Some(speech) = m["speech_id"].as_str() else { continue };
-                let slot = by_speech.entry(speech.to_owned()).or_default();
-                let (i, field) = match m["type"].as_str().unwrap() {
-                    "eou_metrics" => (0, "end_of_utterance_delay"),
-                    "llm_metrics" => (1, "ttft"),
-                    "tts_metrics" => (2, "ttfb"),
-                    _ => continue,
-                };
-                slot[i] = slot[i].or(secs(&m[field]));
+                let turn = by_speech.entry(speech.to_owned()).or_default();
+                match m["type"].as_str().unwrap() {
+                    "eou_metrics" => {
+                        turn.eou = turn.eou.or(secs(&m["end_of_utterance_delay"]));
+                        turn.hook = turn.hook.or(secs(&m["on_user_turn_completed_delay"]));
+                    }
+                    "llm_metrics" => {
+                        let at = secs(&m["timestamp"]).unwrap();
+                        turn.calls.push((at - secs(&m["duration"]).unwrap(), secs(&m["ttft"]).unwrap()));
+                    }
+                    "tts_metrics" => turn.ttfb = turn.ttfb.or(secs(&m["ttfb"])),
+                    _ => {}
+                }
             } else if let Some(kind) = v["message"].as_str().filter(|m| m.ends_with(" metrics")) {
                 let turns = logged.entry(v["room_id"].as_str().unwrap().to_owned()).or_default();
                 match kind {
-                    "EOU metrics" => turns.push([secs(&v["end_of_utterance_delay"]), None, None]),
+                    "EOU metrics" => turns.push(Turn { eou: secs(&v["end_of_utterance_delay"]), ..Turn::default() }),
                     "LLM metrics" => {
                         if let Some(t) = turns.last_mut() {
-                            t[1] = t[1].or(secs(&v["ttft"]));
+                            let ttft = secs(&v["ttft"]).unwrap();
+                            t.calls.push((record_ms(&v["timestamp"]) - ttft, ttft));
                         }
                     }
                     "TTS metrics" => {
                         if let Some(t) = turns.last_mut() {
-                            t[2] = t[2].or(secs(&v["ttfb"]));
+                            t.ttfb = t.ttfb.or(secs(&v["ttfb"]));
                         }
                     }
                     _ => {}
@@ -155,12 +208,8 @@ fn independent_latencies(input: &Path) -> Vec<f64> {
                 latencies.extend(secs(&v["item"]["metrics"]["e2e_latency"]));
             }
         }
-        for parts in by_speech.values().chain(logged.values().flatten()) {
-            if let [Some(a), Some(b), Some(c)] = parts {
-                latencies.push(a + b + c);
-            }
-        }
     }
+    latencies.extend(by_speech.values().chain(logged.values().flatten()).filter_map(Turn::latency));
     latencies.sort_by(f64::total_cmp);
     latencies
 }

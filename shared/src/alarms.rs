@@ -11,7 +11,7 @@ pub enum Statistic {
     P95,
     Average,
     Sum,
-    /// `100 × (1 − ToolCallFailures / ToolCalls)`, by metric math.
+    /// `100 × (1 − ToolCallFailures / ToolCallOutcomes)`, by metric math.
     ToolSuccessPercent,
 }
 
@@ -81,7 +81,7 @@ pub const DEFAULTS: [AlarmSpec; 6] = [
     AlarmSpec {
         id: "ToolSuccessRateAlarm",
         parameter: "ToolSuccessRateThresholdPercent",
-        metric: m::TOOL_CALLS.name,
+        metric: m::TOOL_CALL_OUTCOMES.name,
         statistic: Statistic::ToolSuccessPercent,
         comparison: Comparison::LessThanThreshold,
         threshold: 95.0,

@@ -15,8 +15,9 @@ use crate::rows::{SessionRow, SourceFormat, TurnRow};
 /// Turn assembly within a batch.
 #[derive(Default)]
 pub(crate) struct Assembly {
-    /// Turns and rows that stay on their own, each with the latency its agent reported.
-    turns: Vec<(TurnRow, Option<f64>)>,
+    /// Turns and rows that stay on their own, each with the latency its agent reported and, for a
+    /// turn that parts arriving later could still complete, the parts it was assembled from.
+    turns: Vec<(TurnRow, Option<f64>, Option<Parts>)>,
     /// LiveKit component rows by `speech_id`, in order of first appearance.
     by_speech: Vec<Vec<TurnRow>>,
     /// `log_metrics()` rows, which carry no `speech_id`: assembled by order within their session.
@@ -50,13 +51,9 @@ impl<'a> Copy<'a> {
                 Copy::Turn(row.session_id.as_deref(), row.speech_id.as_deref(), row.speech_id.is_none().then_some(row.event_time))
             }
             // A tool round gives one speech id several LLM calls: the metric's own time tells them apart.
-            Observation::Component(row) => Copy::Component(
-                row.session_id.as_deref(),
-                row.speech_id.as_deref(),
-                row.component,
-                row.event_time,
-                &row.log_stream,
-            ),
+            Observation::Component(row) => {
+                Copy::Component(row.session_id.as_deref(), row.speech_id.as_deref(), row.component, row.event_time, &row.log_stream)
+            }
             Observation::ChatUser(row) => Copy::Chat(row.session_id.as_deref(), row.speech_id.as_deref(), false),
             Observation::ChatAssistant { row, .. } => Copy::Chat(row.session_id.as_deref(), row.speech_id.as_deref(), true),
             Observation::Session(s) => Copy::Session(&s.session_id, s.event_time),
@@ -94,7 +91,7 @@ impl Assembly {
             return;
         }
         match obs {
-            Observation::Turn { row, reported_ms } => self.turns.push((row, reported_ms)),
+            Observation::Turn { row, reported_ms } => self.turns.push((row, reported_ms, None)),
             Observation::Component(row) if row.speech_id.is_none() && row.source_format == SourceFormat::LivekitLogMetrics => {
                 self.logged.push(row)
             }
@@ -107,7 +104,7 @@ impl Assembly {
                     }
                     self.by_speech[at].push(row);
                 }
-                None => self.turns.push((row, None)),
+                None => self.turns.push((row, None, None)),
             },
             Observation::ChatUser(row) => self.chat.push((self.chat.len(), row, None)),
             Observation::ChatAssistant { row, reported_ms } => self.chat.push((self.chat.len(), row, Some(reported_ms))),
@@ -133,12 +130,14 @@ impl Assembly {
         }
     }
 
-    /// Assembles the turns, decides each turn's latency, and counts what the batch gave.
-    pub(crate) fn finish(mut self, config: &Config, out: &mut BatchOutput) {
+    /// Assembles the turns, decides each turn's latency, and counts what the batch gave. With
+    /// `holding`, a turn that later parts could still complete is not settled: the event ids of its
+    /// parts are returned, for the caller to hold back and carry into the stream's next batch.
+    pub(crate) fn finish(mut self, config: &Config, out: &mut BatchOutput, holding: Option<Holding>) -> Vec<String> {
         // Where an app's voice_metrics and LiveKit's component metrics describe the same turn (one
         // session, one speech id), the app's event is the turn: its components are not a second one.
         let app_turns: HashSet<(Option<String>, String)> =
-            self.turns.iter().filter_map(|(t, _)| Some((t.session_id.clone(), t.speech_id.clone()?))).collect();
+            self.turns.iter().filter_map(|(t, ..)| Some((t.session_id.clone(), t.speech_id.clone()?))).collect();
         for parts in std::mem::take(&mut self.by_speech) {
             let key = (parts[0].session_id.clone(), parts[0].speech_id.clone().unwrap_or_default());
             if app_turns.contains(&key) {
@@ -146,15 +145,26 @@ impl Assembly {
                 out.stats.events_used -= parts.len() as u64;
                 continue;
             }
-            self.turns.push((merge_components(parts), None));
+            let of = Parts::of(&parts, Growth::MayGrow);
+            self.turns.push((merge_components(parts), None, Some(of)));
         }
         for parts in sequence_logged(std::mem::take(&mut self.logged)) {
-            self.turns.push((merge_components(parts), None));
+            // STT lines meter audio, not a turn: nothing completes them.
+            let of = parts.iter().any(|r| r.component != Some(Component::Stt)).then(|| Parts::of(&parts, Growth::MayGrow));
+            self.turns.push((merge_components(parts), None, of));
         }
-        self.join_chat();
+        self.join_chat(holding.is_some_and(|h| h.orphan_replies));
+        let mut held = Vec::new();
         let mut turns = Vec::with_capacity(self.turns.len());
-        for (mut row, reported_ms) in self.turns {
+        for (mut row, reported_ms, parts) in self.turns {
             row.settle_latency(reported_ms, config.latency_target_ms);
+            if let (Some(h), Some(parts)) = (holding, parts)
+                && h.holds(&parts, row.is_complete)
+            {
+                out.stats.events_used -= parts.ids.len() as u64;
+                held.extend(parts.ids);
+                continue;
+            }
             let nulled = row.value_issues.len() as u64;
             out.stats.nulled_values += nulled;
             if row.is_complete {
@@ -174,30 +184,95 @@ impl Assembly {
         turns.sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
         out.turns = turns;
         out.sessions = self.sessions;
+        held
     }
 
     /// Gives each agent chat message the end-of-turn delay of the user message before it in the
-    /// same session. User messages left unanswered in the batch stay as component rows.
-    fn join_chat(&mut self) {
+    /// same session. A user message left unanswered in the batch can still be answered by a later
+    /// one; with `orphan_replies`, so can a reply without its user message be given one carried
+    /// from an earlier batch, and both are held where holding is on.
+    fn join_chat(&mut self, orphan_replies: bool) {
         let mut chat = std::mem::take(&mut self.chat);
         chat.sort_by_key(|a| (a.1.event_time, a.0));
         let mut pending_user: HashMap<Option<String>, TurnRow> = HashMap::new();
         for (_, row, reply) in chat {
             let Some(reported_ms) = reply else {
+                // A newer user message leaves the earlier one unanswered for good.
                 if let Some(unanswered) = pending_user.insert(row.session_id.clone(), row) {
-                    self.turns.push((unanswered, None));
+                    self.turns.push((unanswered, None, None));
                 }
                 continue;
             };
             let mut turn = row;
-            if let Some(user) = pending_user.remove(&turn.session_id) {
-                turn.absorb(user);
-            }
-            self.turns.push((turn, reported_ms));
+            let parts = match pending_user.remove(&turn.session_id) {
+                Some(user) => {
+                    turn.absorb(user);
+                    None
+                }
+                None => orphan_replies.then(|| Parts::of(std::slice::from_ref(&turn), Growth::MayTakeEarlier)),
+            };
+            self.turns.push((turn, reported_ms, parts));
         }
         let mut rest: Vec<TurnRow> = pending_user.into_values().collect();
         rest.sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
-        self.turns.extend(rest.into_iter().map(|row| (row, None)));
+        self.turns.extend(rest.into_iter().map(|row| {
+            let parts = Parts::of(std::slice::from_ref(&row), Growth::Waits);
+            (row, None, Some(parts))
+        }));
+    }
+}
+
+/// Whether and which turns wait for parts still to come.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Holding {
+    /// An incomplete turn whose newest part is older than this (epoch milliseconds) is settled,
+    /// partial: its other parts are not coming.
+    pub horizon_ms: i64,
+    /// A complete turn whose newest part is this recent may still take in lines logged after it.
+    pub settle_from_ms: i64,
+    /// Whether an agent reply without its user message is held too, for a user message an
+    /// earlier batch may hold (a replay that processes batches before it knows what they carry).
+    pub orphan_replies: bool,
+}
+
+impl Holding {
+    fn holds(&self, parts: &Parts, complete: bool) -> bool {
+        match (parts.growth, complete) {
+            (_, false) => parts.newest_ms >= self.horizon_ms,
+            (Growth::MayGrow, true) => parts.newest_ms >= self.settle_from_ms,
+            (Growth::MayTakeEarlier, true) => true,
+            (Growth::Waits, true) => false,
+        }
+    }
+}
+
+/// The log events a turn was assembled from, to hold it back whole.
+struct Parts {
+    /// The event ids of its rows.
+    ids: Vec<String>,
+    newest_ms: i64,
+    growth: Growth,
+}
+
+/// What a turn may still take in from other batches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Growth {
+    /// Lines logged after it, while complete too (a tool round's reply call, later speech).
+    MayGrow,
+    /// A user message an earlier batch holds: an agent reply processed before the carried parts
+    /// are known ([`Holding::orphan_replies`]).
+    MayTakeEarlier,
+    /// Only what completes it (a user message waiting for its reply).
+    Waits,
+}
+
+impl Parts {
+    fn of(rows: &[TurnRow], growth: Growth) -> Parts {
+        Parts {
+            ids: rows.iter().map(|r| r.event_id.clone()).collect(),
+            newest_ms: rows.iter().map(|r| r.event_time).max().unwrap_or(i64::MIN),
+            growth,
+        }
     }
 }
 

@@ -1,12 +1,14 @@
 //! What one batch gives: its rows, and counts that account for every log event in it.
 //!
 //! Every log event contributes to a row, or is counted as skipped (not ours) or rejected (ours but
-//! unusable, kept in the `rejects` table). [`BatchStats::is_balanced`] states it.
+//! unusable, kept in the `rejects` table), or is held back for the stream's next batch (a part of
+//! a turn not yet complete). [`BatchStats::is_balanced`] states it.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::envelope::LogEvent;
 use crate::reasons::{RejectReason, SkipReason};
 use crate::rows::{RejectRow, SessionRow, TurnRow};
 
@@ -34,6 +36,11 @@ pub struct BatchStats {
     pub joined_lines: u64,
     /// Bytes of the input that were not UTF-8 (or were NUL) and were replaced with U+FFFD.
     pub replaced_bytes: u64,
+    /// Lines held back for the stream's next batch: parts of turns not yet complete.
+    pub held: u64,
+    /// Lines an earlier batch held back, read again with this one. Counted in `events_in` by the
+    /// batch they came with, and here by lines, as `held` counts them.
+    pub carried_in: u64,
 }
 
 /// The counts a batch is summed up by: the function's summary line, the local report.
@@ -69,7 +76,8 @@ impl BatchStats {
         self.rejected.values().sum()
     }
 
-    /// Every event in is used, skipped or rejected (a payload reject stands for its whole batch).
+    /// Every event in, and every line carried in, is used, skipped, rejected or held (a payload
+    /// reject stands for its whole batch).
     pub fn is_balanced(&self) -> bool {
         let payload_rejects: u64 = [
             RejectReason::BadBase64,
@@ -81,7 +89,7 @@ impl BatchStats {
         .iter()
         .filter_map(|r| self.rejected.get(r))
         .sum();
-        self.events_in == self.events_used + self.skipped_total() + self.rejected_total() - payload_rejects
+        self.events_in + self.carried_in == self.events_used + self.skipped_total() + self.rejected_total() - payload_rejects + self.held
     }
 
     pub fn merge(&mut self, other: &BatchStats) {
@@ -102,6 +110,8 @@ impl BatchStats {
         self.replaced_invalid_utf8 |= other.replaced_invalid_utf8;
         self.joined_lines += other.joined_lines;
         self.replaced_bytes += other.replaced_bytes;
+        self.held += other.held;
+        self.carried_in += other.carried_in;
     }
 }
 
@@ -114,6 +124,9 @@ pub struct BatchOutput {
     pub stats: BatchStats,
     /// CloudWatch timestamps of the events, for the ingest-lag metric.
     pub event_timestamps: Vec<i64>,
+    /// Log events held back, oldest first: the parts of turns not yet complete, to be carried into
+    /// the stream's next batch ([`crate::pipeline::process_batch_carrying`]).
+    pub held: Vec<LogEvent>,
     pub log_group: String,
     pub log_stream: String,
 }

@@ -78,7 +78,8 @@ pub struct Unwrapped<'a> {
 /// Keys only a router's or runtime's record has: a line that names none of them is not parsed here.
 /// Every line pays for this test, so the searchers are built once.
 static ROUTER_KEYS: LazyLock<[memmem::Finder<'static>; 6]> = LazyLock::new(|| {
-    [&b"\"log\""[..], b"\"log_processed\"", b"\"kubernetes\"", b"\"ecs_task_definition\"", b"\"container_name\"", b"\"record\""].map(memmem::Finder::new)
+    [&b"\"log\""[..], b"\"log_processed\"", b"\"kubernetes\"", b"\"ecs_task_definition\"", b"\"container_name\"", b"\"record\""]
+        .map(memmem::Finder::new)
 });
 
 /// Takes off whatever wrapper `message` came in.

@@ -15,8 +15,13 @@ use crate::metrics::{MetricSpec, m};
 use crate::timefmt;
 
 /// The components of turn latency, by the names the report and the diagnosis use.
-pub const COMPONENTS: [(&str, MetricSpec); 4] =
-    [("eou_delay", m::EOU_DELAY), ("transcription_delay", m::TRANSCRIPTION_DELAY), ("llm_ttft", m::LLM_TTFT), ("tts_ttfb", m::TTS_TTFB)];
+pub const COMPONENTS: [(&str, MetricSpec); 5] = [
+    ("eou_delay", m::EOU_DELAY),
+    ("transcription_delay", m::TRANSCRIPTION_DELAY),
+    ("llm_ttft", m::LLM_TTFT),
+    ("tts_ttfb", m::TTS_TTFB),
+    ("on_user_turn_completed_delay", m::HOOK_DELAY),
+];
 
 /// A span of event time, `[start_ms, end_ms)`, epoch milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +51,7 @@ impl Window {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AgentSnapshot {
     pub value: Option<f64>,
-    pub components: [Option<f64>; 4],
+    pub components: [Option<f64>; COMPONENTS.len()],
 }
 
 /// What was measured over one window.
@@ -144,7 +149,8 @@ pub struct Diagnosis {
     pub headline: String,
     /// Why, in one sentence, when the evidence says.
     pub cause: Option<String>,
-    /// For latency alarms: `eou_delay`, `transcription_delay`, `llm_ttft` or `tts_ttfb`.
+    /// For latency alarms: `eou_delay`, `transcription_delay`, `llm_ttft`, `tts_ttfb` or
+    /// `on_user_turn_completed_delay`.
     pub component: Option<&'static str>,
     pub agent: Option<String>,
     /// The component's p95 for that agent in the breach window, and what it is compared with.
@@ -386,10 +392,16 @@ pub fn diagnose(e: &Evidence) -> Diagnosis {
     d
 }
 
-/// The component with the largest mean of a call's turns: end-of-utterance delay, LLM time to
-/// first token or TTS time to first byte (transcription happens inside the EOU delay).
-pub fn dominant_component(eou_mean: Option<f64>, ttft_mean: Option<f64>, ttfb_mean: Option<f64>) -> Option<&'static str> {
-    [("eou_delay", eou_mean), ("llm_ttft", ttft_mean), ("tts_ttfb", ttfb_mean)]
+/// The component with the largest mean of a call's turns: end-of-utterance delay, the
+/// `on_user_turn_completed` hook, LLM time to first token or TTS time to first byte (transcription
+/// happens inside the EOU delay).
+pub fn dominant_component(
+    eou_mean: Option<f64>,
+    hook_mean: Option<f64>,
+    ttft_mean: Option<f64>,
+    ttfb_mean: Option<f64>,
+) -> Option<&'static str> {
+    [("eou_delay", eou_mean), ("on_user_turn_completed_delay", hook_mean), ("llm_ttft", ttft_mean), ("tts_ttfb", ttfb_mean)]
         .into_iter()
         .filter_map(|(n, v)| v.map(|v| (n, v)))
         .max_by(|a, b| a.1.total_cmp(&b.1))
@@ -403,6 +415,7 @@ pub fn label(component: &str) -> &'static str {
         "transcription_delay" => "transcription delay",
         "llm_ttft" => "LLM time to first token",
         "tts_ttfb" => "TTS time to first byte",
+        "on_user_turn_completed_delay" => "on_user_turn_completed hook (retrieval)",
         _ => "component",
     }
 }
@@ -476,7 +489,8 @@ mod tests {
                 .iter()
                 .map(|(a, c)| {
                     let total = c[0] + c[2] + c[3];
-                    ((*a).to_owned(), AgentSnapshot { value: Some(total), components: c.map(Some) })
+                    let components = std::array::from_fn(|k| c.get(k).copied());
+                    ((*a).to_owned(), AgentSnapshot { value: Some(total), components })
                 })
                 .collect(),
             cost_by_model: BTreeMap::new(),
@@ -502,6 +516,20 @@ mod tests {
         assert!(d.cause.as_deref().unwrap().contains("from 300 ms to 1100 ms"), "{d:?}");
         assert!(d.headline.contains("1900 ms above the 1500 ms threshold") && d.headline.contains("+58%"), "{}", d.headline);
         assert!(d.headline.contains("since 14:00 UTC, agent sales"), "{}", d.headline);
+    }
+
+    #[test]
+    fn a_slow_retrieval_hook_is_named_as_the_cause() {
+        let hook = |mut s: Snapshot, agent: &str, ms: f64| {
+            s.agents.get_mut(agent).unwrap().components[4] = Some(ms);
+            s
+        };
+        let breach = hook(snapshot(WINDOW, 2100.0, &[("support", NORMAL), ("sales", NORMAL)]), "support", 950.0);
+        let before = hook(snapshot(WINDOW.before(), 1200.0, &[("support", NORMAL), ("sales", NORMAL)]), "support", 120.0);
+        let d = diagnose(&evidence(alarm("TurnLatencyP95Alarm"), breach, vec![before]));
+        assert_eq!((d.component, d.agent.as_deref()), (Some("on_user_turn_completed_delay"), Some("support")));
+        let cause = d.cause.as_deref().unwrap();
+        assert!(cause.contains("on_user_turn_completed hook (retrieval)") && cause.contains("from 120 ms to 950 ms"), "{cause}");
     }
 
     #[test]

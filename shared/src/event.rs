@@ -118,6 +118,12 @@ pub struct EventObject<'a, M> {
     pub transcription_delay: Num,
     #[serde(alias = "transcriptionDelayMs")]
     pub transcription_delay_ms: Num,
+    /// The time an agent's `on_user_turn_completed` hook (where retrieval usually happens) held the
+    /// turn before the LLM was called: LiveKit's EOU metrics, agents-js `onUserTurnCompletedDelayMs`.
+    #[serde(alias = "onUserTurnCompletedDelay")]
+    pub on_user_turn_completed_delay: Num,
+    #[serde(alias = "onUserTurnCompletedDelayMs")]
+    pub on_user_turn_completed_delay_ms: Num,
     #[serde(alias = "promptTokens")]
     pub prompt_tokens: Num,
     #[serde(alias = "promptCachedTokens")]
@@ -128,6 +134,10 @@ pub struct EventObject<'a, M> {
     pub input_tokens: Num,
     #[serde(alias = "outputTokens")]
     pub output_tokens: Num,
+    /// A realtime model's cached input tokens (its `log_metrics()` line), and the `model_dump()`'s
+    /// `input_token_details.cached_tokens`.
+    pub cached_input_tokens: Num,
+    pub input_token_details: Obj<TokenDetails>,
     #[serde(alias = "audioDuration")]
     pub audio_duration: Num,
     #[serde(alias = "audioDurationMs")]
@@ -187,7 +197,8 @@ pub struct EventObject<'a, M> {
     pub stt_provider: Text<'a>,
 }
 
-/// `eou{end_of_utterance_delay|delay, transcription_delay}` of a `voice_metrics` event.
+/// `eou{end_of_utterance_delay|delay, transcription_delay, on_user_turn_completed_delay}` of a
+/// `voice_metrics` event.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct EouBlock {
@@ -197,6 +208,15 @@ pub struct EouBlock {
     pub delay_ms: Num,
     pub transcription_delay: Num,
     pub transcription_delay_ms: Num,
+    pub on_user_turn_completed_delay: Num,
+    pub on_user_turn_completed_delay_ms: Num,
+}
+
+/// `input_token_details` of a realtime model's metrics.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TokenDetails {
+    pub cached_tokens: Num,
 }
 
 /// `llm{…}`, `tts{…}` and `stt{…}` of a `voice_metrics` event: one shape, fields by component.
@@ -252,6 +272,11 @@ pub struct ChatItem<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ChatMetrics<'a> {
+    /// The speech's VAD start and end, epoch seconds (or ISO text).
+    #[serde(borrow)]
+    pub started_speaking_at: Stamp<'a>,
+    #[serde(borrow)]
+    pub stopped_speaking_at: Stamp<'a>,
     pub transcription_delay: Num,
     pub end_of_turn_delay: Num,
     pub on_user_turn_completed_delay: Num,

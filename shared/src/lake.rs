@@ -56,6 +56,8 @@ impl Table {
 pub trait LakeRow: Serialize {
     const TABLE: Table;
     fn event_time(&self) -> i64;
+    /// The CloudWatch event id the row came from, where it has one.
+    fn event_id(&self) -> &str;
 
     /// The rows as the table's columns, built directly from the fields. `None` where a table is
     /// built from its rows' JSON instead (the nested columns of `sessions`).
@@ -103,6 +105,9 @@ impl LakeRow for TurnRow {
     fn event_time(&self) -> i64 {
         self.event_time
     }
+    fn event_id(&self) -> &str {
+        &self.event_id
+    }
 
     fn columns(rows: &[&TurnRow]) -> Option<Vec<ArrayRef>> {
         let c = Columns(rows);
@@ -119,10 +124,14 @@ impl LakeRow for TurnRow {
             c.text(|r| r.latency_source.map(LatencySource::as_str)),
             c.flag(|r| Some(r.is_complete)),
             c.flag(|r| r.over_target),
+            c.flag(|r| r.interrupted),
             c.float(|r| r.eou_delay_ms),
             c.float(|r| r.transcription_delay_ms),
+            c.float(|r| r.on_user_turn_completed_delay_ms),
             c.float(|r| r.llm_ttft_ms),
             c.float(|r| r.llm_duration_ms),
+            c.int(|r| r.llm_calls),
+            c.float(|r| r.llm_phase_ms),
             c.float(|r| r.tts_ttfb_ms),
             c.float(|r| r.tts_duration_ms),
             c.float(|r| r.tts_audio_duration_ms),
@@ -152,12 +161,18 @@ impl LakeRow for SessionRow {
     fn event_time(&self) -> i64 {
         self.event_time
     }
+    fn event_id(&self) -> &str {
+        &self.event_id
+    }
 }
 
 impl LakeRow for RejectRow {
     const TABLE: Table = Table::Rejects;
     fn event_time(&self) -> i64 {
         self.event_time
+    }
+    fn event_id(&self) -> &str {
+        self.event_id.as_deref().unwrap_or("")
     }
 
     fn columns(rows: &[&RejectRow]) -> Option<Vec<ArrayRef>> {
@@ -211,10 +226,14 @@ static TURNS: LazyLock<SchemaRef> = LazyLock::new(|| {
         utf8("latency_source", true),
         boolean("is_complete", false),
         boolean("over_target", true),
+        boolean("interrupted", true),
         f64("eou_delay_ms"),
         f64("transcription_delay_ms"),
+        f64("on_user_turn_completed_delay_ms"),
         f64("llm_ttft_ms"),
         f64("llm_duration_ms"),
+        i64("llm_calls", true),
+        f64("llm_phase_ms"),
         f64("tts_ttfb_ms"),
         f64("tts_duration_ms"),
         f64("tts_audio_duration_ms"),
@@ -270,6 +289,7 @@ static SESSIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
         list_of("tool_calls", DataType::Struct(tool_call), false),
         i64("tool_call_count", false),
         i64("tool_failure_count", false),
+        i64("tool_outcome_count", false),
         Field::new("discovered_signals", DataType::Map(Arc::new(signals), false), false),
         i64("llm_prompt_tokens", true),
         i64("llm_cached_tokens", true),
@@ -380,7 +400,10 @@ pub fn encode_partitioned<R: LakeRow>(rows: &[R]) -> Result<Vec<LakeFile>, LakeE
     }
     groups
         .into_iter()
-        .map(|(hour, rows)| {
+        .map(|(hour, mut rows)| {
+            // In event-time order: a file's row groups then span narrow time ranges (their
+            // statistics prune scans), and the same rows make the same file however they arrived.
+            rows.sort_by(|a, b| (a.event_time(), a.event_id()).cmp(&(b.event_time(), b.event_id())));
             let partition = Partition::of(hour * HOUR_MS);
             let batch = record_batch(&rows)?;
             Ok(LakeFile { table: R::TABLE, partition, rows: rows.len(), bytes: to_parquet(R::TABLE, &batch)? })
@@ -392,6 +415,9 @@ impl<R: LakeRow> LakeRow for &R {
     const TABLE: Table = R::TABLE;
     fn event_time(&self) -> i64 {
         (*self).event_time()
+    }
+    fn event_id(&self) -> &str {
+        (*self).event_id()
     }
 
     fn columns(rows: &[&&R]) -> Option<Vec<ArrayRef>> {

@@ -8,6 +8,7 @@
 pub mod alarms;
 mod assembly;
 pub mod batch;
+pub mod carry;
 pub mod config;
 pub mod cost;
 pub mod delivery;
@@ -30,6 +31,10 @@ pub mod timefmt;
 pub mod views;
 
 pub use batch::{BatchOutput, BatchStats, Counts};
+pub use carry::Carrier;
 pub use config::Config;
 pub use normalize::agent_from_log_group;
-pub use pipeline::{process_batch, process_decoded, process_event, process_payload, reject_input};
+pub use pipeline::{
+    Delivered, Hold, PENDING_TIMEOUT_MS, SETTLE_MS, decode_event, process_batch, process_batch_carrying, process_decoded,
+    process_decoded_holding, process_delivered, process_event, process_payload, process_payload_holding, reject_input,
+};

@@ -187,6 +187,9 @@ pub mod m {
         25 DATUMS_OUT_OF_WINDOW = "EventsOutsideMetricWindow", Count, Kind::Counter, "Events too old or too far ahead for CloudWatch; still in the lake.";
         26 SEND_FAILURES = "SendFailures", Count, Kind::Counter, "Records or datums that could not be sent after retries (published by the function).";
         27 DATUMS_REFUSED = "MetricDatumsRefused", Count, Kind::Counter, "Metric datums CloudWatch refused as invalid; the rest of their request was sent (published by the function).";
+        28 HOOK_DELAY = "OnUserTurnCompletedDelay", Milliseconds, MS, "The agent's on_user_turn_completed hook (where retrieval usually runs), per turn or EOU metric that reports it.";
+        29 TURNS_INTERRUPTED = "TurnsInterrupted", Percent, Kind::Distribution { resolution: 100.0 }, "100 for a complete turn whose reply was interrupted (the user spoke over it, or its speech failed), 0 for one that was not: the Average is the share of interrupted turns.";
+        30 TOOL_CALL_OUTCOMES = "ToolCallOutcomes", Count, Kind::Counter, "Tool calls whose outcome was reported: the denominator of the tool success rate.";
     }
 }
 
@@ -300,6 +303,7 @@ pub fn turn_observations(row: &TurnRow, mut observe: impl FnMut(MetricSpec, f64)
     let components = [
         (m::EOU_DELAY, row.eou_delay_ms),
         (m::TRANSCRIPTION_DELAY, row.transcription_delay_ms),
+        (m::HOOK_DELAY, row.on_user_turn_completed_delay_ms),
         (m::LLM_TTFT, row.llm_ttft_ms),
         (m::TTS_TTFB, row.tts_ttfb_ms),
     ];
@@ -312,6 +316,7 @@ pub fn turn_observations(row: &TurnRow, mut observe: impl FnMut(MetricSpec, f64)
         observe(m::TURN_LATENCY, latency);
         observe(m::TURNS, 1.0);
         observe(m::TURNS_OVER_TARGET, if row.over_target == Some(true) { 1.0 } else { 0.0 });
+        observe(m::TURNS_INTERRUPTED, if row.interrupted == Some(true) { 100.0 } else { 0.0 });
     }
 }
 
@@ -323,6 +328,7 @@ pub fn call_observations(s: &SessionRow, mut observe: impl FnMut(MetricSpec, f64
     observe(m::SESSIONS, 1.0);
     observe(m::TOOL_CALLS, s.tool_call_count as f64);
     observe(m::TOOL_CALL_FAILURES, s.tool_failure_count as f64);
+    observe(m::TOOL_CALL_OUTCOMES, s.tool_outcome_count as f64);
     observe(m::CALL_SETUP_FAILURES, if s.call_setup_failed == Some(true) { 1.0 } else { 0.0 });
     let optional = [
         (m::CALL_DURATION, s.duration_seconds),

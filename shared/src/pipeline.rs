@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use crate::assembly::Assembly;
+use crate::assembly::{Assembly, Holding};
 use crate::batch::{BatchOutput, BatchStats};
 use crate::config::Config;
 use crate::delivery;
@@ -18,23 +18,63 @@ use crate::rows::{RAW_LIMIT_BYTES, RejectRow, truncate_utf8};
 /// Processes a Lambda invocation payload: a subscription event `{"awslogs": {"data": …}}`, or
 /// anything else, which is rejected whole (and kept).
 pub fn process_event(payload: &serde_json::Value, config: &Config, now_ms: i64) -> BatchOutput {
-    match payload.pointer("/awslogs/data").and_then(serde_json::Value::as_str) {
-        Some(data) => process_payload(data, config, now_ms),
-        None => reject_payload(
+    match decode_event(payload, config, now_ms) {
+        Delivered::Batch(decoded) => process_delivered(&decoded, &[], Hold::Nothing, config, now_ms),
+        Delivered::Rejected(out) => out,
+    }
+}
+
+/// An invocation payload decoded: its batch, or the output that rejects it whole.
+#[derive(Debug)]
+pub enum Delivered {
+    Batch(envelope::Decoded),
+    Rejected(BatchOutput),
+}
+
+/// Decodes a Lambda invocation payload, so that the caller can find what its stream carries
+/// before processing it ([`process_delivered`]).
+pub fn decode_event(payload: &serde_json::Value, config: &Config, now_ms: i64) -> Delivered {
+    let Some(data) = payload.pointer("/awslogs/data").and_then(serde_json::Value::as_str) else {
+        return Delivered::Rejected(reject_payload(
             &payload.to_string(),
             RejectReason::BadPayloadJson,
             "the invocation payload is not a CloudWatch Logs subscription event {\"awslogs\": {\"data\": …}}".into(),
             config,
             now_ms,
-        ),
+        ));
+    };
+    let inflated = match envelope::inflate(data) {
+        Ok(inflated) => inflated,
+        Err(e) => return Delivered::Rejected(reject_payload(data, e.reason(), e.to_string(), config, now_ms)),
+    };
+    match envelope::parse_batch(inflated) {
+        Ok(decoded) => Delivered::Batch(decoded),
+        Err(e) => {
+            let raw = e.to_string();
+            Delivered::Rejected(reject_payload(&raw, e.reason(), raw.clone(), config, now_ms))
+        }
     }
+}
+
+/// Processes a decoded payload with what its stream carries ([`process_batch_carrying`]); the
+/// events the envelope could not read are rejects.
+pub fn process_delivered(decoded: &envelope::Decoded, carried: &[LogEvent], hold: Hold, config: &Config, now_ms: i64) -> BatchOutput {
+    let mut out = process_batch_carrying(&decoded.batch, carried, hold, config, now_ms);
+    out.stats.replaced_invalid_utf8 = decoded.replaced_invalid_utf8;
+    reject_damaged(&mut out, &decoded.batch, &decoded.damaged, config, now_ms);
+    out
 }
 
 /// Decodes `awslogs.data` and processes the batch. A payload that cannot be decoded becomes one
 /// reject row holding what could be read of it.
 pub fn process_payload(data: &str, config: &Config, now_ms: i64) -> BatchOutput {
+    process_payload_holding(data, Hold::Nothing, config, now_ms)
+}
+
+/// [`process_payload`], holding back the parts of incomplete turns as `hold` says.
+pub fn process_payload_holding(data: &str, hold: Hold, config: &Config, now_ms: i64) -> BatchOutput {
     match envelope::inflate(data) {
-        Ok(inflated) => process_decoded(inflated, config, now_ms),
+        Ok(inflated) => process_decoded_holding(inflated, hold, config, now_ms),
         Err(e) => reject_payload(data, e.reason(), e.to_string(), config, now_ms),
     }
 }
@@ -42,13 +82,13 @@ pub fn process_payload(data: &str, config: &Config, now_ms: i64) -> BatchOutput 
 /// Processes a decoded subscription payload: what `base64 -d | gunzip` of `awslogs.data` gives,
 /// and what a subscription filter to Firehose archives in S3. A `CONTROL_MESSAGE` produces nothing.
 pub fn process_decoded(inflated: Vec<u8>, config: &Config, now_ms: i64) -> BatchOutput {
+    process_decoded_holding(inflated, Hold::Nothing, config, now_ms)
+}
+
+/// [`process_decoded`], holding back the parts of incomplete turns as `hold` says.
+pub fn process_decoded_holding(inflated: Vec<u8>, hold: Hold, config: &Config, now_ms: i64) -> BatchOutput {
     match envelope::parse_batch(inflated) {
-        Ok(decoded) => {
-            let mut out = process_batch(&decoded.batch, config, now_ms);
-            out.stats.replaced_invalid_utf8 = decoded.replaced_invalid_utf8;
-            reject_damaged(&mut out, &decoded.batch, &decoded.damaged, config, now_ms);
-            out
-        }
+        Ok(decoded) => process_delivered(&decoded, &[], hold, config, now_ms),
         Err(e) => {
             let raw = e.to_string();
             reject_payload(&raw, e.reason(), raw.clone(), config, now_ms)
@@ -168,23 +208,101 @@ fn note_repair(obs: &mut Observation, count: u32) {
     }
 }
 
-/// Processes a decoded batch. `CONTROL_MESSAGE` batches produce nothing.
+/// Processes a decoded batch on its own: every turn is settled, whole or partial. `CONTROL_MESSAGE`
+/// batches produce nothing.
 pub fn process_batch(batch: &LogBatch, config: &Config, now_ms: i64) -> BatchOutput {
+    process_batch_carrying(batch, &[], Hold::Nothing, config, now_ms)
+}
+
+/// How long the parts of an incomplete turn wait for the rest, in log time: far longer than a
+/// turn's lines span (seconds, a minute with a slow tool), short enough that a turn that never
+/// completes (a greeting without a user turn, a call cut off) reaches the lake within minutes.
+pub const PENDING_TIMEOUT_MS: i64 = 5 * 60_000;
+
+/// How long a turn that looks complete waits for lines that may still join it, in log time: a
+/// tool round's reply call is logged when it ends, often after the reply's first audio, and a long
+/// reply's later speech segments after that.
+pub const SETTLE_MS: i64 = 30_000;
+
+/// Whether a batch holds back the parts of turns it cannot complete yet, for its stream's next
+/// batch. CloudWatch cuts deliveries by time, so a turn's EOU line may come in one and its TTS line
+/// in the next: a turn settled from one delivery alone would be partial, and missing from every
+/// percentile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Hold {
+    /// Every turn is settled now, partial if it must be (no store to keep parts in, or the end of
+    /// the input).
+    Nothing,
+    /// The parts of a turn not yet complete are held back ([`BatchOutput::held`]), until its newest
+    /// part is `timeout_ms` older than the newest log event of the batch or `clock_ms` (a sweep of
+    /// parts whose stream went quiet): then it is settled, partial. A turn that looks complete is
+    /// held for [`SETTLE_MS`] the same way, for lines that may still join it.
+    Incomplete { timeout_ms: i64, clock_ms: Option<i64> },
+    /// The batch is processed before the parts its stream carries are known (a replay processes
+    /// batches in parallel and carries parts after, [`crate::Carrier`]): everything carried parts
+    /// could still change is held, for the pass with them to decide: every incomplete turn,
+    /// whatever its age, and every agent reply without its user message.
+    BeforeCarry,
+}
+
+/// Processes a decoded batch of one stream with the log events its earlier batches held back
+/// (`carried`, oldest first): their lines are read again with the batch's, so that a turn cut
+/// across deliveries is assembled whole, and counted once. What is still incomplete is held, as
+/// `hold` says. A carried event the batch holds again (a retried delivery) is read once.
+pub fn process_batch_carrying(batch: &LogBatch, carried: &[LogEvent], hold: Hold, config: &Config, now_ms: i64) -> BatchOutput {
     let mut out = BatchOutput { log_group: batch.log_group.clone(), log_stream: batch.log_stream.clone(), ..BatchOutput::default() };
     if batch.message_type == MessageType::ControlMessage {
         out.stats.control_message = true;
+        out.held = carried.to_vec();
         return out;
     }
+    let events: Cow<[LogEvent]> = if carried.is_empty() {
+        Cow::Borrowed(&batch.log_events)
+    } else {
+        let fresh: std::collections::HashSet<&str> = batch.log_events.iter().map(|e| e.id.as_str()).collect();
+        let mut all: Vec<LogEvent> = carried.iter().filter(|e| !fresh.contains(e.id.as_str())).cloned().collect();
+        all.extend(batch.log_events.iter().cloned());
+        Cow::Owned(all)
+    };
+    let carried_count = events.len() - batch.log_events.len();
+    let holding = match hold {
+        Hold::Nothing => None,
+        Hold::Incomplete { timeout_ms, clock_ms } => {
+            let newest = events.iter().map(|e| e.timestamp).chain(clock_ms).max().unwrap_or(i64::MIN);
+            Some(Holding {
+                horizon_ms: newest.saturating_sub(timeout_ms),
+                settle_from_ms: newest.saturating_sub(SETTLE_MS),
+                orphan_replies: false,
+            })
+        }
+        Hold::BeforeCarry => {
+            let newest = events.iter().map(|e| e.timestamp).max().unwrap_or(i64::MIN);
+            Some(Holding { horizon_ms: i64::MIN, settle_from_ms: newest.saturating_sub(SETTLE_MS), orphan_replies: true })
+        }
+    };
     let mut assembly = Assembly::default();
     out.event_timestamps.reserve(batch.log_events.len());
-    for line in lines(&batch.log_events) {
-        let event = &batch.log_events[line.first];
-        out.stats.events_in += line.parts as u64;
-        out.event_timestamps.extend(batch.log_events[line.first..line.first + line.parts].iter().map(|e| e.timestamp));
-        if line.parts > 1 {
+    let lines = lines(&events);
+    let mut unfinished: Option<std::ops::Range<usize>> = None;
+    for line in &lines {
+        let event = &events[line.first];
+        let span = line.first..line.first + line.parts;
+        // Events carried in were counted by the batch that held them: only their line is, again.
+        let carried_parts = span.end.min(carried_count).saturating_sub(span.start);
+        let fresh_parts = line.parts - carried_parts;
+        out.stats.events_in += fresh_parts as u64;
+        out.stats.carried_in += u64::from(carried_parts > 0);
+        out.event_timestamps.extend(events[span.start + carried_parts..span.end].iter().map(|e| e.timestamp));
+        if line.parts > carried_parts.max(1) {
             // The parts after the first were joined into it.
-            *out.stats.skipped.entry(SkipReason::JoinedPart).or_default() += line.parts as u64 - 1;
-            out.stats.joined_lines += 1;
+            *out.stats.skipped.entry(SkipReason::JoinedPart).or_default() += (line.parts - carried_parts.max(1)) as u64;
+            out.stats.joined_lines += u64::from(carried_parts == 0);
+        }
+        if line.unfinished && holding.is_some_and(|h| events[span.end - 1].timestamp >= h.horizon_ms) {
+            // The rest of the line is in the stream's next delivery.
+            unfinished = Some(span);
+            out.stats.held += 1;
+            continue;
         }
         let origin = Origin {
             event_id: &event.id,
@@ -228,7 +346,17 @@ pub fn process_batch(batch: &LogBatch, config: &Config, now_ms: i64) -> BatchOut
             }
         }
     }
-    assembly.finish(config, &mut out);
+    let held_ids = assembly.finish(config, &mut out, holding);
+    if !held_ids.is_empty() || unfinished.is_some() {
+        out.stats.held += held_ids.len() as u64;
+        let held_ids: std::collections::HashSet<&str> = held_ids.iter().map(String::as_str).collect();
+        for line in &lines {
+            let span = line.first..line.first + line.parts;
+            if held_ids.contains(events[line.first].id.as_str()) || unfinished.as_ref() == Some(&span) {
+                out.held.extend_from_slice(&events[span]);
+            }
+        }
+    }
     scrub_batch(&mut out, config.pii);
     reject_oversized(&mut out, batch, config, now_ms);
     out
@@ -246,6 +374,8 @@ struct Line<'b> {
     /// The size its first part was cut at, when it is the first part of a cut line that could not
     /// be joined.
     cut: Option<usize>,
+    /// Its last part says a part follows, and the batch ends: the rest is in the next delivery.
+    unfinished: bool,
 }
 
 /// The batch's lines: wrappers taken off, and a line a runtime cut joined again. A router's or
@@ -261,16 +391,20 @@ fn lines(events: &[LogEvent]) -> Vec<Line<'_>> {
         let mut parts = 1;
         let mut text = first.line;
         let mut cut = None;
+        let mut unfinished = false;
         if first.delivery.part == delivery::Part::Continues {
             let mut joined = text.into_owned();
+            unfinished = true;
             while i + parts < events.len() {
                 let next = delivery::unwrap(&events[i + parts].message);
                 if next.delivery.form != first.delivery.form {
+                    unfinished = false;
                     break;
                 }
                 joined.push_str(&next.line);
                 parts += 1;
                 if next.delivery.part != delivery::Part::Continues {
+                    unfinished = false;
                     break;
                 }
             }
@@ -286,7 +420,7 @@ fn lines(events: &[LogEvent]) -> Vec<Line<'_>> {
                 }
             }
         }
-        out.push(Line { first: i, parts, text, delivery: first.delivery, cut });
+        out.push(Line { first: i, parts, text, delivery: first.delivery, cut, unfinished });
         i += parts;
     }
     out

@@ -5,14 +5,20 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-/// Whether a turn's latency was logged by the agent or computed from its components.
+/// Which rule of the turn-latency definition ([`TurnRow::settle_latency`]) gave a turn's latency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LatencySource {
-    /// `total_latency` / `e2e_latency` as the agent logged it.
+    /// `total_latency` / `e2e_latency` as the agent measured it.
     Reported,
-    /// End-of-utterance delay + LLM ttft + TTS ttfb.
+    /// End-of-utterance delay + `on_user_turn_completed` delay + the one LLM call's ttft + TTS ttfb.
     Computed,
+    /// A tool round: the LLM phase runs from the first call's start to the last call's first token,
+    /// each call placed by its metric's own timestamp and duration.
+    ComputedToolRound,
+    /// A tool round whose calls carry no timestamps of their own (`log_metrics()` lines): placed by
+    /// their log records' times, an estimate.
+    EstimatedToolRound,
 }
 
 impl LatencySource {
@@ -20,6 +26,32 @@ impl LatencySource {
         match self {
             LatencySource::Reported => "reported",
             LatencySource::Computed => "computed",
+            LatencySource::ComputedToolRound => "computed_tool_round",
+            LatencySource::EstimatedToolRound => "estimated_tool_round",
+        }
+    }
+}
+
+/// One LLM call of a turn, as its metric placed it in time. Not a column: the turn keeps their
+/// number (`llm_calls`) and the LLM phase they span (`llm_phase_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LlmCall {
+    /// The metric's time, epoch milliseconds: LiveKit stamps a call's metrics when it ends.
+    pub at_ms: i64,
+    pub duration_ms: Option<f64>,
+    pub ttft_ms: Option<f64>,
+    /// Whether `at_ms` is the metric's own timestamp (`model_dump()`), not its log record's.
+    pub own_timestamp: bool,
+}
+
+impl LlmCall {
+    /// When the call started: its timestamp less its duration. Without a duration (a `log_metrics()`
+    /// line has none) the record is taken to be written at the first token, an estimate.
+    fn start_ms(&self) -> Option<(f64, bool)> {
+        match (self.duration_ms, self.ttft_ms) {
+            (Some(d), _) => Some((self.at_ms as f64 - d, self.own_timestamp)),
+            (None, Some(t)) => Some((self.at_ms as f64 - t, false)),
+            (None, None) => None,
         }
     }
 }
@@ -77,10 +109,22 @@ pub struct TurnRow {
     pub is_complete: bool,
     /// `total_latency_ms` above the latency target; null when there is no latency.
     pub over_target: Option<bool>,
+    /// The agent's reply was cut off (the user spoke over it, or its speech failed); null when the
+    /// source does not say.
+    pub interrupted: Option<bool>,
     pub eou_delay_ms: Option<f64>,
     pub transcription_delay_ms: Option<f64>,
+    /// The agent's `on_user_turn_completed` hook (where retrieval usually runs), between the end of
+    /// the user's turn and the LLM call.
+    pub on_user_turn_completed_delay_ms: Option<f64>,
+    /// The first LLM call's time to first token.
     pub llm_ttft_ms: Option<f64>,
     pub llm_duration_ms: Option<f64>,
+    /// The LLM calls the turn made: more than one is a tool round.
+    pub llm_calls: Option<i64>,
+    /// The LLM's part of the latency: the one call's ttft, or in a tool round the time from the
+    /// first call's start to the last call's first token.
+    pub llm_phase_ms: Option<f64>,
     pub tts_ttfb_ms: Option<f64>,
     pub tts_duration_ms: Option<f64>,
     pub tts_audio_duration_ms: Option<f64>,
@@ -106,6 +150,9 @@ pub struct TurnRow {
     /// The LiveKit component a single-metric row came from, for assembly; not a column.
     #[serde(skip)]
     pub component: Option<crate::event::Component>,
+    /// The LLM calls assembled into the row, in order of their metrics; not a column.
+    #[serde(skip)]
+    pub llm_call_parts: Vec<LlmCall>,
 }
 
 impl TurnRow {
@@ -122,32 +169,83 @@ impl TurnRow {
                 (a, b) => a.or(b),
             }; )* };
         }
-        first!(session_id, agent_version, tenant_id, eou_delay_ms, transcription_delay_ms, llm_ttft_ms, llm_duration_ms, tts_ttfb_ms);
+        first!(session_id, agent_version, tenant_id, eou_delay_ms, transcription_delay_ms, on_user_turn_completed_delay_ms);
+        first!(llm_ttft_ms, llm_duration_ms, tts_ttfb_ms);
         first!(llm_model, llm_provider, tts_model, tts_provider, stt_model, stt_provider);
         summed!(tts_duration_ms, tts_audio_duration_ms, stt_duration_ms, stt_audio_duration_ms);
         summed!(prompt_tokens, prompt_cached_tokens, completion_tokens, tts_characters);
+        self.interrupted = match (self.interrupted, part.interrupted) {
+            (Some(a), Some(b)) => Some(a || b),
+            (a, b) => a.or(b),
+        };
+        self.llm_call_parts.extend(part.llm_call_parts);
         self.value_issues.extend(part.value_issues);
         cap_issues(&mut self.value_issues);
         self.component_events += part.component_events;
     }
 
-    /// Decides the turn's latency once its parts are assembled, the only place that does: the
-    /// latency the agent reported wins, else LiveKit's formula when all three components are there;
-    /// completeness and the over-target flag follow from it.
+    /// Decides the turn's latency once its parts are assembled, the only place that does. A turn's
+    /// latency is what the caller waited:
+    /// - the latency the agent measured (`e2e_latency`, `total_latency`) when it reported one;
+    /// - else end-of-utterance delay + `on_user_turn_completed` delay (0 when not reported) + the
+    ///   LLM phase + TTS ttfb, where the LLM phase is the one call's ttft, or, when a tool round put
+    ///   several LLM calls in the turn, the time from the first call's start to the last call's
+    ///   first token.
+    ///
+    /// The transcription delay lies inside the end-of-utterance delay and is not added. Completeness
+    /// and the over-target flag follow from the latency.
     pub fn settle_latency(&mut self, reported_ms: Option<f64>, target_ms: f64) {
-        let computed = match (self.eou_delay_ms, self.llm_ttft_ms, self.tts_ttfb_ms) {
-            // The transcription delay lies inside the end-of-utterance delay.
-            (Some(eou), Some(ttft), Some(ttfb)) => Some(eou + ttft + ttfb),
+        let calls = self.llm_call_parts.len();
+        if calls > 0 {
+            self.llm_calls = Some(calls as i64);
+        }
+        let (phase, phase_source) = if calls > 1 {
+            match tool_round_phase(&self.llm_call_parts) {
+                Some((phase, exact)) => {
+                    (Some(phase), if exact { LatencySource::ComputedToolRound } else { LatencySource::EstimatedToolRound })
+                }
+                None => {
+                    self.value_issues.push(format!(
+                        "llm: a tool round of {calls} calls that cannot be placed in time (no ttft or duration); no LLM phase"
+                    ));
+                    cap_issues(&mut self.value_issues);
+                    (None, LatencySource::Computed)
+                }
+            }
+        } else {
+            (self.llm_ttft_ms, LatencySource::Computed)
+        };
+        self.llm_phase_ms = phase;
+        let hook = self.on_user_turn_completed_delay_ms.unwrap_or(0.0);
+        let computed = match (self.eou_delay_ms, self.llm_phase_ms, self.tts_ttfb_ms) {
+            (Some(eou), Some(phase), Some(ttfb)) => Some(eou + hook + phase + ttfb),
             _ => None,
         };
         (self.total_latency_ms, self.latency_source) = match (reported_ms, computed) {
             (Some(reported), _) => (Some(reported), Some(LatencySource::Reported)),
-            (None, Some(computed)) => (Some(computed), Some(LatencySource::Computed)),
+            (None, Some(computed)) => (Some(computed), Some(phase_source)),
             (None, None) => (None, None),
         };
         self.is_complete = self.total_latency_ms.is_some();
         self.over_target = self.total_latency_ms.map(|t| t > target_ms);
     }
+}
+
+/// A tool round's LLM phase: from the first call's start to the last call's first token, and
+/// whether every call was placed by its own timestamp and duration. `None` when a call cannot be
+/// placed or the last one has no first token.
+fn tool_round_phase(calls: &[LlmCall]) -> Option<(f64, bool)> {
+    let mut placed = Vec::with_capacity(calls.len());
+    for call in calls {
+        let (start, exact) = call.start_ms()?;
+        placed.push((start, exact, call.ttft_ms));
+    }
+    placed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (first_start, ..) = placed[0];
+    let (last_start, _, last_ttft) = *placed.last().expect("a tool round has calls");
+    let phase = last_start + last_ttft? - first_start;
+    let exact = placed.iter().all(|p| p.1);
+    (phase >= 0.0).then_some((phase, exact))
 }
 
 /// What a usage entry meters, and so how it is priced.
@@ -241,6 +339,9 @@ pub struct SessionRow {
     pub tool_calls: Vec<ToolCallRow>,
     pub tool_call_count: i64,
     pub tool_failure_count: i64,
+    /// Tool calls whose outcome was reported (success or failure): the tool success rate is over
+    /// these, since a call with no outcome is unknown, not a success.
+    pub tool_outcome_count: i64,
     /// Free-form signals the agent discovered; non-string values are kept as their JSON text.
     pub discovered_signals: BTreeMap<String, String>,
     pub llm_prompt_tokens: Option<i64>,
@@ -295,7 +396,7 @@ pub mod caps {
     pub const LABEL_BYTES: usize = 128;
     /// Free text: tool errors, setup failure reasons.
     pub const TEXT_BYTES: usize = 1024;
-    /// Tool calls kept per session; `tool_call_count` and `tool_failure_count` count them all.
+    /// Tool calls kept per session; `tool_call_count`, `tool_failure_count` and `tool_outcome_count` count them all.
     pub const TOOL_CALLS: usize = 100;
     /// Model usage entries kept per session.
     pub const MODEL_USAGE: usize = 50;

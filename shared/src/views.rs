@@ -55,7 +55,7 @@ pub enum Series {
     Metric { metric: MetricSpec, stat: Stat, label: &'static str, axis: Axis },
     /// One line per agent: a `SEARCH` over the `{Environment, Agent}` dimension set.
     PerAgent { metric: MetricSpec, stat: Stat },
-    /// `100 × (1 − ToolCallFailures / ToolCalls)`, by metric math: what the tool alarm evaluates.
+    /// `100 × (1 − ToolCallFailures / ToolCallOutcomes)`, by metric math: what the tool alarm evaluates.
     ToolSuccessPercent,
     /// A metric AWS publishes about one of the stack's resources. Only CloudWatch has it.
     Aws {
@@ -223,7 +223,7 @@ pub const ALARM_IDS: [&str; 12] = [
     "PagingAlarm",
 ];
 
-const HEADER_MARKDOWN: &str = "## voicelake: ${EnvironmentName}\nTurn latency = end-of-utterance delay + LLM time to first token + TTS time to first byte. Saved queries: [Logs Insights, folder voicelake](https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#logsV2:logs-insights) (slowest turns, one session's turns, component regressions, tool failures, cost, leads, rejects) \u{b7} [Athena, workgroup ${AthenaWorkGroup}](https://${AWS::Region}.console.aws.amazon.com/athena/home?region=${AWS::Region}#/query-editor) (latency by hour and agent, slowest sessions, cost by model; database ${LakeDatabase}) \u{b7} [Failure queue](https://${AWS::Region}.console.aws.amazon.com/sqs/v3/home?region=${AWS::Region}#/queues) \u{b7} lake: s3://${LakeBucket}";
+const HEADER_MARKDOWN: &str = "## voicelake: ${EnvironmentName}\nTurn latency = what the agent measured (e2e_latency), else end-of-utterance delay + on_user_turn_completed hook + LLM phase (time to first token; a tool round from the first call's start to the last call's first token) + TTS time to first byte. Saved queries: [Logs Insights, folder voicelake](https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#logsV2:logs-insights) (slowest turns, one session's turns, component regressions, tool failures, cost, leads, rejects) \u{b7} [Athena, workgroup ${AthenaWorkGroup}](https://${AWS::Region}.console.aws.amazon.com/athena/home?region=${AWS::Region}#/query-editor) (latency by hour and agent, slowest sessions, cost by model; database ${LakeDatabase}) \u{b7} [Failure queue](https://${AWS::Region}.console.aws.amazon.com/sqs/v3/home?region=${AWS::Region}#/queues) \u{b7} lake: s3://${LakeBucket}";
 
 /// The dashboard, top to bottom.
 pub const DASHBOARD: &[View] = &[
@@ -242,6 +242,7 @@ pub const DASHBOARD: &[View] = &[
             own(m::LLM_TTFT, Stat::P95, "LLM ttft"),
             own(m::TTS_TTFB, Stat::P95, "TTS ttfb"),
             own(m::TRANSCRIPTION_DELAY, Stat::P95, "transcription (inside EOU)"),
+            own(m::HOOK_DELAY, Stat::P95, "on_user_turn_completed hook"),
         ],
         thresholds: &[
             Threshold { label: "LLM ttft alarm", parameter: "LLMTTFTP95ThresholdMs", color: None },
@@ -266,9 +267,17 @@ pub const DASHBOARD: &[View] = &[
         right_unit: Some("calls"),
         ..chart("volume", "Turns and calls", "turns", 300)
     }
-    .at(12, 10, 12, 6),
+    .at(12, 10, 6, 6),
     Chart {
-        series: &[Series::ToolSuccessPercent],
+        series: &[own(m::TURNS_INTERRUPTED, Stat::Average, "interrupted")],
+        y_min: Some(0.0),
+        y_max: Some(100.0),
+        ..chart("interrupted", "Interrupted turns", "%", 300)
+    }
+    .at(18, 10, 6, 6),
+    Chart {
+        series: &[Series::ToolSuccessPercent, own_right(m::TOOL_CALLS, Stat::Sum, "tool calls")],
+        right_unit: Some("calls"),
         thresholds: &[Threshold { label: "alarm", parameter: "ToolSuccessRateThresholdPercent", color: None }],
         alarm: Some("ToolSuccessRateAlarm"),
         y_min: Some(0.0),
@@ -386,7 +395,7 @@ fn metric_line(series: &Series, period_seconds: u32) -> Vec<Value> {
             vec![json!([{"expression": search, "id": "byagent", "label": ""}])]
         }
         Series::ToolSuccessPercent => vec![
-            json!(["${MetricsNamespace}", m::TOOL_CALLS.name, env[0], env[1], {"id": "calls", "stat": "Sum", "visible": false}]),
+            json!(["${MetricsNamespace}", m::TOOL_CALL_OUTCOMES.name, env[0], env[1], {"id": "calls", "stat": "Sum", "visible": false}]),
             json!(["${MetricsNamespace}", m::TOOL_CALL_FAILURES.name, env[0], env[1], {"id": "failures", "stat": "Sum", "visible": false}]),
             json!([{"expression": "IF(calls > 0, 100 * (1 - FILL(failures, 0) / calls))", "id": "success", "label": "tool success %"}]),
         ],

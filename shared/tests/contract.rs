@@ -72,8 +72,11 @@ fn livekit_model_dump_components_assemble_by_speech_id() {
     assert_ms!(turn.transcription_delay_ms, 118.0);
     assert_ms!(turn.llm_ttft_ms, 356.0);
     assert_ms!(turn.tts_ttfb_ms, 152.3); // the first TTS segment's
-    // LiveKit's formula: the transcription delay is inside the end-of-utterance delay.
-    assert_ms!(turn.total_latency_ms, 412.0 + 356.0 + 152.3);
+    assert_ms!(turn.on_user_turn_completed_delay_ms, 0.9);
+    // What the caller waited: the transcription delay is inside the end-of-utterance delay; the
+    // turn hook runs after it, before the LLM.
+    assert_ms!(turn.total_latency_ms, 412.0 + 0.9 + 356.0 + 152.3);
+    assert_eq!((turn.llm_calls, turn.llm_phase_ms), (Some(1), Some(356.0)));
     assert_ms!(turn.tts_duration_ms, 934.0 + 611.0);
     assert_ms!(turn.tts_audio_duration_ms, 3840.0 + 2150.0);
     assert_eq!(turn.tts_characters, Some(57 + 31));
@@ -111,7 +114,7 @@ fn metrics_collected_lines_take_the_session_from_the_job_context() {
     let turn = &out.turns[0];
     assert!(turn.is_complete);
     assert_eq!(turn.session_id.as_deref(), Some("RM_h7Fq2LkP9w"), "room_id, as no room name is logged");
-    assert_ms!(turn.total_latency_ms, 412.0 + 356.0 + 152.3);
+    assert_ms!(turn.total_latency_ms, 412.0 + 0.9 + 356.0 + 152.3);
     assert_eq!(turn.event_time, 1_795_442_401_123, "the metric's own timestamp wins over the log record's");
     assert_eq!(out.stats.skipped.get(&SkipReason::IgnoredMetricsType), Some(&1));
 }

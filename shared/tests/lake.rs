@@ -33,8 +33,10 @@ fn round_trip<R: LakeRow>(rows: &[R]) {
     assert_eq!(files.iter().map(|f| f.rows).sum::<usize>(), rows.len());
     for file in &files {
         let back = read_parquet(&file.bytes);
-        let partition_rows: Vec<&R> =
+        let mut partition_rows: Vec<&R> =
             rows.iter().filter(|r| voicelake_shared::timefmt::Partition::of(r.event_time()) == file.partition).collect();
+        // A file holds its rows in event-time order.
+        partition_rows.sort_by(|a, b| (a.event_time(), a.event_id()).cmp(&(b.event_time(), b.event_id())));
         let expected = lake::record_batch(&partition_rows).unwrap();
         assert_eq!(back.schema().fields(), expected.schema().fields());
         assert_eq!(back, expected, "{:?} {:?}", R::TABLE, file.partition);

@@ -98,3 +98,61 @@ async fn the_function_runs_under_the_lambda_runtime_api() {
     let left = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).send().await.unwrap();
     assert_eq!(left.messages().len(), 1, "only the message without its payload stays");
 }
+
+/// A turn cut across two deliveries, through the real runtime with the store of pending parts
+/// (DynamoDB on moto): the first invocation holds its parts, the second completes the turn and
+/// holds it while lines may still join it (`SETTLE_MS`), the stream's next delivery, 36 s on,
+/// sends it once, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_function_holds_a_cut_turn_in_its_store_until_the_rest_arrives() {
+    let moto = Moto::start();
+    let recorder = CloudWatchRecorder::start().await;
+    let aws = moto.sdk_config().await;
+    let lake = Lake::create(&aws, "held").await;
+    voicelake_e2e::create_pending_table(&aws, "held-parts").await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("watch.log");
+    let mut env = function_env(&moto, &recorder, &lake, "held");
+    env.push(("VOICELAKE_PENDING_TABLE", "held-parts".into()));
+    let emulator = Emulator::ingest(&env, &log);
+
+    // The tool-round case (tests/fixtures/cases), moved to a minute ago: eou and the tool call in
+    // one delivery, the reply's call and the speech in the next.
+    let now = voicelake_shared::timefmt::now_ms();
+    let shift = (now - 60_000 - 1_795_950_000_000) as f64 / 1000.0;
+    let lines: Vec<String> = std::fs::read_to_string(voicelake_e2e::fixture("cases/16-tool-round-turn.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v["timestamp"] = serde_json::json!(v["timestamp"].as_f64().unwrap() + shift);
+            v.to_string()
+        })
+        .collect();
+    let batch = envelope::LogBatch::of_messages("/ecs/clinic-agent", "clinic/task-1", now - 60_000, lines);
+    let (first, second) = batch.log_events.split_at(2);
+    let part = |events: &[envelope::LogEvent]| {
+        let mut b = batch.clone();
+        b.log_events = events.to_vec();
+        serde_json::to_value(envelope::subscription_event(&b)).unwrap()
+    };
+    let summary = invoke(&emulator, &part(first), dir.path(), &log);
+    assert_eq!((summary["turns"].as_u64(), summary["pending"]["held"].as_u64()), (Some(0), Some(2)), "{summary}");
+    assert!(lake.records("turns/").await.is_empty(), "nothing of the turn is sent yet");
+    let summary = invoke(&emulator, &part(second), dir.path(), &log);
+    assert_eq!((summary["pending"]["taken"].as_u64(), summary["pending"]["held"].as_u64()), (Some(0), Some(4)), "{summary}");
+    assert!(lake.records("turns/").await.is_empty(), "a turn that just completed may still take in a late line");
+    let later = envelope::LogEvent { id: "later".into(), timestamp: now - 60_000 + 40_000, message: "call still going".into() };
+    let summary = invoke(&emulator, &part(&[later]), dir.path(), &log);
+    assert_eq!((summary["turns"].as_u64(), summary["pending"]["taken"].as_u64()), (Some(1), Some(4)), "{summary}");
+    let turns = lake.records("turns/").await;
+    let [turn] = turns.as_slice() else { panic!("{turns:?}") };
+    assert!((turn["total_latency_ms"].as_f64().unwrap() - 2850.0).abs() < 0.01, "{turn}");
+    assert_eq!((turn["latency_source"].as_str(), turn["llm_calls"].as_u64()), (Some("computed_tool_round"), Some(2)));
+    let counts = recorder.sample_counts().await;
+    assert_eq!(counts.get(&("TurnLatency".to_owned(), vec![("Environment".to_owned(), "held".to_owned())])), Some(&1.0));
+    // The schedule's sweep finds nothing left of the stream.
+    let sweep = serde_json::json!({"version": "0", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+    let summary = invoke(&emulator, &sweep, dir.path(), &log);
+    assert_eq!((summary["pending"]["sweep"].as_bool(), summary["turns"].as_u64()), (Some(true), Some(0)), "{summary}");
+}

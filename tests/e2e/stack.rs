@@ -87,7 +87,14 @@ fn the_ingest_role_reaches_its_streams_metrics_and_logs_and_nothing_else() {
     // An asynchronous invocation's failure destination is written with the function's role.
     let queue = s.attribute("IngestFailureQueue", "Arn");
     needed.push(Request::new("sqs:SendMessage", &queue));
+    // The parts of turns cut across deliveries, in the table the function is told of.
+    let table = format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{}", env(&s, "IngestFunction", "VOICELAKE_PENDING_TABLE"));
+    for action in ["dynamodb:Query", "dynamodb:Scan", "dynamodb:PutItem", "dynamodb:DeleteItem"] {
+        needed.push(Request::new(action, &table));
+    }
     let forbidden = [
+        Request::new("dynamodb:PutItem", format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/someone-elses")),
+        Request::new("dynamodb:DeleteTable", &table),
         Request::new("firehose:PutRecordBatch", format!("arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/someone-elses")),
         Request::new("cloudwatch:PutMetricData", "*").with("cloudwatch:namespace", "AWS/Lambda"),
         Request::new("logs:PutLogEvents", logs_stream("/aws/lambda/another-function", "s")),

@@ -135,7 +135,7 @@ fn alarms_are_the_defaults_the_report_evaluates() {
                     .iter()
                     .filter_map(|q| q["MetricStat"]["Metric"]["MetricName"].as_str().map(str::to_owned))
                     .collect();
-                assert_eq!(metrics, vec![m::TOOL_CALLS.name, m::TOOL_CALL_FAILURES.name]);
+                assert_eq!(metrics, vec![m::TOOL_CALL_OUTCOMES.name, m::TOOL_CALL_FAILURES.name]);
                 assert_eq!(props["Metrics"][0]["MetricStat"]["Period"].as_u64(), Some(u64::from(spec.period_seconds)));
             }
             stat => {

@@ -562,3 +562,23 @@ impl Emulator {
         format!("http://127.0.0.1:{}", self.port)
     }
 }
+
+/// The pending-parts table as the template defines it (partition key `pk`, sort key `sk`), on moto.
+pub async fn create_pending_table(config: &SdkConfig, name: &str) -> aws_sdk_dynamodb::Client {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    let client = aws_sdk_dynamodb::Client::new(config);
+    let attribute = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().unwrap();
+    let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .send()
+        .await
+        .expect("the pending-parts table");
+    client
+}

@@ -228,6 +228,8 @@ impl Stack {
             "AWS::Glue::Database" => named(&["DatabaseInput", "Name"]),
             "AWS::Glue::Table" => named(&["TableInput", "Name"]),
             "AWS::Athena::WorkGroup" => named(&["Name"]),
+            "AWS::DynamoDB::Table" => named(&["TableName"]),
+            "AWS::Events::Rule" => named(&["Name"]),
             "AWS::CloudWatch::Alarm" | "AWS::CloudWatch::CompositeAlarm" => named(&["AlarmName"]),
             "AWS::CloudWatch::Dashboard" => named(&["DashboardName"]),
             "AWS::Lambda::Version" => format!("{}:1", self.attribute(&self.function_of(id), "Arn")),
@@ -261,6 +263,8 @@ impl Stack {
             ("AWS::KMS::Key", "Arn") => format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/{name}"),
             ("AWS::KinesisFirehose::DeliveryStream", "Arn") => format!("arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{name}"),
             ("AWS::S3::Bucket", "Arn") => format!("arn:aws:s3:::{name}"),
+            ("AWS::DynamoDB::Table", "Arn") => format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"),
+            ("AWS::Events::Rule", "Arn") => format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}"),
             ("AWS::CloudWatch::Alarm" | "AWS::CloudWatch::CompositeAlarm", "Arn") => {
                 format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}")
             }

@@ -20,7 +20,7 @@ use flate2::read::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use voicelake_shared::envelope::{LogBatch, LogEvent, MessageType};
-use voicelake_shared::{BatchOutput, Config};
+use voicelake_shared::{BatchOutput, Carrier, Config};
 
 use crate::replay::FLUSH_ROWS;
 use plan::{Checkpoint, Window};
@@ -120,6 +120,7 @@ impl<'a, S: LakeSink> Backfill<'a, S> {
             }
         }
         self.process(batcher.drain(), &mut writer, window.until).await?;
+        writer.settle(self.config, window.until);
         writer.flush(self.sink, &mut self.totals).await
     }
 
@@ -179,6 +180,7 @@ impl<'a, S: LakeSink> Backfill<'a, S> {
         }
         ready.extend(batcher.drain());
         self.process(ready, &mut writer, last_time).await?;
+        writer.settle(self.config, last_time);
         writer.flush(self.sink, &mut self.totals).await
     }
 
@@ -194,7 +196,9 @@ impl<'a, S: LakeSink> Backfill<'a, S> {
         let outputs: Vec<BatchOutput> = pieces
             .into_par_iter()
             .map(|piece| match piece {
-                crate::input::Piece::Document(json) => voicelake_shared::process_decoded(json, self.config, now),
+                crate::input::Piece::Document(json) => {
+                    voicelake_shared::process_decoded_holding(json, Carrier::FIRST_PASS, self.config, now)
+                }
                 crate::input::Piece::Damaged { raw, why } => voicelake_shared::reject_input(
                     None,
                     &raw,
@@ -207,11 +211,12 @@ impl<'a, S: LakeSink> Backfill<'a, S> {
             .collect();
         for out in outputs {
             self.totals.events += out.stats.events_in;
-            writer.add(out);
+            writer.add(out, self.config, now);
             if writer.pending_rows() >= FLUSH_ROWS {
                 writer.flush(self.sink, &mut self.totals).await?;
             }
         }
+        writer.settle(self.config, now);
         writer.flush(self.sink, &mut self.totals).await
     }
 
@@ -220,9 +225,11 @@ impl<'a, S: LakeSink> Backfill<'a, S> {
         if batches.is_empty() {
             return Ok(());
         }
-        let outputs: Vec<BatchOutput> = batches.par_iter().map(|b| voicelake_shared::process_batch(b, self.config, now)).collect();
+        let hold = Carrier::FIRST_PASS;
+        let outputs: Vec<BatchOutput> =
+            batches.par_iter().map(|b| voicelake_shared::process_batch_carrying(b, &[], hold, self.config, now)).collect();
         for out in outputs {
-            writer.add(out);
+            writer.add(out, self.config, now);
             if writer.pending_rows() >= FLUSH_ROWS {
                 writer.flush(self.sink, &mut self.totals).await?;
             }
@@ -291,17 +298,36 @@ struct UnitWriter {
     unit: String,
     part: usize,
     pending: BatchOutput,
+    /// Each stream's parts of turns cut across the unit's batches.
+    carrier: Carrier,
 }
 
 impl UnitWriter {
     fn new(slug: &str, unit: &str) -> UnitWriter {
-        UnitWriter { slug: slug.to_owned(), unit: unit.to_owned(), part: 0, pending: BatchOutput::default() }
+        UnitWriter { slug: slug.to_owned(), unit: unit.to_owned(), part: 0, pending: BatchOutput::default(), carrier: Carrier::default() }
     }
 
-    fn add(&mut self, out: BatchOutput) {
+    /// A batch's output (processed with [`Carrier::FIRST_PASS`]), in order, with what it and the
+    /// parts its stream carries complete.
+    fn add(&mut self, mut out: BatchOutput, config: &Config, now: i64) {
+        let joined = self.carrier.after(&mut out, config, now);
+        for out in std::iter::once(out).chain(joined) {
+            self.take(out);
+        }
+    }
+
+    fn take(&mut self, out: BatchOutput) {
         self.pending.turns.extend(out.turns);
         self.pending.sessions.extend(out.sessions);
         self.pending.rejects.extend(out.rejects);
+    }
+
+    /// The unit's end: the parts still held are settled, whole or partial. A turn cut across two
+    /// units (an hour's window, an export object) stays in parts, for the lake's views to join.
+    fn settle(&mut self, config: &Config, now: i64) {
+        for out in std::mem::take(&mut self.carrier).finish(config, now) {
+            self.take(out);
+        }
     }
 
     fn pending_rows(&self) -> usize {

@@ -8,7 +8,9 @@
 //!   `speech_id`) and, for some calls, `log_metrics()` lines of LiveKit's JSON formatter;
 //! - `booking-agent`: LiveKit ≥ 1.7 chat-message metrics and `session_usage_updated`.
 //!
-//! Latencies are log-normal with a long tail; the sales agent's TTS degrades for a stretch of the run
+//! The support agent retrieves in its `on_user_turn_completed` hook on most turns; some of the sales
+//! agent's turns call a tool, which puts two LLM calls under one `speech_id` (LiveKit 1.8's tool
+//! round). Latencies are log-normal with a long tail; the sales agent's TTS degrades for a stretch of the run
 //! so that the report has an incident to find. With `noise`, streams also carry foreign lines and the
 //! malformed input agents really write (truncated JSON, Python `NaN`, wrong types, LiveKit sentinels).
 
@@ -86,6 +88,7 @@ struct Latencies {
     ttft: LogNormal<f64>,
     ttfb: LogNormal<f64>,
     ttfb_degraded: LogNormal<f64>,
+    hook: LogNormal<f64>,
 }
 
 fn lognormal(median_ms: f64, sigma: f64) -> LogNormal<f64> {
@@ -107,10 +110,26 @@ struct Turn {
     cached_tokens: u64,
     completion_tokens: u64,
     characters: u64,
+    /// The `on_user_turn_completed` hook's time (retrieval); 0 where the agent has none.
+    hook_ms: f64,
+    tool_round: Option<ToolRound>,
+}
+
+/// A tool call between two LLM calls of one turn: the first call asks for the tool, the second,
+/// given its result, starts the reply.
+struct ToolRound {
+    /// The tool call's generation after its first token: a function call is a few tokens.
+    call_rest_ms: f64,
+    tool_ms: f64,
+    reply_ttft_ms: f64,
+    reply_rest_ms: f64,
 }
 
 struct Generator {
     rng: ChaCha8Rng,
+    /// Draws for what was added after the first: its own stream, so that the traffic of a seed
+    /// stays what it was but for the new parts.
+    extra: ChaCha8Rng,
     lat: Latencies,
     opts: SynthOptions,
     lines: Vec<Line>,
@@ -152,8 +171,16 @@ impl Generator {
         let transcription = self.lat.transcription.sample(&mut self.rng).min(eou * 0.8);
         let characters = self.rng.random_range(40..260);
         let prompt = 900 + 180 * turn_index as u64 + self.rng.random_range(0..120);
-        let _ = agent;
+        let hook_ms = if agent == Agent::Support && self.extra.random_bool(0.5) { self.lat.hook.sample(&mut self.extra) } else { 0.0 };
+        let tool_round = (agent == Agent::Sales && self.extra.random_bool(0.06)).then(|| ToolRound {
+            call_rest_ms: self.extra.random_range(40.0..250.0),
+            tool_ms: self.extra.random_range(150.0..900.0),
+            reply_ttft_ms: self.lat.ttft.sample(&mut self.extra),
+            reply_rest_ms: self.extra.random_range(200.0..900.0),
+        });
         Turn {
+            hook_ms,
+            tool_round,
             speech_id: format!("speech_{}", self.hex(12)),
             time,
             eou_ms: eou,
@@ -239,10 +266,13 @@ impl Generator {
                     "characters_count": t.characters, "model": "sonic-2", "provider": "cartesia"},
             "stt": {"audio_duration": secs_precise(t.user_audio_s * 1000.0), "model": "nova-3", "provider": "deepgram"},
         });
+        if t.hook_ms > 0.0 {
+            event["eou"]["on_user_turn_completed_delay"] = json!(secs_precise(t.hook_ms));
+        }
         if reported {
             // Agents measure end to end themselves: a little more than the sum of the parts.
             let overhead = self.rng.random_range(10.0..60.0);
-            event["total_latency"] = json!(secs_precise(t.eou_ms + t.ttft_ms + t.ttfb_ms + overhead));
+            event["total_latency"] = json!(secs_precise(t.eou_ms + t.hook_ms + t.ttft_ms + t.ttfb_ms + overhead));
         }
         let json = event.to_string();
         let message = match self.rng.random_range(0..10) {
@@ -283,10 +313,32 @@ impl Generator {
     fn sales_turn(&mut self, stream: &str, room: &str, room_id: &str, job_id: &str, t: &Turn) {
         let ts = |ms: i64| ms as f64 / 1000.0;
         let eou_time = t.time;
-        let llm_time = t.time + t.ttft_ms as i64 + 5;
-        let tts_time = llm_time + t.ttfb_ms as i64 + 5;
+        let mut llm_time = t.time + t.ttft_ms as i64 + 5;
+        let mut tts_time = llm_time + t.ttfb_ms as i64 + 5;
         let (llm_provider, llm_model) = Agent::Sales.llm();
-        let components = vec![
+        let mut reply = None;
+        let first_call_ms = t.tool_round.as_ref().map_or(t.llm_duration_ms, |r| t.ttft_ms + r.call_rest_ms);
+        if let Some(round) = &t.tool_round {
+            // One timeline: the tool call starts after the hook (1 ms) and is stamped when it ends,
+            // the tool runs, the reply's call starts, its first token, then the first audio.
+            let tool_call_start = t.time + 1;
+            llm_time = tool_call_start + first_call_ms.round() as i64;
+            let reply_start = llm_time + round.tool_ms.round() as i64;
+            let reply_ttft = round.reply_ttft_ms.round() as i64;
+            let reply_duration = reply_ttft + round.reply_rest_ms.round() as i64;
+            tts_time = reply_start + reply_ttft + t.ttfb_ms as i64 + 5;
+            let request: String = (0..10).map(|_| format!("{:x}", self.extra.random_range(0..16u8))).collect();
+            reply = Some((
+                reply_start + reply_duration,
+                json!({"type": "llm_metrics", "label": "livekit.plugins.openai.llm.LLM", "request_id": format!("chatcmpl-{request}"),
+                "timestamp": ts(reply_start + reply_duration), "duration": reply_duration as f64 / 1000.0,
+                "ttft": reply_ttft as f64 / 1000.0, "cancelled": false, "completion_tokens": t.completion_tokens,
+                "prompt_tokens": t.prompt_tokens + 60, "prompt_cached_tokens": t.prompt_tokens / 2,
+                "total_tokens": t.prompt_tokens + 60 + t.completion_tokens, "tokens_per_second": 42.5, "speech_id": t.speech_id,
+                "metadata": {"model_name": llm_model, "model_provider": llm_provider}}),
+            ));
+        }
+        let mut components = vec![
             (
                 eou_time,
                 json!({"type": "eou_metrics", "timestamp": ts(eou_time), "end_of_utterance_delay": secs_precise(t.eou_ms),
@@ -295,7 +347,7 @@ impl Generator {
             (
                 llm_time,
                 json!({"type": "llm_metrics", "label": "livekit.plugins.openai.llm.LLM", "request_id": format!("chatcmpl-{}", self.hex(10)),
-                "timestamp": ts(llm_time), "duration": secs_precise(t.llm_duration_ms), "ttft": secs_precise(t.ttft_ms), "cancelled": false,
+                "timestamp": ts(llm_time), "duration": secs_precise(first_call_ms), "ttft": secs_precise(t.ttft_ms), "cancelled": false,
                 "completion_tokens": t.completion_tokens, "prompt_tokens": t.prompt_tokens, "prompt_cached_tokens": t.cached_tokens,
                 "total_tokens": t.prompt_tokens + t.completion_tokens, "tokens_per_second": 42.5, "speech_id": t.speech_id,
                 "metadata": {"model_name": llm_model, "model_provider": llm_provider}}),
@@ -313,6 +365,9 @@ impl Generator {
                 "idle_time": 0.2, "inference_duration_total": 0.03, "inference_count": 32}),
             ),
         ];
+        if let Some(reply) = reply {
+            components.insert(2, reply);
+        }
         for (time, metrics) in components {
             let line = self.livekit_line(
                 time,
@@ -327,7 +382,10 @@ impl Generator {
 
     fn sales_log_metrics_turn(&mut self, stream: &str, room_id: &str, job_id: &str, t: &Turn) {
         let (llm_provider, llm_model) = Agent::Sales.llm();
-        let lines = vec![
+        // A tool round: the reply's call is logged when it ends, after the tool ran.
+        let reply_at = t.tool_round.as_ref().map(|r| t.time + t.ttft_ms as i64 + (r.tool_ms + r.reply_ttft_ms).round() as i64);
+        let first_audio = reply_at.unwrap_or(t.time + t.ttft_ms as i64) + t.ttfb_ms as i64;
+        let mut lines = vec![
             (
                 t.time,
                 json!({"message": "EOU metrics", "level": "INFO", "name": "livekit.agents",
@@ -341,11 +399,18 @@ impl Generator {
                 "reasoning_tokens": 0, "tokens_per_second": 41.27}),
             ),
             (
-                t.time + (t.ttft_ms + t.ttfb_ms) as i64,
+                if reply_at.is_some() { first_audio } else { t.time + (t.ttft_ms + t.ttfb_ms) as i64 },
                 json!({"message": "TTS metrics", "level": "INFO", "name": "livekit.agents",
                 "model_name": "sonic-2", "model_provider": "cartesia", "ttfb": secs_precise(t.ttfb_ms), "audio_duration": secs(t.audio_s * 1000.0)}),
             ),
         ];
+        if let (Some(at), Some(round)) = (reply_at, &t.tool_round) {
+            let reply = json!({"message": "LLM metrics", "level": "INFO", "name": "livekit.agents",
+                "model_name": llm_model, "model_provider": llm_provider, "ttft": secs(round.reply_ttft_ms), "prompt_tokens": t.prompt_tokens + 60,
+                "prompt_cached_tokens": t.prompt_tokens / 2, "cache_creation_tokens": 0, "completion_tokens": t.completion_tokens,
+                "reasoning_tokens": 0, "tokens_per_second": 41.27});
+            lines.insert(2, (at, reply));
+        }
         for (time, mut line) in lines {
             let obj = line.as_object_mut().expect("object");
             obj.insert("pid".into(), json!(4242));
@@ -548,12 +613,14 @@ pub fn generate(opts: &SynthOptions) -> Vec<LogBatch> {
     let window_ms = (opts.calls as i64 * 15_000).max(3_600_000);
     let mut g = Generator {
         rng: ChaCha8Rng::seed_from_u64(opts.seed),
+        extra: ChaCha8Rng::seed_from_u64(opts.seed ^ 0x9e37_79b9_7f4a_7c15),
         lat: Latencies {
             eou: lognormal(380.0, 0.3),
             transcription: lognormal(120.0, 0.35),
             ttft: lognormal(330.0, 0.3),
             ttfb: lognormal(140.0, 0.3),
             ttfb_degraded: lognormal(620.0, 0.35),
+            hook: lognormal(90.0, 0.4),
         },
         opts: opts.clone(),
         lines: Vec::new(),

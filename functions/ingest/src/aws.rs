@@ -9,8 +9,10 @@ use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
+use voicelake_shared::envelope::LogEvent;
 use voicelake_shared::metrics::Datum;
 
+use crate::pending::{PendingStore, StreamKey};
 use crate::sinks::{BatchAnswer, MetricsSink, RecordSink, SendError};
 
 /// One call attempt may take this long: a hung connection fails well inside the function's timeout.
@@ -115,5 +117,117 @@ impl RecordSink for FirehoseRecords {
             answer.first_error = Some(format!("FailedPutCount {} without per-record errors", out.failed_put_count()));
         }
         Ok(answer)
+    }
+}
+
+/// Held parts in a DynamoDB table: partition key `pk` (the stream, [`StreamKey::encode`]), sort key
+/// `sk` (the log event id), the event's `t` (CloudWatch timestamp) and `m` (message), when it was
+/// held (`held_at`, epoch milliseconds), and `expires_at` (epoch seconds) for the table's TTL, a
+/// safety net far past the sweep.
+pub struct DynamoPending {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+/// How long a part may stay if the sweep never runs: the table's TTL deletes it after this.
+pub const PENDING_TTL_SECONDS: i64 = 7 * 24 * 3600;
+
+impl DynamoPending {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoPending { client, table: table.into() }
+    }
+}
+
+fn s(v: impl Into<String>) -> aws_sdk_dynamodb::types::AttributeValue {
+    aws_sdk_dynamodb::types::AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> aws_sdk_dynamodb::types::AttributeValue {
+    aws_sdk_dynamodb::types::AttributeValue::N(v.to_string())
+}
+
+type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+fn event_of(item: &Item) -> Option<LogEvent> {
+    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    Some(LogEvent { id: text("sk")?, timestamp: item.get("t")?.as_n().ok()?.parse().ok()?, message: text("m")? })
+}
+
+impl PendingStore for DynamoPending {
+    async fn load(&self, key: &StreamKey) -> Result<Vec<LogEvent>, SendError> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(key.encode()))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(send_error)?;
+        let mut events: Vec<LogEvent> = items.iter().filter_map(event_of).collect();
+        events.sort_by(|a, b| (a.timestamp, &a.id).cmp(&(b.timestamp, &b.id)));
+        Ok(events)
+    }
+
+    async fn take(&self, key: &StreamKey, ids: &[String]) -> Result<Vec<String>, SendError> {
+        let mut taken = Vec::with_capacity(ids.len());
+        for id in ids {
+            let deleted = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(key.encode()))
+                .key("sk", s(id.clone()))
+                .condition_expression("attribute_exists(sk)")
+                .send()
+                .await;
+            match deleted {
+                Ok(_) => taken.push(id.clone()),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(send_error(e)),
+            }
+        }
+        Ok(taken)
+    }
+
+    async fn put(&self, key: &StreamKey, events: &[LogEvent], now_ms: i64) -> Result<(), SendError> {
+        for e in events {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(key.encode()))
+                .item("sk", s(e.id.clone()))
+                .item("t", n(e.timestamp))
+                .item("m", s(e.message.clone()))
+                .item("held_at", n(now_ms))
+                .item("expires_at", n(now_ms / 1000 + PENDING_TTL_SECONDS))
+                .send()
+                .await
+                .map_err(send_error)?;
+        }
+        Ok(())
+    }
+
+    async fn stale(&self, before_ms: i64) -> Result<Vec<StreamKey>, SendError> {
+        let items: Vec<Item> = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("held_at < :before")
+            .expression_attribute_values(":before", n(before_ms))
+            .projection_expression("pk")
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(send_error)?;
+        let keys: std::collections::BTreeSet<StreamKey> =
+            items.iter().filter_map(|i| i.get("pk")?.as_s().ok().and_then(|k| StreamKey::decode(k))).collect();
+        Ok(keys.into_iter().collect())
     }
 }

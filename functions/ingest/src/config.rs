@@ -23,9 +23,12 @@ pub const LAKE_RETENTION_DAYS: &str = "VOICELAKE_LAKE_RETENTION_DAYS";
 pub const METRIC_AGENTS: &str = "VOICELAKE_METRIC_AGENTS";
 pub const METRIC_TENANTS: &str = "VOICELAKE_METRIC_TENANTS";
 pub const METRIC_MODELS: &str = "VOICELAKE_METRIC_MODELS";
+/// The DynamoDB table that holds the parts of turns cut across invocations; unset, every turn is
+/// settled in the invocation that has its lines (read by `main`, which builds the store).
+pub const PENDING_TABLE: &str = "VOICELAKE_PENDING_TABLE";
 
 /// Every variable the function reads, for the README and the template test.
-pub const ALL: [&str; 15] = [
+pub const ALL: [&str; 16] = [
     TURNS_STREAM,
     SESSIONS_STREAM,
     REJECTS_STREAM,
@@ -41,6 +44,7 @@ pub const ALL: [&str; 15] = [
     METRIC_AGENTS,
     METRIC_TENANTS,
     METRIC_MODELS,
+    PENDING_TABLE,
 ];
 
 /// The Firehose delivery streams of the three lake tables.

@@ -1,21 +1,25 @@
-//! One invocation: decode, parse, aggregate (the pure pipeline of `voicelake-shared`), then send
-//! metrics and the three tables' records concurrently. Anything that could not be sent fails the
-//! invocation with an error naming it, so that Lambda retries the batch and, after its retries,
-//! keeps it in the on-failure destination.
+//! One invocation: decode, parse with the parts its stream carries, aggregate (the pure pipeline of
+//! `voicelake-shared`), then send metrics and the three tables' records concurrently. Anything that
+//! could not be sent fails the invocation with an error naming it, so that Lambda retries the batch
+//! and, after its retries, keeps it in the on-failure destination. A scheduled invocation sweeps
+//! the parts of streams gone quiet.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
-use voicelake_shared::BatchOutput;
 use voicelake_shared::Counts;
+use voicelake_shared::envelope::{Decoded, LogBatch, LogEvent, MessageType};
 use voicelake_shared::lake::{self, LakeRow, Table};
 use voicelake_shared::metrics::{self, Datum, dim, m};
+use voicelake_shared::{BatchOutput, Delivered, Hold, PENDING_TIMEOUT_MS, SETTLE_MS};
 
 use crate::config::IngestConfig;
 use crate::deliver::{self, MetricsOutcome, StreamOutcome};
-use crate::sinks::{MetricsSink, RecordSink};
+use crate::pending::{NoStore, PendingStore, StreamKey};
+use crate::sinks::{MetricsSink, RecordSink, SendError};
 
 /// What an invocation did: logged as one structured line, and returned.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -29,7 +33,21 @@ pub struct Summary {
     pub session_records: StreamOutcome,
     pub reject_records: StreamOutcome,
     pub metrics: MetricsOutcome,
+    pub pending: PendingOutcome,
     pub duration_ms: u64,
+}
+
+/// What the invocation did with the parts of turns cut across deliveries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PendingOutcome {
+    /// Whether this was the scheduled sweep of streams gone quiet.
+    pub sweep: bool,
+    /// Log events the stream carried in from the store.
+    pub carried: u64,
+    /// Carried events this invocation used (and took from the store).
+    pub taken: u64,
+    /// Log events now held in the store for the stream's next delivery.
+    pub held: u64,
 }
 
 impl Summary {
@@ -56,6 +74,33 @@ impl Summary {
 
     pub fn records_sent(&self) -> u64 {
         self.total(|o| o.sent)
+    }
+
+    /// Adds another summary's counts (a sweep's streams).
+    fn add(&mut self, other: &Summary) {
+        let (c, o) = (&mut self.counts, &other.counts);
+        c.events_in += o.events_in;
+        c.turns += o.turns;
+        c.partial_turns += o.partial_turns;
+        c.sessions += o.sessions;
+        c.rejected += o.rejected;
+        c.skipped += o.skipped;
+        c.nulled_values += o.nulled_values;
+        for (mine, theirs) in [
+            (&mut self.turn_records, &other.turn_records),
+            (&mut self.session_records, &other.session_records),
+            (&mut self.reject_records, &other.reject_records),
+        ] {
+            mine.sent += theirs.sent;
+            mine.failed += theirs.failed;
+            mine.retried += theirs.retried;
+        }
+        self.metrics.datums += other.metrics.datums;
+        self.metrics.requests += other.metrics.requests;
+        self.metrics.failed_requests += other.metrics.failed_requests;
+        self.pending.carried += other.pending.carried;
+        self.pending.taken += other.pending.taken;
+        self.pending.held += other.pending.held;
     }
 }
 
@@ -90,10 +135,38 @@ impl From<DeliveryError> for lambda_runtime::Diagnostic {
     }
 }
 
-pub struct Ingest<M, R> {
+pub struct Ingest<M, R, P = NoStore> {
     config: IngestConfig,
     metrics: M,
     records: R,
+    pending: P,
+}
+
+/// Whether an invocation is the schedule's (EventBridge), not a subscription's.
+fn is_scheduled(payload: &Value) -> bool {
+    payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+}
+
+/// A batch of no events of a stream: what a sweep processes with the stream's parts.
+fn quiet_stream(key: &StreamKey) -> Decoded {
+    let batch = LogBatch {
+        message_type: MessageType::DataMessage,
+        owner: String::new(),
+        log_group: key.log_group.clone(),
+        log_stream: key.log_stream.clone(),
+        subscription_filters: Vec::new(),
+        log_events: Vec::new(),
+    };
+    Decoded { batch, replaced_invalid_utf8: false, damaged: Vec::new() }
+}
+
+/// What a batch gave with the parts its stream carried: the output, and the parts taken from the
+/// store (put back if the output cannot be sent).
+struct Assembled {
+    out: BatchOutput,
+    key: Option<StreamKey>,
+    taken: Vec<LogEvent>,
+    pending: PendingOutcome,
 }
 
 fn records<R: LakeRow>(rows: &[R]) -> Vec<Vec<u8>> {
@@ -109,9 +182,21 @@ fn table_records(out: &BatchOutput, table: Table) -> Vec<Vec<u8>> {
     }
 }
 
-impl<M: MetricsSink, R: RecordSink> Ingest<M, R> {
+impl<M: MetricsSink, R: RecordSink> Ingest<M, R, NoStore> {
+    /// Without a store of pending parts: every turn is settled in the invocation that has its lines.
     pub fn new(config: IngestConfig, metrics: M, records: R) -> Self {
-        Ingest { config, metrics, records }
+        Ingest { config, metrics, records, pending: NoStore }
+    }
+}
+
+impl<M: MetricsSink, R: RecordSink, P: PendingStore> Ingest<M, R, P> {
+    /// With a store that keeps the parts of turns cut across invocations.
+    pub fn with_pending<Q: PendingStore>(self, pending: Q) -> Ingest<M, R, Q> {
+        Ingest { config: self.config, metrics: self.metrics, records: self.records, pending }
+    }
+
+    pub fn pending(&self) -> &P {
+        &self.pending
     }
 
     pub fn config(&self) -> &IngestConfig {
@@ -135,12 +220,153 @@ impl<M: MetricsSink, R: RecordSink> Ingest<M, R> {
     /// from its context): sends get the time up to [`FINISH_RESERVE`] before it, so that the
     /// failure metric and the summary line still go out when a sink never answers.
     pub async fn handle_until(&self, payload: &Value, now_ms: i64, deadline: Instant) -> Result<Summary, DeliveryError> {
+        if is_scheduled(payload) {
+            return self.sweep(now_ms, deadline).await;
+        }
         let started = Instant::now();
+        let cfg = &self.config.pipeline;
+        // Decode and parse, with the parts the stream carries. A payload that is not a subscription
+        // event still becomes a reject row.
+        let assembled = match voicelake_shared::decode_event(payload, cfg, now_ms) {
+            Delivered::Rejected(out) => Assembled { out, key: None, taken: Vec::new(), pending: PendingOutcome::default() },
+            Delivered::Batch(decoded) => {
+                let hold = Hold::Incomplete { timeout_ms: PENDING_TIMEOUT_MS, clock_ms: None };
+                self.assemble(&decoded, hold, now_ms).await.map_err(|e| self.store_failure(&decoded.batch, e, started))?
+            }
+        };
+        self.send_assembled(assembled, now_ms, deadline, started).await
+    }
+
+    /// The scheduled sweep: the streams with parts held since before the settling time get them
+    /// processed with the clock, so that a stream gone quiet (its call ended) still has its last
+    /// turns settled, whole or, past the timeout, partial.
+    async fn sweep(&self, now_ms: i64, deadline: Instant) -> Result<Summary, DeliveryError> {
+        let started = Instant::now();
+        let quiet = quiet_stream(&StreamKey { log_group: String::new(), log_stream: String::new() });
+        let keys = self.pending.stale(now_ms - SETTLE_MS).await.map_err(|e| self.store_failure(&quiet.batch, e, started))?;
+        let mut total = Summary { pending: PendingOutcome { sweep: true, ..PendingOutcome::default() }, ..Summary::default() };
+        let mut failures = Vec::new();
+        for key in keys {
+            let decoded = quiet_stream(&key);
+            let hold = Hold::Incomplete { timeout_ms: PENDING_TIMEOUT_MS, clock_ms: Some(now_ms) };
+            let assembled = match self.assemble(&decoded, hold, now_ms).await {
+                Ok(a) => a,
+                Err(e) => {
+                    failures.push(format!("pending parts of {}: {e}", key.encode()));
+                    continue;
+                }
+            };
+            match self.send_assembled(assembled, now_ms, deadline, Instant::now()).await {
+                Ok(s) => total.add(&s),
+                Err(e) => {
+                    total.add(&e.summary);
+                    failures.extend(e.failures);
+                }
+            }
+        }
+        total.duration_ms = started.elapsed().as_millis() as u64;
+        if failures.is_empty() { Ok(total) } else { Err(DeliveryError { failures, summary: Box::new(total) }) }
+    }
+
+    /// Processes a decoded batch with the parts its stream holds in the store: takes the parts it
+    /// used, holds what it cannot complete yet. A part a concurrent invocation took first is left
+    /// to it, and the batch processed again without it.
+    async fn assemble(&self, decoded: &Decoded, hold: Hold, now_ms: i64) -> Result<Assembled, SendError> {
+        let cfg = &self.config.pipeline;
+        let batch = &decoded.batch;
+        if !self.pending.keeps_parts() || batch.message_type == MessageType::ControlMessage {
+            let out = voicelake_shared::process_delivered(decoded, &[], Hold::Nothing, cfg, now_ms);
+            return Ok(Assembled { out, key: None, taken: Vec::new(), pending: PendingOutcome::default() });
+        }
+        let key = StreamKey { log_group: batch.log_group.clone(), log_stream: batch.log_stream.clone() };
+        let carried = self.pending.load(&key).await?;
+        let mut taken: Vec<LogEvent> = Vec::new();
+        let mut lost: HashSet<String> = HashSet::new();
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let in_store: Vec<LogEvent> =
+                carried.iter().filter(|e| !lost.contains(&e.id) && !taken.iter().any(|t| t.id == e.id)).cloned().collect();
+            let usable: Vec<LogEvent> = taken.iter().chain(&in_store).cloned().collect();
+            let out = voicelake_shared::process_delivered(decoded, &usable, hold, cfg, now_ms);
+            let held: HashSet<&str> = out.held.iter().map(|e| e.id.as_str()).collect();
+            let used: Vec<String> = in_store.iter().filter(|e| !held.contains(e.id.as_str())).map(|e| e.id.clone()).collect();
+            let got = match self.pending.take(&key, &used).await {
+                Ok(got) => got,
+                Err(e) => {
+                    self.put_back(&key, &taken, now_ms).await;
+                    return Err(e);
+                }
+            };
+            let got: HashSet<String> = got.into_iter().collect();
+            taken.extend(in_store.iter().filter(|e| got.contains(&e.id)).cloned());
+            let missed: Vec<String> = used.into_iter().filter(|id| !got.contains(id)).collect();
+            if !missed.is_empty() && attempt < ATTEMPTS {
+                lost.extend(missed);
+                continue;
+            }
+            if !missed.is_empty() {
+                tracing::warn!(stream = %key.encode(), parts = missed.len(), "pending parts taken by a concurrent invocation of the stream");
+            }
+            // What is held and not in the store: the batch's own events, and carried ones taken.
+            let still_stored: HashSet<&str> = in_store.iter().filter(|e| !got.contains(&e.id)).map(|e| e.id.as_str()).collect();
+            let to_put: Vec<LogEvent> = out.held.iter().filter(|e| !still_stored.contains(e.id.as_str())).cloned().collect();
+            if let Err(e) = self.pending.put(&key, &to_put, now_ms).await {
+                self.put_back(&key, &taken, now_ms).await;
+                return Err(e);
+            }
+            let pending =
+                PendingOutcome { sweep: false, carried: carried.len() as u64, taken: taken.len() as u64, held: out.held.len() as u64 };
+            return Ok(Assembled { out, key: Some(key), taken, pending });
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// Puts parts taken from the store back, so that a retry of the batch finds them. Best effort:
+    /// a part that cannot be put back is logged by its event id.
+    async fn put_back(&self, key: &StreamKey, taken: &[LogEvent], now_ms: i64) {
+        if taken.is_empty() {
+            return;
+        }
+        if let Err(e) = self.pending.put(key, taken, now_ms).await {
+            let ids: Vec<&str> = taken.iter().map(|e| e.id.as_str()).collect();
+            tracing::error!(stream = %key.encode(), error = %e, event_ids = ?ids, "pending parts could not be put back");
+        }
+    }
+
+    fn store_failure(&self, batch: &LogBatch, e: SendError, started: Instant) -> DeliveryError {
+        let summary = Summary {
+            log_group: batch.log_group.clone(),
+            log_stream: batch.log_stream.clone(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            ..Summary::default()
+        };
+        let failures = vec![format!("the pending-parts store: {e}")];
+        log_summary(&summary, &failures);
+        DeliveryError { failures, summary: Box::new(summary) }
+    }
+
+    /// Sends an assembled batch; on failure, its taken parts go back to the store.
+    async fn send_assembled(&self, a: Assembled, now_ms: i64, deadline: Instant, started: Instant) -> Result<Summary, DeliveryError> {
+        let result = self.send(a.out, a.pending, now_ms, deadline, started).await;
+        if result.is_err()
+            && let Some(key) = &a.key
+        {
+            self.put_back(key, &a.taken, now_ms).await;
+        }
+        result
+    }
+
+    /// Aggregates and sends a batch's output.
+    async fn send(
+        &self,
+        out: BatchOutput,
+        pending: PendingOutcome,
+        now_ms: i64,
+        deadline: Instant,
+        started: Instant,
+    ) -> Result<Summary, DeliveryError> {
         let sends_until = deadline.checked_sub(FINISH_RESERVE).unwrap_or(started).max(started);
         let cfg = &self.config.pipeline;
-
-        // Decode and parse. A payload that is not a subscription event still becomes a reject row.
-        let out: BatchOutput = voicelake_shared::process_event(payload, cfg, now_ms);
 
         log_rejects(&out);
 
@@ -168,6 +394,7 @@ impl<M: MetricsSink, R: RecordSink> Ingest<M, R> {
             session_records,
             reject_records,
             metrics,
+            pending,
             duration_ms: 0,
         };
 
@@ -262,6 +489,10 @@ fn log_summary(s: &Summary, failures: &[String]) {
                 metric_requests = s.metrics.requests,
                 metric_requests_failed = s.metrics.failed_requests,
                 metric_datums_refused = s.metrics.refused_datums,
+                sweep = s.pending.sweep,
+                pending_carried = s.pending.carried,
+                pending_taken = s.pending.taken,
+                pending_held = s.pending.held,
                 duration_ms = s.duration_ms,
                 failures = %failures.join("; "),
                 "invocation"

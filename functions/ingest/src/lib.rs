@@ -7,6 +7,7 @@ pub mod config;
 pub mod deliver;
 pub mod handler;
 pub mod logging;
+pub mod pending;
 pub mod sinks;
 
 pub use config::IngestConfig;

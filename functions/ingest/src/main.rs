@@ -4,8 +4,10 @@ use std::time::SystemTime;
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
-use voicelake_ingest::aws::{self, CloudWatchMetrics, FirehoseRecords};
+use voicelake_ingest::aws::{self, CloudWatchMetrics, DynamoPending, FirehoseRecords};
+use voicelake_ingest::config::PENDING_TABLE;
 use voicelake_ingest::handler::FUNCTION_TIMEOUT;
+use voicelake_ingest::pending::PendingStore;
 use voicelake_ingest::{Ingest, IngestConfig, logging};
 
 // One thread: the function waits on the network, and a single-threaded runtime starts faster and
@@ -24,7 +26,13 @@ async fn main() -> Result<(), Error> {
         CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(&aws)),
         FirehoseRecords::new(aws_sdk_firehose::Client::new(&aws)),
     );
-    let ingest = &ingest;
+    match std::env::var(PENDING_TABLE).ok().filter(|t| !t.trim().is_empty()) {
+        Some(table) => run(&ingest.with_pending(DynamoPending::new(aws_sdk_dynamodb::Client::new(&aws), table))).await,
+        None => run(&ingest).await,
+    }
+}
+
+async fn run<P: PendingStore>(ingest: &Ingest<CloudWatchMetrics, FirehoseRecords, P>) -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = SystemTime::now();
         // Every wait of the invocation is budgeted from the deadline Lambda gives it. A deadline

@@ -69,7 +69,7 @@ fn value_queries(spec: &AlarmSpec, prefix: &str, agent: Option<&str>, period_s: 
     let stat =
         |id: String, metric, stat, return_data| Query::Stat { id, metric, agent: agent.map(str::to_owned), stat, period_s, return_data };
     if spec.statistic == Statistic::ToolSuccessPercent {
-        out.push(stat(format!("{prefix}n"), m::TOOL_CALLS.name, "Sum", false));
+        out.push(stat(format!("{prefix}n"), m::TOOL_CALL_OUTCOMES.name, "Sum", false));
         out.push(stat(format!("{prefix}f"), m::TOOL_CALL_FAILURES.name, "Sum", false));
         // The alarm's own expression: no calls gives no value, not 100 %.
         out.push(Query::Expr {
@@ -164,6 +164,7 @@ pub fn calls_from_rows(rows: &[Row]) -> Vec<Call> {
                 p95_ms: number(r, "p95_ms"),
                 dominant_component: diagnosis::dominant_component(
                     number(r, "eou_mean_ms"),
+                    number(r, "hook_mean_ms"),
                     number(r, "ttft_mean_ms"),
                     number(r, "ttfb_mean_ms"),
                 ),
@@ -242,8 +243,8 @@ mod tests {
     fn one_call_measures_the_breach_and_both_baselines_on_their_own_periods() {
         let breach = Window { start_ms: T, end_ms: T + 900_000 };
         let plan = MetricPlan::new(&spec("TurnLatencyP95Alarm"), breach, &["sales".into(), "support".into()]);
-        // Overall value + 2 agents × (value + 4 components), for each of two periods.
-        assert_eq!(plan.queries.len(), 2 * (1 + 2 * 5));
+        // Overall value + 2 agents × (value + 5 components), for each of two periods.
+        assert_eq!(plan.queries.len(), 2 * (1 + 2 * 6));
         assert_eq!(plan.baselines[0], Window { start_ms: T - HOUR_MS, end_ms: T });
         assert_eq!(plan.baselines[1], Window { start_ms: T - HOUR_MS - DAY_MS, end_ms: T - DAY_MS });
         for period in [900_000, HOUR_MS] {
@@ -268,7 +269,7 @@ mod tests {
             s("ha0c3", &[(T - HOUR_MS, 300.0)]),
         ]);
         assert_eq!(b.value, Some(1900.0));
-        assert_eq!(b.agents["sales"].components, [None, None, None, Some(1100.0)]);
+        assert_eq!(b.agents["sales"].components, [None, None, None, Some(1100.0), None]);
         assert!(!b.agents.contains_key("support"), "no data for support");
         assert_eq!((baselines[0].value, baselines[1].value), (Some(1000.0), Some(950.0)));
         assert_eq!(baselines[0].agents["sales"].components[3], Some(300.0));

@@ -1,7 +1,7 @@
 //! LiveKit Agents ≥ 1.7 `conversation_item_added`: a chat message with its metrics. A user message
 //! carries the end-of-turn delays, the agent's reply the LLM and TTS ones and the end-to-end latency;
 //! assembly joins the two.
-use super::{Issues, MAX_LATENCY_MS, Observation, Origin, identity, owned, turn_base};
+use super::{Issues, MAX_LATENCY_MS, Observation, Origin, identity, owned, turn_base, within};
 use crate::config::Config;
 use crate::event::RawEvent;
 use crate::lenient::Num;
@@ -35,6 +35,7 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
             row.tts_model = owned(m.model_name.get());
             row.tts_provider = owned(m.model_provider.get());
         }
+        row.interrupted = item.interrupted.get();
         let reported_ms = issues.latency("item.metrics.e2e_latency", metrics.e2e_latency, Num::Missing);
         row.value_issues = issues.finish();
         Observation::ChatAssistant { row, reported_ms }
@@ -42,6 +43,25 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
         row.eou_delay_ms = issues.millis("item.metrics.end_of_turn_delay", metrics.end_of_turn_delay, Num::Missing, true, MAX_LATENCY_MS);
         row.transcription_delay_ms =
             issues.millis("item.metrics.transcription_delay", metrics.transcription_delay, Num::Missing, true, MAX_LATENCY_MS);
+        row.on_user_turn_completed_delay_ms =
+            issues.latency("item.metrics.on_user_turn_completed_delay", metrics.on_user_turn_completed_delay, Num::Missing);
+        // Both delays are measured from the end of the user's speech: a record whose speech ends
+        // before it starts (a LiveKit bug with a stale anchor) gives them no meaning.
+        if let (Some(started), Some(stopped)) = (metrics.started_speaking_at.millis(), metrics.stopped_speaking_at.millis())
+            && stopped < started
+            && (row.eou_delay_ms.is_some() || row.transcription_delay_ms.is_some())
+        {
+            issues.push(
+                "item.metrics",
+                format_args!(
+                    "stopped_speaking_at is {} ms before started_speaking_at: end_of_turn_delay and transcription_delay nulled",
+                    started - stopped
+                ),
+            );
+            row.eou_delay_ms = None;
+            row.transcription_delay_ms = None;
+        }
+        within(&mut issues, "item.metrics.transcription_delay", &mut row.transcription_delay_ms, "end-of-turn delay", row.eou_delay_ms);
         if let Some(m) = metrics.stt_metadata.get() {
             row.stt_model = owned(m.model_name.get());
             row.stt_provider = owned(m.model_provider.get());

@@ -1,12 +1,12 @@
 //! LiveKit Agents' component metrics (`LLMMetrics`, `TTSMetrics`, `STTMetrics`, `EOUMetrics`,
 //! realtime model metrics): as `model_dump()` JSON, as `log_metrics()` lines, or wrapped in a
 //! `metrics_collected` event. Each is one component of a turn, assembled later.
-use super::{Issues, MAX_DURATION_MS, MAX_LATENCY_MS, Observation, Origin, any_present, clean_label, identity, owned, turn_base};
+use super::{Issues, MAX_DURATION_MS, MAX_LATENCY_MS, Observation, Origin, any_present, clean_label, identity, owned, turn_base, within};
 use crate::config::Config;
 use crate::event::{Component, EventObject, Family, RawEvent};
 use crate::lenient::{Num, Obj};
 use crate::reasons::{RejectReason, SkipReason};
-use crate::rows::SourceFormat;
+use crate::rows::{LlmCall, SourceFormat};
 
 pub(super) fn observe_component<M>(
     raw: &EventObject<M>,
@@ -29,7 +29,14 @@ pub(super) fn observe_component<M>(
         ],
         Component::Tts => &[raw.ttfb, raw.ttfb_ms, raw.duration, raw.duration_ms, raw.audio_duration, raw.characters_count],
         Component::Stt => &[raw.duration, raw.duration_ms, raw.audio_duration, raw.audio_duration_ms],
-        Component::Eou => &[raw.end_of_utterance_delay, raw.end_of_utterance_delay_ms, raw.transcription_delay, raw.transcription_delay_ms],
+        Component::Eou => &[
+            raw.end_of_utterance_delay,
+            raw.end_of_utterance_delay_ms,
+            raw.transcription_delay,
+            raw.transcription_delay_ms,
+            raw.on_user_turn_completed_delay,
+            raw.on_user_turn_completed_delay_ms,
+        ],
     };
     if !any_present(measured) {
         return Observation::Reject {
@@ -53,8 +60,21 @@ pub(super) fn observe_component<M>(
         Component::Llm | Component::Realtime => {
             row.llm_ttft_ms = issues.latency("ttft", raw.ttft, raw.ttft_ms);
             row.llm_duration_ms = issues.millis("duration", raw.duration, raw.duration_ms, false, MAX_DURATION_MS);
+            within(&mut issues, "ttft", &mut row.llm_ttft_ms, "call's duration", row.llm_duration_ms);
+            row.llm_call_parts.push(LlmCall {
+                at_ms: row.event_time,
+                duration_ms: row.llm_duration_ms,
+                ttft_ms: row.llm_ttft_ms,
+                own_timestamp: !logged,
+            });
             row.prompt_tokens = issues.count("prompt_tokens", raw.prompt_tokens).or(issues.count("input_tokens", raw.input_tokens));
-            row.prompt_cached_tokens = issues.count("prompt_cached_tokens", raw.prompt_cached_tokens);
+            // A realtime model's cached input: `cached_input_tokens` on its log line,
+            // `input_token_details.cached_tokens` in its model dump.
+            let details_cached = raw.input_token_details.get().map_or(crate::lenient::Num::Missing, |d| d.cached_tokens);
+            row.prompt_cached_tokens = issues
+                .count("prompt_cached_tokens", raw.prompt_cached_tokens)
+                .or(issues.count("cached_input_tokens", raw.cached_input_tokens))
+                .or(issues.count("input_token_details.cached_tokens", details_cached));
             row.completion_tokens =
                 issues.count("completion_tokens", raw.completion_tokens).or(issues.count("output_tokens", raw.output_tokens));
             row.llm_model = model;
@@ -63,6 +83,7 @@ pub(super) fn observe_component<M>(
         Component::Tts => {
             row.tts_ttfb_ms = issues.latency("ttfb", raw.ttfb, raw.ttfb_ms);
             row.tts_duration_ms = issues.millis("duration", raw.duration, raw.duration_ms, false, MAX_DURATION_MS);
+            within(&mut issues, "ttfb", &mut row.tts_ttfb_ms, "synthesis's duration", row.tts_duration_ms);
             row.tts_audio_duration_ms = issues.millis("audio_duration", raw.audio_duration, raw.audio_duration_ms, false, MAX_DURATION_MS);
             row.tts_characters = issues.count("characters_count", raw.characters_count);
             row.tts_model = model;
@@ -79,6 +100,9 @@ pub(super) fn observe_component<M>(
                 issues.millis("end_of_utterance_delay", raw.end_of_utterance_delay, raw.end_of_utterance_delay_ms, true, MAX_LATENCY_MS);
             row.transcription_delay_ms =
                 issues.millis("transcription_delay", raw.transcription_delay, raw.transcription_delay_ms, true, MAX_LATENCY_MS);
+            within(&mut issues, "transcription_delay", &mut row.transcription_delay_ms, "end-of-utterance delay", row.eou_delay_ms);
+            row.on_user_turn_completed_delay_ms =
+                issues.latency("on_user_turn_completed_delay", raw.on_user_turn_completed_delay, raw.on_user_turn_completed_delay_ms);
         }
     }
     row.value_issues = issues.finish();

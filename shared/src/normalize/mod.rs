@@ -189,6 +189,18 @@ impl Issues {
     }
 }
 
+/// A delay that lies inside another span cannot be longer than it (a transcription delay inside
+/// the end-of-utterance delay, a time to first token inside its call): the record contradicts
+/// itself, and the delay is nulled with an issue rather than trusted.
+fn within(issues: &mut Issues, field: &str, value: &mut Option<f64>, span_field: &str, span: Option<f64>) {
+    if let (Some(v), Some(s)) = (*value, span)
+        && v > s
+    {
+        issues.push(field, format_args!("{v} ms is longer than the {span_field} it lies in ({s} ms)"));
+        *value = None;
+    }
+}
+
 /// The first candidate that is present, as (name, seconds field, milliseconds field).
 fn first_present<'n>(candidates: &[(&'n str, Num, Num)]) -> (&'n str, Num, Num) {
     candidates.iter().copied().find(|(_, s, m)| !s.is_missing() || !m.is_missing()).unwrap_or((candidates[0].0, Num::Missing, Num::Missing))
@@ -366,6 +378,7 @@ fn session_row<M>(
         tool_calls: Vec::new(),
         tool_call_count: 0,
         tool_failure_count: 0,
+        tool_outcome_count: 0,
         discovered_signals: Default::default(),
         llm_prompt_tokens: None,
         llm_cached_tokens: None,

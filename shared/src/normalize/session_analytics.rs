@@ -49,6 +49,7 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
         issues.push("tool_calls", format_args!("{} calls, the first {TOOL_CALLS} kept; the counts are of all of them", calls.len()));
     }
     let mut failures = 0;
+    let mut outcomes = 0;
     let mut kept = Vec::with_capacity(calls.len().min(TOOL_CALLS));
     for (i, call) in calls.iter().enumerate() {
         let error = call.error.get();
@@ -58,6 +59,7 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
             _ => error.map(|_| false),
         });
         failures += usize::from(success == Some(false));
+        outcomes += usize::from(success.is_some());
         if i >= TOOL_CALLS {
             continue;
         }
@@ -71,6 +73,7 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
     row.tool_calls = kept;
     row.tool_call_count = calls.len() as i64;
     row.tool_failure_count = failures as i64;
+    row.tool_outcome_count = outcomes as i64;
 
     match &raw.discovered_signals {
         Obj::Value(signals) => {

@@ -1,6 +1,6 @@
 //! The application's `voice_metrics` event: one turn, its components nested (`eou`, `llm`, `tts`,
 //! `stt`) or flat (`eou_delay`, `llm_ttft`, …), in seconds or `_ms`.
-use super::{Issues, MAX_DURATION_MS, MAX_LATENCY_MS, Observation, Origin, any_present, first_present, identity, owned, turn_base};
+use super::{Issues, MAX_DURATION_MS, MAX_LATENCY_MS, Observation, Origin, any_present, first_present, identity, owned, turn_base, within};
 use crate::config::Config;
 use crate::event::{EouBlock, ModelBlock, RawEvent};
 use crate::reasons::RejectReason;
@@ -29,6 +29,10 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
         ("eou.transcription_delay", eou.transcription_delay, eou.transcription_delay_ms),
         ("transcription_delay", raw.transcription_delay, raw.transcription_delay_ms),
     ]);
+    let hook = first_present(&[
+        ("eou.on_user_turn_completed_delay", eou.on_user_turn_completed_delay, eou.on_user_turn_completed_delay_ms),
+        ("on_user_turn_completed_delay", raw.on_user_turn_completed_delay, raw.on_user_turn_completed_delay_ms),
+    ]);
     let ttft = first_present(&[("llm.ttft", llm.ttft, llm.ttft_ms), ("llm_ttft", raw.llm_ttft, raw.llm_ttft_ms)]);
     let ttfb = first_present(&[("tts.ttfb", tts.ttfb, tts.ttfb_ms), ("tts_ttfb", raw.tts_ttfb, raw.tts_ttfb_ms)]);
     let total = first_present(&[("total_latency", raw.total_latency, raw.total_latency_ms)]);
@@ -38,6 +42,8 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
         eou_delay.2,
         transcription.1,
         transcription.2,
+        hook.1,
+        hook.2,
         ttft.1,
         ttft.2,
         ttfb.1,
@@ -70,6 +76,8 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
     row.speech_id = owned(issues.text("speech_id", &raw.speech_id));
     row.eou_delay_ms = issues.millis(eou_delay.0, eou_delay.1, eou_delay.2, true, MAX_LATENCY_MS);
     row.transcription_delay_ms = issues.millis(transcription.0, transcription.1, transcription.2, true, MAX_LATENCY_MS);
+    within(&mut issues, transcription.0, &mut row.transcription_delay_ms, "end-of-utterance delay", row.eou_delay_ms);
+    row.on_user_turn_completed_delay_ms = issues.latency(hook.0, hook.1, hook.2);
     row.llm_ttft_ms = issues.latency(ttft.0, ttft.1, ttft.2);
     row.llm_duration_ms = issues.millis("llm.duration", llm.duration, llm.duration_ms, false, MAX_DURATION_MS);
     row.prompt_tokens = issues.count("llm.prompt_tokens", llm.prompt_tokens);
