@@ -124,7 +124,39 @@ impl LocalReplay {
                 }
             })
             .collect();
-        outputs.into_iter().try_for_each(|out| self.add_carried(out, config, now))
+        // Each stream's held parts are carried into its next batch in order, the streams in
+        // parallel; the outputs are added in input order.
+        let mut chains: std::collections::BTreeMap<(String, String), Vec<(usize, BatchOutput)>> = Default::default();
+        for (i, out) in outputs.into_iter().enumerate() {
+            chains.entry((out.log_group.clone(), out.log_stream.clone())).or_default().push((i, out));
+        }
+        let work: Vec<_> = chains.into_iter().map(|((group, stream), outs)| (self.carrier.take_stream(&group, &stream), outs)).collect();
+        let done: Vec<_> = work
+            .into_par_iter()
+            .map(|(mut carry, outs)| {
+                let carried: Vec<_> = outs
+                    .into_iter()
+                    .map(|(i, mut out)| {
+                        let joined = carry.after(&mut out, config, now);
+                        (i, out, joined)
+                    })
+                    .collect();
+                (carry, carried)
+            })
+            .collect();
+        let mut ordered = Vec::new();
+        for (carry, carried) in done {
+            self.carrier.put_stream(carry);
+            ordered.extend(carried);
+        }
+        ordered.sort_by_key(|(i, ..)| *i);
+        for (_, out, joined) in ordered {
+            self.add(out)?;
+            if let Some(joined) = joined {
+                self.add(joined)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn report(&self) -> &ReportBuilder {

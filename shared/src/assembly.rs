@@ -153,7 +153,7 @@ impl Assembly {
             let of = parts.iter().any(|r| r.component != Some(Component::Stt)).then(|| Parts::of(&parts, Growth::MayGrow));
             self.turns.push((merge_components(parts), None, of));
         }
-        self.join_chat(holding.is_some_and(|h| h.orphan_replies));
+        self.join_chat(holding.is_some_and(|h| h.before_carry));
         let mut held = Vec::new();
         let mut turns = Vec::with_capacity(self.turns.len());
         for (mut row, reported_ms, parts) in self.turns {
@@ -189,9 +189,9 @@ impl Assembly {
 
     /// Gives each agent chat message the end-of-turn delay of the user message before it in the
     /// same session. A user message left unanswered in the batch can still be answered by a later
-    /// one; with `orphan_replies`, so can a reply without its user message be given one carried
+    /// one; with `before_carry`, so can a reply without its user message be given one carried
     /// from an earlier batch, and both are held where holding is on.
-    fn join_chat(&mut self, orphan_replies: bool) {
+    fn join_chat(&mut self, before_carry: bool) {
         let mut chat = std::mem::take(&mut self.chat);
         chat.sort_by_key(|a| (a.1.event_time, a.0));
         let mut pending_user: HashMap<Option<String>, TurnRow> = HashMap::new();
@@ -209,7 +209,7 @@ impl Assembly {
                     turn.absorb(user);
                     None
                 }
-                None => orphan_replies.then(|| Parts::of(std::slice::from_ref(&turn), Growth::MayTakeEarlier)),
+                None => before_carry.then(|| Parts::of(std::slice::from_ref(&turn), Growth::MayTakeEarlier)),
             };
             self.turns.push((turn, reported_ms, parts));
         }
@@ -230,15 +230,18 @@ pub(crate) struct Holding {
     pub horizon_ms: i64,
     /// A complete turn whose newest part is this recent may still take in lines logged after it.
     pub settle_from_ms: i64,
-    /// Whether an agent reply without its user message is held too, for a user message an
-    /// earlier batch may hold (a replay that processes batches before it knows what they carry).
-    pub orphan_replies: bool,
+    /// The batch is processed before the parts its stream carries are known (a replay processes
+    /// batches in parallel, then carries): an incomplete turn is held whatever it lacks, and an
+    /// agent reply without its user message too, for the pass with the carried parts to decide.
+    pub before_carry: bool,
 }
 
 impl Holding {
     fn holds(&self, parts: &Parts, complete: bool) -> bool {
         match (parts.growth, complete) {
-            (_, false) => parts.newest_ms >= self.horizon_ms,
+            // Once the carried parts are in, a turn that lacks a line LiveKit writes before the ones
+            // it has will never get it: only a turn still waiting for a later line is held.
+            (_, false) => (self.before_carry || parts.waiting) && parts.newest_ms >= self.horizon_ms,
             (Growth::MayGrow, true) => parts.newest_ms >= self.settle_from_ms,
             (Growth::MayTakeEarlier, true) => true,
             (Growth::Waits, true) => false,
@@ -252,6 +255,9 @@ struct Parts {
     ids: Vec<String>,
     newest_ms: i64,
     growth: Growth,
+    /// What it lacks comes after what it has: LiveKit writes a turn's EOU line, then its LLM
+    /// lines, then its speech's; a user message comes before its reply.
+    waiting: bool,
 }
 
 /// What a turn may still take in from other batches.
@@ -260,7 +266,7 @@ enum Growth {
     /// Lines logged after it, while complete too (a tool round's reply call, later speech).
     MayGrow,
     /// A user message an earlier batch holds: an agent reply processed before the carried parts
-    /// are known ([`Holding::orphan_replies`]).
+    /// are known ([`Holding::before_carry`]).
     MayTakeEarlier,
     /// Only what completes it (a user message waiting for its reply).
     Waits,
@@ -268,10 +274,17 @@ enum Growth {
 
 impl Parts {
     fn of(rows: &[TurnRow], growth: Growth) -> Parts {
+        let has = |c: Component| rows.iter().any(|r| r.component == Some(c));
+        let waiting = match growth {
+            Growth::MayGrow => has(Component::Eou) && !has(Component::Tts),
+            Growth::Waits => true,
+            Growth::MayTakeEarlier => false,
+        };
         Parts {
             ids: rows.iter().map(|r| r.event_id.clone()).collect(),
             newest_ms: rows.iter().map(|r| r.event_time).max().unwrap_or(i64::MIN),
             growth,
+            waiting,
         }
     }
 }

@@ -29,21 +29,24 @@ impl Carrier {
     /// carries, they are processed together, and what that gives (turns completed, or settled
     /// partial by the timeout) is returned; the rest is carried on.
     pub fn after(&mut self, out: &mut BatchOutput, config: &Config, now_ms: i64) -> Option<BatchOutput> {
-        let key = (out.log_group.clone(), out.log_stream.clone());
-        let held = std::mem::take(&mut out.held);
-        if held.is_empty() && !self.pending.contains_key(&key) {
-            return None;
+        let mut stream = self.take_stream(&out.log_group, &out.log_stream);
+        let joined = stream.after(out, config, now_ms);
+        self.put_stream(stream);
+        joined
+    }
+
+    /// One stream's carried parts, taken out so that streams can be carried on in parallel (each
+    /// stream's batches still in order); [`Carrier::put_stream`] gives them back.
+    pub fn take_stream(&mut self, log_group: &str, log_stream: &str) -> StreamCarry {
+        let key = (log_group.to_owned(), log_stream.to_owned());
+        let pending = self.pending.remove(&key).unwrap_or_default();
+        StreamCarry { key, pending }
+    }
+
+    pub fn put_stream(&mut self, stream: StreamCarry) {
+        if !stream.pending.is_empty() {
+            self.pending.insert(stream.key, stream.pending);
         }
-        let mut carried = self.pending.remove(&key).unwrap_or_default();
-        carried.extend(held);
-        let clock_ms = out.event_timestamps.iter().copied().max();
-        let hold = Hold::Incomplete { timeout_ms: PENDING_TIMEOUT_MS, clock_ms };
-        let mut joined = process_batch_carrying(&empty_batch(&key), &carried, hold, config, now_ms);
-        let still = std::mem::take(&mut joined.held);
-        if !still.is_empty() {
-            self.pending.insert(key, still);
-        }
-        Some(joined)
     }
 
     /// The end of the input: every part still held, settled, whole or partial.
@@ -57,6 +60,30 @@ impl Carrier {
     /// Log events held, over every stream.
     pub fn held(&self) -> usize {
         self.pending.values().map(Vec::len).sum()
+    }
+}
+
+/// The parts one stream carries: [`Carrier::take_stream`].
+#[derive(Debug)]
+pub struct StreamCarry {
+    key: (String, String),
+    pending: Vec<LogEvent>,
+}
+
+impl StreamCarry {
+    /// [`Carrier::after`] for this stream's next batch.
+    pub fn after(&mut self, out: &mut BatchOutput, config: &Config, now_ms: i64) -> Option<BatchOutput> {
+        let held = std::mem::take(&mut out.held);
+        if held.is_empty() && self.pending.is_empty() {
+            return None;
+        }
+        let mut carried = std::mem::take(&mut self.pending);
+        carried.extend(held);
+        let clock_ms = out.event_timestamps.iter().copied().max();
+        let hold = Hold::Incomplete { timeout_ms: PENDING_TIMEOUT_MS, clock_ms };
+        let mut joined = process_batch_carrying(&empty_batch(&self.key), &carried, hold, config, now_ms);
+        self.pending = std::mem::take(&mut joined.held);
+        Some(joined)
     }
 }
 

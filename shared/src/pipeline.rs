@@ -220,9 +220,9 @@ pub fn process_batch(batch: &LogBatch, config: &Config, now_ms: i64) -> BatchOut
 pub const PENDING_TIMEOUT_MS: i64 = 5 * 60_000;
 
 /// How long a turn that looks complete waits for lines that may still join it, in log time: a
-/// tool round's reply call is logged when it ends, often after the reply's first audio, and a long
-/// reply's later speech segments after that.
-pub const SETTLE_MS: i64 = 30_000;
+/// tool round's reply call is logged when it ends, which can be after the first audio of the
+/// reply's speech, whose metrics may already be in.
+pub const SETTLE_MS: i64 = 10_000;
 
 /// Whether a batch holds back the parts of turns it cannot complete yet, for its stream's next
 /// batch. CloudWatch cuts deliveries by time, so a turn's EOU line may come in one and its TTS line
@@ -272,12 +272,12 @@ pub fn process_batch_carrying(batch: &LogBatch, carried: &[LogEvent], hold: Hold
             Some(Holding {
                 horizon_ms: newest.saturating_sub(timeout_ms),
                 settle_from_ms: newest.saturating_sub(SETTLE_MS),
-                orphan_replies: false,
+                before_carry: false,
             })
         }
         Hold::BeforeCarry => {
             let newest = events.iter().map(|e| e.timestamp).max().unwrap_or(i64::MIN);
-            Some(Holding { horizon_ms: i64::MIN, settle_from_ms: newest.saturating_sub(SETTLE_MS), orphan_replies: true })
+            Some(Holding { horizon_ms: i64::MIN, settle_from_ms: newest.saturating_sub(SETTLE_MS), before_carry: true })
         }
     };
     let mut assembly = Assembly::default();

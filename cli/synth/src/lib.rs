@@ -326,7 +326,9 @@ impl Generator {
             let reply_start = llm_time + round.tool_ms.round() as i64;
             let reply_ttft = round.reply_ttft_ms.round() as i64;
             let reply_duration = reply_ttft + round.reply_rest_ms.round() as i64;
-            tts_time = reply_start + reply_ttft + t.ttfb_ms as i64 + 5;
+            // The speech's metrics come when it is synthesized, after the reply's call ended (as in
+            // LiveKit's own tool_round fixture).
+            tts_time = (reply_start + reply_ttft + t.ttfb_ms as i64).max(reply_start + reply_duration) + 5;
             let request: String = (0..10).map(|_| format!("{:x}", self.extra.random_range(0..16u8))).collect();
             reply = Some((
                 reply_start + reply_duration,
