@@ -21,6 +21,7 @@ use voicelake_shared::diagnosis::{
 };
 use voicelake_shared::metrics::{self, MetricSpec, m};
 use voicelake_shared::rows::{LatencySource, SessionRecordType};
+use voicelake_shared::shown::one_line;
 use voicelake_shared::timefmt;
 use voicelake_shared::views::{self, Axis, Chart, Series, Stat};
 use voicelake_shared::{BatchOutput, BatchStats, Counts};
@@ -1359,7 +1360,7 @@ impl Report {
             let _ = writeln!(s, "  skipped by reason: {}", reasons.join(", "));
         }
         for r in &self.input.first_rejects {
-            let _ = writeln!(s, "  rejected at {}: {}: {}", r.place, r.reason, r.detail);
+            let _ = writeln!(s, "  rejected at {}: {}: {}", one_line(&r.place), r.reason, one_line(&r.detail));
         }
         if self.input.replaced_bytes > 0 || self.input.joined_lines > 0 {
             let _ = writeln!(
@@ -1371,6 +1372,7 @@ impl Report {
         let _ = writeln!(s, "\nlatency (ms)                     count    mean     min  stddev     p50     p95     p99     max");
         for (name, x) in self.latency_rows() {
             let [mean, min, sd, p50, p95, p99, max] = [x.mean, x.min, x.std_dev, x.p50, x.p95, x.p99, x.max].map(fmt_ms);
+            let name = one_line(&name);
             let _ = writeln!(s, "  {name:<29} {:>7} {mean:>7} {min:>7} {sd:>7} {p50:>7} {p95:>7} {p99:>7} {max:>7}", x.count);
         }
         let _ = writeln!(
@@ -1398,8 +1400,8 @@ impl Report {
                 let _ = writeln!(
                     s,
                     "  {:<28} {:<16} turns {:>3}  p95 {:>6.0} ms  max {:>6.0} ms  mostly {}",
-                    x.session_id,
-                    x.agent,
+                    one_line(&x.session_id),
+                    one_line(&x.agent),
                     x.turns,
                     x.p95_ms,
                     x.max_ms,
@@ -1427,7 +1429,7 @@ impl Report {
             tl.success_pct.map_or("-".into(), |p| format!("{p}%"))
         );
         if !tl.failures_by_tool.is_empty() {
-            let worst: Vec<String> = tl.failures_by_tool.iter().take(3).map(|(n, c)| format!("{n} {c}")).collect();
+            let worst: Vec<String> = tl.failures_by_tool.iter().take(3).map(|(n, c)| format!("{} {c}", one_line(n))).collect();
             let _ = write!(s, " (failures: {})", worst.join(", "));
         }
         let _ = writeln!(s, "\n\nalarms (default thresholds, evaluated on event time)");
@@ -1443,15 +1445,15 @@ impl Report {
             }
             let _ = writeln!(s);
             if let Some(d) = a.detail.as_ref().filter(|_| a.would_fire) {
-                let _ = writeln!(s, "  {:<30} {d}", "");
+                let _ = writeln!(s, "  {:<30} {}", "", one_line(d));
             }
             if let Some(d) = &a.diagnosis {
-                let _ = writeln!(s, "  {:<30} {}", "", d.headline);
+                let _ = writeln!(s, "  {:<30} {}", "", one_line(&d.headline));
                 if let Some(cause) = &d.cause {
-                    let _ = writeln!(s, "  {:<30} cause: {cause}", "");
+                    let _ = writeln!(s, "  {:<30} cause: {}", "", one_line(cause));
                 }
                 if !d.worst_sessions.is_empty() {
-                    let _ = writeln!(s, "  {:<30} worst calls: {}", "", d.worst_sessions.join(", "));
+                    let _ = writeln!(s, "  {:<30} worst calls: {}", "", one_line(&d.worst_sessions.join(", ")));
                 }
             }
         }

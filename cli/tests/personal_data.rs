@@ -42,3 +42,28 @@ fn personal_data_is_hashed_by_default_and_dropped_or_kept_on_request() {
         .unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("hash, drop or keep"));
 }
+
+/// Ids and names come from agents' logs: a newline or a terminal escape in one stays on its line of
+/// the text report and never reaches the terminal.
+#[test]
+fn control_characters_in_names_and_ids_do_not_reach_the_terminal_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("hostile.log");
+    let mut lines = String::new();
+    for (i, latency) in [(1, 2.5), (2, 2.7), (3, 2.9)] {
+        lines.push_str(&format!(
+            concat!(
+                r#"{{"_event_type": "voice_metrics", "_session_id": "sess\nFORGED line\u001b[2J{i}", "_timestamp": "2026-11-23T14:00:0{i}.000Z", "#,
+                r#""agent_name": "sales\u202eagent\r\nFORGED agent", "speech_id": "speech_{i}", "total_latency": {latency}}}"#,
+                "\n"
+            ),
+            i = i,
+            latency = latency
+        ));
+    }
+    std::fs::write(&input, lines).unwrap();
+    let text = voicelake(&["replay", input.to_str().unwrap(), "--lake", dir.path().join("lake").to_str().unwrap()]);
+    assert!(text.contains("slowest sessions"), "{text}");
+    assert!(!text.lines().any(|l| l.trim_start().starts_with("FORGED")), "{text}");
+    assert!(!text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\u{202e}'), "{text:?}");
+}

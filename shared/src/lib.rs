@@ -27,6 +27,7 @@ pub mod pipeline;
 pub mod queries;
 pub mod reasons;
 pub mod rows;
+pub mod shown;
 pub mod timefmt;
 pub mod views;
 

@@ -2,7 +2,8 @@
 //! CloudWatch and Logs Insights answered by the SDK's own test rules (moto speaks neither
 //! GetMetricData's CBOR nor Insights), SNS and SSM on a moto server, Slack and the generic webhook
 //! on local HTTP receivers. Failure paths: the metrics call fails, the Insights query never ends, a
-//! webhook answers 500 then 200, a webhook never answers.
+//! webhook answers 500 then 200, a webhook never answers, one fails on the network (its URL appears
+//! nowhere), one redirects, one is plain http.
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use serde_json::Value;
 use voicelake_e2e::{Emulator, FAKE_ENV, Moto, fixture};
 use voicelake_notify::aws::{CloudWatch, Logs, Sns, Ssm};
 use voicelake_notify::config::{NotifyConfig, Retry};
+use voicelake_notify::destination::UrlPolicy;
 use voicelake_notify::message::parse_time;
 use voicelake_notify::{Notify, NotifyError, Outcome};
 use wiremock::matchers::{method, path};
@@ -213,6 +215,11 @@ impl Bed {
     }
 
     fn notify(&self, world: &World) -> Notify<CloudWatch, Logs, Ssm, Sns> {
+        // The receivers are local stand-ins on plain http.
+        self.notify_with(world, UrlPolicy { webhook_hosts: vec![], loopback: true })
+    }
+
+    fn notify_with(&self, world: &World, url_policy: UrlPolicy) -> Notify<CloudWatch, Logs, Ssm, Sns> {
         let config = NotifyConfig {
             namespace: "VoiceLake".into(),
             environment: "prod".into(),
@@ -228,6 +235,7 @@ impl Bed {
             enrichment_budget: Duration::from_secs(3),
             http_timeout: Duration::from_millis(800),
             retry: Retry { attempts: 3, base: Duration::from_millis(20), cap: Duration::from_millis(100) },
+            url_policy,
         };
         Notify::new(
             config,
@@ -236,6 +244,18 @@ impl Bed {
             Ssm(aws_sdk_ssm::Client::new(&self.config)),
             Sns(aws_sdk_sns::Client::new(&self.config)),
         )
+    }
+
+    async fn set_url(&self, parameter: &str, url: &str) {
+        aws_sdk_ssm::Client::new(&self.config)
+            .put_parameter()
+            .name(parameter)
+            .value(url)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap();
     }
 
     async fn receive(&self, server: &MockServer, route: &str, status: u16) {
@@ -519,6 +539,7 @@ async fn the_built_function_answers_an_alarm_under_the_lambda_runtime_api() {
         ("VOICELAKE_SLACK_WEBHOOK_PARAMETER", "/voicelake/slack-webhook".into()),
         ("VOICELAKE_WEBHOOK_URL_PARAMETER", "/voicelake/webhook".into()),
         ("VOICELAKE_NOTIFICATION_TOPIC", bed.topic_arn.clone()),
+        ("VOICELAKE_ALLOW_LOOPBACK_WEBHOOKS", "true".into()),
     ]);
     let emulator = Emulator::start(&voicelake_e2e::workspace_binary("notify"), "notify", &env, &log);
     let event: Value = serde_json::from_str(&std::fs::read_to_string(fixture("alarms/turn-latency-alarm.json")).unwrap()).unwrap();
@@ -605,4 +626,92 @@ async fn a_cost_alarm_says_what_the_metrics_cannot_tell_and_runs_no_query() {
     let missing = hook["missing"].to_string();
     assert!(missing.contains("cost_by_model") && !missing.contains("Logs Insights"), "{missing}");
     assert!(hook["links"]["insights"].as_str().unwrap().contains("end~'2026-11-23T14*3a00*3a00.000Z~start~'2026-11-23T13*3a00*3a00.000Z"));
+}
+
+/// What the function logs while `fut` runs, as its JSON log lines, at the level it logs at when
+/// deployed (INFO).
+async fn logged<T>(fut: impl std::future::Future<Output = T>) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt().json().with_max_level(tracing::Level::INFO).with_writer(move || writer.clone()).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let out = fut.await;
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    (out, text)
+}
+
+#[tokio::test]
+async fn a_webhook_that_fails_on_the_network_fails_without_its_url_anywhere() {
+    let bed = Bed::start().await;
+    bed.receive(&bed.slack, "/services/T0/B0/x", 200).await;
+    // Nothing listens on the discard port: the connection is refused on every attempt.
+    bed.set_url("/voicelake/webhook", "http://127.0.0.1:9/hooks/T0SECRETPATH?token=s3cr3t-token").await;
+    let notify = bed.notify(&latency_world());
+    let (result, logs) = logged(notify.handle(&event("turn-latency-alarm.json"), later())).await;
+    let err = result.unwrap_err();
+    let NotifyError::Delivery { failed } = &err else { panic!("{err}") };
+    assert_eq!(failed.iter().map(|(c, _)| *c).collect::<Vec<_>>(), ["webhook"]);
+    let message = err.to_string();
+    assert!(message.contains("3 attempts, last:"), "{message}");
+    assert!(logs.contains("delivery failed after retries"), "{logs}");
+    // The error is the invocation's error: the function's log, Lambda's error message and so the
+    // failure queue's body.
+    for text in [&message, &logs] {
+        for secret in ["T0SECRETPATH", "s3cr3t-token", "127.0.0.1:9", "/hooks/"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_that_redirects_is_not_followed_and_not_retried() {
+    let bed = Bed::start().await;
+    bed.receive(&bed.slack, "/services/T0/B0/x", 200).await;
+    bed.receive(&bed.slack, "/stolen", 200).await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(307).insert_header("location", format!("{}/stolen", bed.slack.uri())))
+        .mount(&bed.webhook)
+        .await;
+    let err = bed.notify(&latency_world()).handle(&event("turn-latency-alarm.json"), later()).await.unwrap_err();
+    assert!(err.to_string().contains("HTTP 307 Temporary Redirect: redirects are not followed"), "{err}");
+    assert_eq!(bed.webhook.received_requests().await.unwrap().len(), 1, "a redirect is not retried");
+    let slack_paths: Vec<String> = bed.slack.received_requests().await.unwrap().iter().map(|r| r.url.path().to_owned()).collect();
+    assert_eq!(slack_paths, ["/services/T0/B0/x"], "nothing reached the redirect's target");
+}
+
+#[tokio::test]
+async fn plain_http_a_foreign_slack_host_and_private_addresses_are_refused_before_any_request() {
+    let bed = Bed::start().await;
+    bed.answer_both().await;
+    // As deployed: no loopback stand-ins.
+    let notify = bed.notify_with(&latency_world(), UrlPolicy::default());
+    let err = notify.handle(&event("turn-latency-alarm.json"), later()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("slack: refused: the URL is not https") && text.contains("webhook: refused: the URL is not https"), "{text}");
+    assert_eq!(bed.slack.received_requests().await.unwrap().len() + bed.webhook.received_requests().await.unwrap().len(), 0);
+    assert_eq!(bed.mail().await.len(), 1, "email still goes out");
+
+    bed.set_url("/voicelake/slack-webhook", "https://hooks.slack.com.attacker.example/services/T0/B0/x").await;
+    bed.set_url("/voicelake/webhook", "https://169.254.169.254/latest/meta-data/").await;
+    let text = notify.handle(&event("turn-latency-alarm.json"), later()).await.unwrap_err().to_string();
+    assert!(text.contains("slack: refused: a Slack webhook must be on hooks.slack.com"), "{text}");
+    assert!(text.contains("webhook: refused: the host is a private, loopback, link-local or reserved address"), "{text}");
+    assert!(!text.contains("attacker") && !text.contains("169.254"), "{text}");
+
+    // A name that resolves to loopback is refused when the connection is made.
+    bed.set_url("/voicelake/webhook", "https://localhost:1/hook").await;
+    let text = notify.handle(&event("turn-latency-alarm.json"), later()).await.unwrap_err().to_string();
+    assert!(text.contains("resolves only to private, loopback"), "{text}");
 }

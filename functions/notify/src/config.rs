@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::destination::UrlPolicy;
+
 /// Delivery attempts per channel and the waits between them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Retry {
@@ -38,6 +40,8 @@ pub struct NotifyConfig {
     pub enrichment_budget: Duration,
     pub http_timeout: Duration,
     pub retry: Retry,
+    /// Where the Slack and webhook URLs may point.
+    pub url_policy: UrlPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +52,7 @@ pub struct ConfigError {
 }
 
 /// The variables the template sets for the function.
-pub const VARIABLES: [&str; 10] = [
+pub const VARIABLES: [&str; 11] = [
     "VOICELAKE_METRICS_NAMESPACE",
     "VOICELAKE_ENVIRONMENT",
     "VOICELAKE_AGENT_LOG_GROUPS",
@@ -57,6 +61,7 @@ pub const VARIABLES: [&str; 10] = [
     "VOICELAKE_ATHENA_WORKGROUP",
     "VOICELAKE_SLACK_WEBHOOK_PARAMETER",
     "VOICELAKE_WEBHOOK_URL_PARAMETER",
+    "VOICELAKE_WEBHOOK_ALLOWED_HOSTS",
     "VOICELAKE_NOTIFICATION_TOPIC",
     "VOICELAKE_FLAPPING_COOLDOWN_SECONDS",
 ];
@@ -96,6 +101,13 @@ impl NotifyConfig {
             enrichment_budget: seconds("VOICELAKE_ENRICHMENT_BUDGET_SECONDS", 20)?,
             http_timeout: seconds("VOICELAKE_HTTP_TIMEOUT_SECONDS", 5)?,
             retry: DEFAULT_RETRY,
+            url_policy: UrlPolicy {
+                webhook_hosts: opt("VOICELAKE_WEBHOOK_ALLOWED_HOSTS")
+                    .map(|v| v.split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect())
+                    .unwrap_or_default(),
+                // Only the tests' stand-ins listen on loopback over plain http; the template never sets it.
+                loopback: opt("VOICELAKE_ALLOW_LOOPBACK_WEBHOOKS").is_some_and(|v| v == "true"),
+            },
         })
     }
 

@@ -8,6 +8,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod destination;
 pub mod enrich;
 pub mod history;
 pub mod message;
@@ -26,6 +27,7 @@ use voicelake_shared::timefmt;
 
 use crate::aws::{CallError, Insights, Metrics, QueryState, Secrets, Topic};
 use crate::config::NotifyConfig;
+use crate::destination::Channel;
 use crate::enrich::{MetricPlan, Row};
 use crate::history::{Pace, Transition};
 use crate::message::{AlarmMessage, State, Trigger};
@@ -95,6 +97,8 @@ pub struct Notify<M, I, S, T> {
     http: reqwest::Client,
 }
 
+const OUT_OF_TIME: &str = "not delivered before the function's deadline";
+
 /// Runs `fut` until `deadline`; what fails or is late is named in `missing`.
 async fn within<T>(deadline: Instant, what: &str, fut: impl Future<Output = Result<T, CallError>>, missing: &mut Vec<String>) -> Option<T> {
     match tokio::time::timeout_at(deadline, fut).await {
@@ -148,7 +152,7 @@ struct Subject {
 
 impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
     pub fn new(config: NotifyConfig, metrics: M, insights: I, secrets: S, topic: T) -> Self {
-        let http = reqwest::Client::builder().timeout(config.http_timeout).build().expect("an HTTP client builds");
+        let http = destination::client(config.http_timeout, &config.url_policy);
         Notify { config, metrics, insights, secrets, topic, http }
     }
 
@@ -190,7 +194,7 @@ impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
                 self.unrecognized(record, &e.to_string())
             }
         };
-        let channels = self.deliver(&notification).await?;
+        let channels = self.deliver(&notification, deadline).await?;
         tracing::info!(
             alarm = notification.alarm,
             state = notification.state.as_str(),
@@ -432,21 +436,22 @@ impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
         }
     }
 
-    /// Delivers to every configured channel at once; the channels that failed after retries are
-    /// named in the error.
-    pub async fn deliver(&self, n: &Notification) -> Result<Vec<&'static str>, NotifyError> {
+    /// Delivers to every configured channel at once, all of it before `deadline`; the channels
+    /// that failed after retries are named in the error.
+    pub async fn deliver(&self, n: &Notification, deadline: Instant) -> Result<Vec<&'static str>, NotifyError> {
         let slack = async {
             let p = self.config.slack_parameter.as_deref()?;
-            Some(("slack", self.post_to(p, &n.slack()).await))
+            Some(("slack", self.post_to(p, Channel::Slack, &n.slack(), deadline).await))
         };
         let webhook = async {
             let p = self.config.webhook_parameter.as_deref()?;
-            Some(("webhook", self.post_to(p, &n.webhook()).await))
+            Some(("webhook", self.post_to(p, Channel::Webhook, &n.webhook(), deadline).await))
         };
         let sns = async {
             let topic = self.config.topic_arn.as_deref()?;
             let (subject, body) = n.text();
-            Some(("sns", self.publish(topic, &subject, &body).await))
+            let publish = self.publish(topic, &subject, &body);
+            Some(("sns", tokio::time::timeout_at(deadline, publish).await.unwrap_or_else(|_| Err(OUT_OF_TIME.into()))))
         };
         let (a, b, c) = tokio::join!(slack, webhook, sns);
         let mut delivered = Vec::new();
@@ -477,28 +482,34 @@ impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
         Err(format!("{} attempts, last: {last}", self.config.retry.attempts))
     }
 
-    /// POSTs `body` to the URL kept in the SSM parameter `parameter`. Server errors, 429 and
-    /// timeouts are retried; other client errors are not (the same request would fail again).
-    async fn post_to(&self, parameter: &str, body: &Value) -> Result<(), String> {
-        let url = self.secrets.secret(parameter).await.map_err(|e| format!("the URL could not be read: {e}"))?;
-        let mut last = String::new();
-        for attempt in 1..=self.config.retry.attempts {
-            let request = self.http.post(url.trim()).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string());
-            match request.send().await {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 && r.status().as_u16() != 408 => {
-                    let status = r.status();
-                    let text: String = r.text().await.unwrap_or_default().chars().take(200).collect();
-                    return Err(format!("HTTP {status}: {text}"));
+    /// POSTs `body` to the URL kept in the SSM parameter `parameter`, once [`destination::check`]
+    /// allows it. Server errors, 429, 408 and timeouts are retried until `deadline`; other client
+    /// errors and redirects are not (the same request would fail again). What is returned names
+    /// the status or the kind of failure, never the URL, and never echoes the answer's body (an
+    /// endpoint could reflect the request into it).
+    async fn post_to(&self, parameter: &str, channel: Channel, body: &Value, deadline: Instant) -> Result<(), String> {
+        let attempts = async {
+            let url = self.secrets.secret(parameter).await.map_err(|e| format!("the URL could not be read: {e}"))?;
+            let url = destination::check(&url, channel, &self.config.url_policy).map_err(|e| format!("refused: {e}"))?;
+            let mut last = String::new();
+            for attempt in 1..=self.config.retry.attempts {
+                let request = self.http.post(url.clone()).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string());
+                match request.send().await {
+                    Ok(r) if r.status().is_success() => return Ok(()),
+                    Ok(r) if r.status().is_redirection() => return Err(format!("HTTP {}: redirects are not followed", r.status())),
+                    Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 && r.status().as_u16() != 408 => {
+                        return Err(format!("HTTP {}", r.status()));
+                    }
+                    Ok(r) => last = format!("HTTP {}", r.status()),
+                    Err(e) if e.is_timeout() => last = format!("no answer within {:?}", self.config.http_timeout),
+                    Err(e) => last = voicelake_shared::errors::chain(&e.without_url()),
                 }
-                Ok(r) => last = format!("HTTP {}", r.status()),
-                Err(e) if e.is_timeout() => last = format!("no answer within {:?}", self.config.http_timeout),
-                Err(e) => last = format!("{e}"),
+                if attempt < self.config.retry.attempts {
+                    tokio::time::sleep(self.config.retry.wait(attempt)).await;
+                }
             }
-            if attempt < self.config.retry.attempts {
-                tokio::time::sleep(self.config.retry.wait(attempt)).await;
-            }
-        }
-        Err(format!("{} attempts, last: {last}", self.config.retry.attempts))
+            Err(format!("{} attempts, last: {last}", self.config.retry.attempts))
+        };
+        tokio::time::timeout_at(deadline, attempts).await.unwrap_or_else(|_| Err(OUT_OF_TIME.into()))
     }
 }

@@ -1,9 +1,12 @@
 //! A notification, and how each channel shows it: Slack Block Kit, a generic JSON webhook, and a
 //! plain-text body for email and SMS through SNS.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 use voicelake_shared::diagnosis::{self, Diagnosis};
+use voicelake_shared::shown::one_line;
 use voicelake_shared::timefmt;
 
 use crate::history::duration_words;
@@ -181,7 +184,10 @@ impl Notification {
             b.push(String::new());
             b.extend(links.into_iter().map(|(n, u)| format!("{n}: {u}")));
         }
-        (subject, b.join("\n"))
+        // Names, ids and errors come from agents' logs: a newline or a terminal escape in one must
+        // not forge a line of the email or reach a terminal.
+        let body: Vec<Cow<str>> = b.iter().map(|line| one_line(line)).collect();
+        (subject, body.join("\n"))
     }
 
     /// A Slack incoming-webhook message in Block Kit.
@@ -202,7 +208,7 @@ impl Notification {
             if let Some(a) = &d.agent {
                 fields.push(format!("*Agent*\n{}", escape(a)));
             }
-            fields.push(format!("*Window*\n{}", Self::window_line(d)));
+            fields.push(format!("*Window*\n{}", escape(&Self::window_line(d))));
             blocks.push(json!({"type": "section", "fields": fields.iter().map(|f| json!({"type": "mrkdwn", "text": clip(f, 2000)})).collect::<Vec<_>>()}));
             let calls = Self::worst_call_lines(d);
             if !calls.is_empty() {
@@ -232,7 +238,9 @@ impl Notification {
         if !buttons.is_empty() {
             blocks.push(json!({"type": "actions", "elements": buttons}));
         }
-        json!({"text": clip(&format!("{}: {}", self.title(), self.headline), 3000), "blocks": blocks})
+        // The top-level text is mrkdwn too (notifications and clients without blocks show it): a
+        // `<!channel>` or `<url|label>` from data must stay text.
+        json!({"text": clip(&escape(&format!("{}: {}", self.title(), self.headline)), 3000), "blocks": blocks})
     }
 
     /// The generic webhook body: the notification as data, versioned.
@@ -248,6 +256,8 @@ impl Notification {
 /// Slack's limit on a button's URL.
 const SLACK_MAX_URL: usize = 3000;
 
+/// Slack's mrkdwn escaping: `&`, `<` and `>` are all it interprets as control (mentions such as
+/// `<!channel>`, links such as `<url|label>`).
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
@@ -328,6 +338,40 @@ mod tests {
             alarm_url("us-east-1", "a b/c"),
             "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#alarmsV2:alarm/a%20b%2Fc"
         );
+    }
+
+    fn hostile() -> Notification {
+        Notification {
+            alarm: "voicelake-turn-latency-p95".into(),
+            state: State::Alarm,
+            previous_state: Some(State::Ok),
+            time: "2026-11-23T14:17:32Z".into(),
+            headline: "<!channel> p95 1834 ms for agent <https://evil.example|click here>\nForged: line\u{1b}[2J\u{202e}".into(),
+            cause: Some("tool error: <!here>\r\nAgent: someone-else".into()),
+            reason: "Threshold Crossed".into(),
+            description: None,
+            diagnosis: None,
+            triggered_by: vec!["<@U123>".into()],
+            lasted_seconds: None,
+            flapping: None,
+            links: Links::default(),
+            missing: vec![],
+            test: false,
+        }
+    }
+
+    #[test]
+    fn data_cannot_mention_link_or_forge_lines() {
+        let n = hostile();
+        let slack = n.slack().to_string();
+        for raw in ["<!channel>", "<!here>", "<https://evil", "<@U123>"] {
+            assert!(!slack.contains(raw), "{raw} in {slack}");
+        }
+        assert!(n.slack()["text"].as_str().unwrap().contains("&lt;!channel&gt;"), "the top-level text is escaped too");
+        let (subject, body) = n.text();
+        assert!(subject.chars().all(|c| c.is_ascii() && !c.is_ascii_control()), "{subject:?}");
+        assert!(!body.contains('\u{1b}') && !body.contains('\r') && !body.contains('\u{202e}'), "{body:?}");
+        assert!(!body.lines().any(|l| l.starts_with("Forged") || l.starts_with("Agent: someone-else")), "{body}");
     }
 
     #[test]
