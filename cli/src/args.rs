@@ -152,6 +152,10 @@ pub struct BackfillArgs {
     /// Emails and phone numbers: hash, drop or keep (as for replay).
     #[arg(long, default_value = "hash")]
     pub pii: voicelake_shared::pii::PiiMode,
+    /// The key pseudonyms are made with (a file holding it, as for replay). Required with `--to`
+    /// and `--pii hash`: the stack's key (its PseudonymKeyArn secret), so that pseudonyms join.
+    #[arg(long, value_name = "FILE")]
+    pub pseudonym_key_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -191,6 +195,11 @@ pub struct ReplayArgs {
     /// pseudonym), drop ([redacted]) or keep.
     #[arg(long, default_value = "hash")]
     pub pii: voicelake_shared::pii::PiiMode,
+    /// A file holding the key pseudonyms are made with (HMAC-SHA-256; at least 16 bytes of text).
+    /// Without one they are plain SHA-256, which enumeration reverses. The stack's key is the
+    /// value of its PseudonymKeyArn secret: the same key gives the lake's pseudonyms.
+    #[arg(long, value_name = "FILE")]
+    pub pseudonym_key_file: Option<PathBuf>,
     /// Also write the report as one self-contained HTML page with the dashboard's charts.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,

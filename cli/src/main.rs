@@ -41,6 +41,7 @@ fn main() -> Result<()> {
                 target_ms: voicelake_shared::config::DEFAULT_LATENCY_TARGET_MS,
                 prices: None,
                 pii: voicelake_shared::pii::PiiMode::default(),
+                pseudonym_key_file: None,
             })
         }
     }
@@ -151,9 +152,13 @@ fn pipeline_config(
     environment: &str,
     target_ms: f64,
     pii: voicelake_shared::pii::PiiMode,
+    pseudonym_key_file: Option<&std::path::Path>,
     prices: Option<&std::path::Path>,
 ) -> Result<Config> {
     let mut config = Config { environment: environment.to_owned(), latency_target_ms: target_ms, pii, ..Config::default() };
+    if let Some(path) = pseudonym_key_file {
+        config.pseudonym_key = Some(voicelake_shared::pii::PseudonymKey::from_file(path)?);
+    }
     if let Some(path) = prices {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         config.prices = PriceTable::from_json(&text).with_context(|| format!("{}", path.display()))?;
@@ -166,7 +171,13 @@ fn pipeline_config(
 
 fn backfill(args: BackfillArgs) -> Result<()> {
     use voicelake_cli::backfill::sources::{self, LocalLake, S3Lake};
-    let config = pipeline_config(&args.environment, voicelake_shared::config::DEFAULT_LATENCY_TARGET_MS, args.pii, args.prices.as_deref())?;
+    let config = pipeline_config(
+        &args.environment,
+        voicelake_shared::config::DEFAULT_LATENCY_TARGET_MS,
+        args.pii,
+        args.pseudonym_key_file.as_deref(),
+        args.prices.as_deref(),
+    )?;
     let now = now_ms();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let totals = runtime.block_on(async {
@@ -174,6 +185,12 @@ fn backfill(args: BackfillArgs) -> Result<()> {
         match (&args.lake, &args.to) {
             (Some(root), _) => backfill_into(&LocalLake { root: root.clone() }, &args, &config, &aws, now).await,
             (None, Some(url)) => {
+                // The stack's lake holds keyed pseudonyms: unkeyed ones written beside them would join nothing.
+                if config.pii == voicelake_shared::pii::PiiMode::Hash && config.pseudonym_key.is_none() {
+                    bail!(
+                        "--to a stack's lake with --pii hash needs the stack's key: save it with `aws secretsmanager get-secret-value --secret-id <PseudonymKeyArn> --query SecretString --output text > key` and give --pseudonym-key-file key (or use --pii drop)"
+                    );
+                }
                 let (bucket, prefix) = sources::s3_location(url)?;
                 backfill_into(&S3Lake { client: s3_client(&aws), bucket, prefix }, &args, &config, &aws, now).await
             }
@@ -242,7 +259,7 @@ fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
 }
 
 fn replay(args: ReplayArgs) -> Result<()> {
-    let config = pipeline_config(&args.environment, args.target_ms, args.pii, args.prices.as_deref())?;
+    let config = pipeline_config(&args.environment, args.target_ms, args.pii, args.pseudonym_key_file.as_deref(), args.prices.as_deref())?;
     let now = now_ms();
     let started = std::time::Instant::now();
     let mut replay = LocalReplay::new(&args.lake, now);

@@ -2,7 +2,7 @@
 
 use crate::cost::PriceTable;
 use crate::metrics::MetricLabels;
-use crate::pii::PiiMode;
+use crate::pii::{PiiMode, PseudonymKey, Scrub};
 
 /// Default turn latency target, in milliseconds: the p95 alarm threshold and the over-target flag.
 pub const DEFAULT_LATENCY_TARGET_MS: f64 = 1500.0;
@@ -24,6 +24,8 @@ pub struct Config {
     pub tenant_dimension: bool,
     /// Emails and phone numbers in signals, session ids and rejected input: hashed by default.
     pub pii: PiiMode,
+    /// Keys the pseudonyms (HMAC); without one they are plain hashes, which enumeration reverses.
+    pub pseudonym_key: Option<PseudonymKey>,
     /// Which event times rows may carry; anything else is rejected (`event_time_out_of_range`).
     pub time_window: TimeWindow,
     /// Which agents, tenants and models get metric dimensions of their own; the rest are `other`.
@@ -99,6 +101,13 @@ impl TimeWindow {
     }
 }
 
+impl Config {
+    /// How personal data is handled: the mode and the key.
+    pub fn scrub(&self) -> Scrub<'_> {
+        Scrub { mode: self.pii, key: self.pseudonym_key.as_ref() }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -108,6 +117,7 @@ impl Default for Config {
             model_dimension: false,
             tenant_dimension: false,
             pii: PiiMode::default(),
+            pseudonym_key: None,
             time_window: TimeWindow::default(),
             metric_labels: MetricLabels::default(),
         }

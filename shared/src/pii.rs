@@ -9,6 +9,9 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
+use std::sync::Arc;
+
+use hmac::{Hmac, Mac};
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
@@ -36,6 +39,66 @@ impl std::str::FromStr for PiiMode {
             other => Err(format!("{other:?}: expected hash, drop or keep")),
         }
     }
+}
+
+/// The secret pseudonyms are keyed with: the stack's generated secret, or the CLI's key file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PseudonymKey(Arc<[u8]>);
+
+/// The shortest key accepted: 128 bits, written as text.
+pub const MIN_KEY_BYTES: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("the pseudonym key is {0} bytes; at least {MIN_KEY_BYTES} are needed")]
+    TooShort(usize),
+    #[error("the pseudonym key file {path}: {source}")]
+    File { path: String, source: std::io::Error },
+}
+
+impl PseudonymKey {
+    /// The key as written (a secret's text or a file's content), surrounding whitespace aside, so
+    /// that the stack's secret saved to a file gives the same key.
+    pub fn new(text: &[u8]) -> Result<PseudonymKey, KeyError> {
+        let trimmed = text.trim_ascii();
+        if trimmed.len() < MIN_KEY_BYTES {
+            return Err(KeyError::TooShort(trimmed.len()));
+        }
+        Ok(PseudonymKey(trimmed.into()))
+    }
+
+    pub fn from_file(path: &std::path::Path) -> Result<PseudonymKey, KeyError> {
+        let bytes = std::fs::read(path).map_err(|source| KeyError::File { path: path.display().to_string(), source })?;
+        PseudonymKey::new(&bytes)
+    }
+}
+
+// Never printed: configurations are logged and compared in tests.
+impl std::fmt::Debug for PseudonymKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PseudonymKey(..)")
+    }
+}
+
+/// The pseudonym key kept in the Secrets Manager secret `secret` (its text), as the functions read
+/// it at cold start. The error names the secret and the call, never the value.
+#[cfg(feature = "lambda-deps")]
+pub async fn fetch_key(client: &aws_sdk_secretsmanager::Client, secret: &str) -> Result<PseudonymKey, String> {
+    let out = client
+        .get_secret_value()
+        .secret_id(secret)
+        .send()
+        .await
+        .map_err(|e| format!("GetSecretValue of the pseudonym key {secret}: {}", crate::errors::chain(&e)))?;
+    let text = out.secret_string().ok_or_else(|| format!("the pseudonym key {secret} has no text value"))?;
+    PseudonymKey::new(text.as_bytes()).map_err(|e| format!("the pseudonym key {secret}: {e}"))
+}
+
+/// What is done with personal data: the mode, and the key pseudonyms are made with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scrub<'a> {
+    pub mode: PiiMode,
+    pub key: Option<&'a PseudonymKey>,
 }
 
 static EMAIL: LazyLock<Regex> =
@@ -93,22 +156,39 @@ fn digits(s: &str) -> usize {
     s.bytes().filter(u8::is_ascii_digit).count()
 }
 
-fn pseudonym(kind: &str, value: &str) -> String {
+/// `kind:` and 16 hex digits: of the SHA-256 of the normalized value, or with a key of the
+/// HMAC-SHA-256 of `kind:value` (the kind inside, so that an email and a phone never share one).
+fn pseudonym(kind: &str, value: &str, key: Option<&PseudonymKey>) -> String {
     let normalized: String = if kind == "phone" { value.chars().filter(|c| c.is_ascii_digit()).collect() } else { value.to_lowercase() };
-    let digest = Sha256::digest(normalized.as_bytes());
+    let digest: Vec<u8> = match key {
+        None => Sha256::digest(normalized.as_bytes()).to_vec(),
+        Some(k) => {
+            let mut mac = Hmac::<Sha256>::new_from_slice(&k.0).expect("HMAC takes a key of any length");
+            mac.update(kind.as_bytes());
+            mac.update(b":");
+            mac.update(normalized.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+    };
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     format!("{kind}:{hex}")
 }
 
-/// `text` with every email address and phone number handled by `mode`.
+/// `text` with every email address and phone number handled by `mode`, pseudonyms unkeyed.
 pub fn scrub(text: &str, mode: PiiMode) -> Cow<'_, str> {
+    scrub_with(text, Scrub { mode, key: None })
+}
+
+/// `text` with every email address and phone number handled by `how`.
+pub fn scrub_with<'t>(text: &'t str, how: Scrub<'_>) -> Cow<'t, str> {
+    let Scrub { mode, key } = how;
     if mode == PiiMode::Keep {
         return Cow::Borrowed(text);
     }
     let replace = |kind: &'static str| {
         move |caps: &regex::Captures| match mode {
             PiiMode::Drop => "[redacted]".to_owned(),
-            _ => pseudonym(kind, &caps[0]),
+            _ => pseudonym(kind, &caps[0], key),
         }
     };
     let emails = EMAIL.replace_all(text, replace("email"));
@@ -123,7 +203,7 @@ pub fn scrub(text: &str, mode: PiiMode) -> Cow<'_, str> {
         phones.push_str(&emails[copied..start]);
         phones.push_str(&match mode {
             PiiMode::Drop => "[redacted]".to_owned(),
-            _ => pseudonym("phone", m.as_str()),
+            _ => pseudonym("phone", m.as_str(), key),
         });
         copied = end;
     }
@@ -131,12 +211,13 @@ pub fn scrub(text: &str, mode: PiiMode) -> Cow<'_, str> {
     if phones == text { Cow::Borrowed(text) } else { Cow::Owned(phones) }
 }
 
-/// Applies the personal-data policy to the free-form fields of every row.
-pub(crate) fn scrub_batch(out: &mut BatchOutput, mode: PiiMode) {
-    if mode == PiiMode::Keep {
+/// Applies the personal-data policy to the ids and free-text fields of every row: what an agent
+/// writes there (an outcome, a failure reason, a tool's error) may quote the caller.
+pub(crate) fn scrub_batch(out: &mut BatchOutput, how: Scrub<'_>) {
+    if how.mode == PiiMode::Keep {
         return;
     }
-    let fix = |s: &mut String| scrub_in_place(s, mode);
+    let fix = |s: &mut String| scrub_in_place(s, how);
     for t in &mut out.turns {
         t.session_id.as_mut().map(fix);
     }
@@ -144,20 +225,24 @@ pub(crate) fn scrub_batch(out: &mut BatchOutput, mode: PiiMode) {
         fix(&mut s.session_id);
         s.discovered_signals.values_mut().for_each(fix);
         s.tool_calls.iter_mut().filter_map(|c| c.error.as_mut()).for_each(fix);
+        s.outcome.as_mut().map(fix);
+        s.setup_failure_reason.as_mut().map(fix);
+        s.value_issues.iter_mut().for_each(fix);
     }
     for r in &mut out.rejects {
-        scrub_reject(r, mode);
+        scrub_reject(r, how);
     }
 }
 
 /// Applies the personal-data policy to a reject row's raw input and detail.
-pub(crate) fn scrub_reject(reject: &mut RejectRow, mode: PiiMode) {
-    scrub_in_place(&mut reject.raw_message, mode);
-    scrub_in_place(&mut reject.detail, mode);
+pub(crate) fn scrub_reject(reject: &mut RejectRow, how: Scrub<'_>) {
+    scrub_in_place(&mut reject.raw_message, how);
+    scrub_in_place(&mut reject.detail, how);
 }
 
-fn scrub_in_place(text: &mut String, mode: PiiMode) {
-    if let Cow::Owned(clean) = scrub(text, mode) {
+/// Applies the personal-data policy to one value in place.
+pub fn scrub_in_place(text: &mut String, how: Scrub<'_>) {
+    if let Cow::Owned(clean) = scrub_with(text, how) {
         *text = clean;
     }
 }
@@ -176,6 +261,33 @@ mod tests {
         assert_eq!(email(&a), email(&b), "the same address, the same pseudonym");
         assert_eq!(phone(&a), phone(&b), "the same number, whatever its punctuation");
         assert_eq!(email(&a).len(), "email:".len() + 16);
+    }
+
+    #[test]
+    fn keyed_pseudonyms_are_stable_under_a_key_and_not_found_by_enumeration_without_it() {
+        let key = PseudonymKey::new(b"  0123456789abcdef0123456789abcdef\n").unwrap();
+        let keyed = |t: &str| scrub_with(t, Scrub { mode: PiiMode::Hash, key: Some(&key) }).into_owned();
+        let caller = keyed("caller +1 510 555 0123");
+        assert_eq!(caller, keyed("caller +15105550123"), "the same number, the same pseudonym under one key");
+        assert_ne!(caller, scrub("caller +15105550123", PiiMode::Hash), "keyed and plain differ");
+        let other = PseudonymKey::new(b"another key of enough length!!").unwrap();
+        assert_ne!(caller, scrub_with("caller +15105550123", Scrub { mode: PiiMode::Hash, key: Some(&other) }));
+        // Someone with the lake but not the key enumerates the exchange: the plain hash gives the
+        // number away, the keyed one does not.
+        let target = caller.trim_start_matches("caller ");
+        let plain = scrub("+15105550123", PiiMode::Hash).into_owned();
+        let mut found_plain = None;
+        for n in 0..10_000 {
+            let guess = format!("+1510555{n:04}");
+            let p = pseudonym("phone", &guess, None);
+            if p == plain {
+                found_plain = Some(guess.clone());
+            }
+            assert_ne!(p, target, "{guess} reverses the keyed pseudonym without the key");
+        }
+        assert_eq!(found_plain.as_deref(), Some("+15105550123"));
+        assert!(matches!(PseudonymKey::new(b"short\n"), Err(KeyError::TooShort(5))));
+        assert_eq!(format!("{key:?}"), "PseudonymKey(..)");
     }
 
     #[test]

@@ -111,7 +111,7 @@ pub fn reject_input(source: Option<&str>, raw: &str, reason: RejectReason, detai
         None => detail,
     };
     out.rejects.push(reject_row(source, now_ms, reason, detail, "payload", raw, config, None, None));
-    scrub_batch(&mut out, config.pii);
+    scrub_batch(&mut out, config.scrub());
     out
 }
 
@@ -132,7 +132,7 @@ fn reject_damaged(out: &mut BatchOutput, batch: &LogBatch, damaged: &[envelope::
         let mut row =
             reject_row(event.id.as_deref(), time, RejectReason::BadEventJson, detail, "message", &event.raw, config, group, stream);
         // The batch's own rows are scrubbed already; this one joins them after.
-        scrub_reject(&mut row, config.pii);
+        scrub_reject(&mut row, config.scrub());
         out.rejects.push(row);
     }
 }
@@ -357,7 +357,7 @@ pub fn process_batch_carrying(batch: &LogBatch, carried: &[LogEvent], hold: Hold
             }
         }
     }
-    scrub_batch(&mut out, config.pii);
+    scrub_batch(&mut out, config.scrub());
     reject_oversized(&mut out, batch, config, now_ms);
     out
 }
@@ -445,7 +445,7 @@ fn reject_oversized(out: &mut BatchOutput, batch: &LogBatch, config: &Config, no
         let time = reject_time(Some(s.event_time), config, now_ms);
         let (group, stream) = (Some(batch.log_group.as_str()), Some(batch.log_stream.as_str()));
         let mut row = reject_row(Some(&s.event_id), time, RejectReason::RowTooLarge, detail, "message", message, config, group, stream);
-        scrub_reject(&mut row, config.pii);
+        scrub_reject(&mut row, config.scrub());
         out.rejects.push(row);
     }
 }

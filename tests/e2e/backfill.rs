@@ -610,8 +610,10 @@ async fn the_command_backfills_into_a_local_lake_and_the_stacks_bucket_with_prog
             .expect("voicelake runs")
     };
     let lake = dir.path().join("lake");
+    let key = dir.path().join("pseudonym.key");
+    std::fs::write(&key, "k3yOfTheStackGeneratedBySecretsManager0123456789\n").unwrap();
     for run in 0..2 {
-        let out = voicelake(&["--lake", lake.to_str().unwrap(), "--checkpoint", "local.json"]);
+        let out = voicelake(&["--lake", lake.to_str().unwrap(), "--checkpoint", "local.json", "--pseudonym-key-file", key.to_str().unwrap()]);
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "{stdout}\n{stderr}");
         assert!(stderr.contains("backfill: ") && stderr.contains("events/s") && stderr.contains("ETA"), "plain progress lines: {stderr}");
@@ -623,12 +625,15 @@ async fn the_command_backfills_into_a_local_lake_and_the_stacks_bucket_with_prog
         }
     }
     assert!(!local_objects(&lake).is_empty());
+    // Into the stack's lake, pseudonyms must be keyed with the stack's key.
     let out = voicelake(&["--to", "s3://stack-lake/", "--checkpoint", "s3.json"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("needs the stack's key"));
+    let out = voicelake(&["--to", "s3://stack-lake/", "--checkpoint", "s3.json", "--pseudonym-key-file", key.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let local: BTreeMap<String, Vec<u8>> = local_objects(&lake);
     assert_eq!(objects(&s3, "stack-lake", "").await, local, "the bucket gets the objects the local lake got");
     // One checkpoint, one destination.
-    let out = voicelake(&["--to", "s3://stack-lake/", "--checkpoint", "local.json"]);
+    let out = voicelake(&["--to", "s3://stack-lake/", "--checkpoint", "local.json", "--pseudonym-key-file", key.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("records a backfill into"), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -156,3 +156,43 @@ async fn the_function_holds_a_cut_turn_in_its_store_until_the_rest_arrives() {
     let summary = invoke(&emulator, &sweep, dir.path(), &log);
     assert_eq!((summary["pending"]["sweep"].as_bool(), summary["turns"].as_u64()), (Some(true), Some(0)), "{summary}");
 }
+
+/// The stack's pseudonym key, generated into Secrets Manager (moto) and read by the built function
+/// at cold start: a caller's number in a SIP room's session id leaves the function as the
+/// HMAC-SHA-256 pseudonym that Python's own `hmac` computes from the same key, and not as the plain
+/// hash that enumerating the exchange would find.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_function_keys_pseudonyms_with_the_stacks_secret() {
+    let moto = Moto::start();
+    let recorder = CloudWatchRecorder::start().await;
+    let aws = moto.sdk_config().await;
+    let lake = Lake::create(&aws, "keyed").await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    let key = "Qm9uZCBqYW1lcyBib25kIDAwNyBrZXkgb2YgdGhlIHN0YWNr";
+    let arn = secrets.create_secret().name("voicelake-PseudonymKey").secret_string(key).send().await.unwrap().arn().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("watch.log");
+    let mut env = function_env(&moto, &recorder, &lake, "keyed");
+    env.push(("VOICELAKE_PSEUDONYM_KEY_ARN", arn));
+    let emulator = Emulator::ingest(&env, &log);
+
+    let now = voicelake_shared::timefmt::now_ms();
+    let line = serde_json::json!({
+        "_event_type": "voice_metrics", "_session_id": "call-_+15105550123_aBc1", "_timestamp": voicelake_shared::timefmt::iso(now - 60_000),
+        "agent_name": "sales-agent", "speech_id": "speech_1", "total_latency": 1.2,
+    });
+    let batch = envelope::LogBatch::of_messages("/ecs/sales-agent", "sales/task-1", now - 60_000, vec![line.to_string()]);
+    let summary = invoke(&emulator, &serde_json::to_value(envelope::subscription_event(&batch)).unwrap(), dir.path(), &log);
+    assert_eq!(summary["turn_records"]["sent"], 1, "{summary}");
+
+    let python = std::process::Command::new("python3")
+        .args(["-c", "import hashlib, hmac, sys; print(hmac.new(sys.argv[1].encode(), b'phone:15105550123', hashlib.sha256).hexdigest()[:16])", key])
+        .output()
+        .expect("python3 runs");
+    let expected = format!("call-_phone:{}_aBc1", String::from_utf8(python.stdout).unwrap().trim());
+    let turns = lake.records("turns/").await;
+    assert_eq!(turns[0]["session_id"].as_str(), Some(expected.as_str()), "{turns:?}");
+    let plain = voicelake_shared::pii::scrub("call-_+15105550123_aBc1", voicelake_shared::pii::PiiMode::Hash);
+    assert_ne!(turns[0]["session_id"].as_str(), Some(plain.as_ref()));
+    assert!(!std::fs::read_to_string(&log).unwrap().contains(key), "the key is never logged");
+}

@@ -236,6 +236,8 @@ impl Bed {
             http_timeout: Duration::from_millis(800),
             retry: Retry { attempts: 3, base: Duration::from_millis(20), cap: Duration::from_millis(100) },
             url_policy,
+            pii: voicelake_shared::pii::PiiMode::Hash,
+            pseudonym_key: Some(voicelake_shared::pii::PseudonymKey::new(b"the stack's key, 64 random characters").unwrap()),
         };
         Notify::new(
             config,
@@ -714,4 +716,32 @@ async fn plain_http_a_foreign_slack_host_and_private_addresses_are_refused_befor
     bed.set_url("/voicelake/webhook", "https://localhost:1/hook").await;
     let text = notify.handle(&event("turn-latency-alarm.json"), later()).await.unwrap_err().to_string();
     assert!(text.contains("resolves only to private, loopback"), "{text}");
+}
+
+/// A worst call from the agents' own logs whose id carries the caller's number is shown with the
+/// pseudonym the lake has for it (same mode, same key), never the number.
+#[tokio::test]
+async fn worst_call_ids_from_the_agents_logs_get_the_lakes_pseudonyms() {
+    let bed = Bed::start().await;
+    bed.answer_both().await;
+    let mut world = latency_world();
+    let rows = world.rows.as_mut().unwrap();
+    rows[0].retain(|(k, _)| *k != "session");
+    rows[0].push(("session", "call-_+15105550123_aBc1".into()));
+    let notify = bed.notify(&world);
+    notify.handle(&event("turn-latency-alarm.json"), later()).await.unwrap();
+    let slack = Bed::bodies(&bed.slack).await[0].to_string();
+    let hook = Bed::bodies(&bed.webhook).await[0].to_string();
+    let (_, mail) = bed.mail().await.remove(0);
+    // What the ingest function writes to the lake for a line of that call, under the same key.
+    let line = serde_json::json!({"_event_type": "voice_metrics", "_session_id": "call-_+15105550123_aBc1",
+        "_timestamp": "2026-11-23T14:05:00Z", "agent_name": "sales", "speech_id": "speech_1", "total_latency": 2.4});
+    let batch = voicelake_shared::envelope::LogBatch::of_messages("/ecs/voice-agent", "s", 1_795_442_700_000, vec![line.to_string()]);
+    let config = voicelake_shared::Config { pseudonym_key: notify.config.pseudonym_key.clone(), ..Default::default() };
+    let lake_id = voicelake_shared::process_batch(&batch, &config, 1_795_442_700_000).turns[0].session_id.clone().unwrap();
+    assert!(lake_id.starts_with("call-_phone:"), "{lake_id}");
+    for text in [&slack, &hook, &mail] {
+        assert!(!text.contains("5105550123"), "{text}");
+        assert!(text.contains(&lake_id), "{lake_id} in {text}");
+    }
 }

@@ -92,7 +92,13 @@ fn the_ingest_role_reaches_its_streams_metrics_and_logs_and_nothing_else() {
     for action in ["dynamodb:Query", "dynamodb:Scan", "dynamodb:PutItem", "dynamodb:DeleteItem"] {
         needed.push(Request::new(action, &table));
     }
+    // The pseudonym key, in the secret the function is told of.
+    let key = env(&s, "IngestFunction", "VOICELAKE_PSEUDONYM_KEY_ARN");
+    assert!(key.starts_with("arn:aws:secretsmanager:"), "{key}");
+    needed.push(Request::new("secretsmanager:GetSecretValue", key));
     let forbidden = [
+        Request::new("secretsmanager:GetSecretValue", format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:someone-elses-AbCdEf")),
+        Request::new("secretsmanager:PutSecretValue", key),
         Request::new("dynamodb:PutItem", format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/someone-elses")),
         Request::new("dynamodb:DeleteTable", &table),
         Request::new("firehose:PutRecordBatch", format!("arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/someone-elses")),
@@ -222,6 +228,7 @@ fn notify_reads_what_it_diagnoses_with_and_sends_only_where_configured() {
     let topic = env(&s, "NotifyFunction", "VOICELAKE_NOTIFICATION_TOPIC");
     needed.push(Request::new("sns:Publish", topic));
     needed.push(Request::new("kms:GenerateDataKey", s.attribute("TopicKey", "Arn")));
+    needed.push(Request::new("secretsmanager:GetSecretValue", env(&s, "NotifyFunction", "VOICELAKE_PSEUDONYM_KEY_ARN")));
     needed.push(Request::new("ssm:GetParameter", format!("arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/voicelake/slack")));
     needed.push(Request::new(
         "ssm:GetParameter",

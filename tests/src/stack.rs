@@ -229,6 +229,10 @@ impl Stack {
             "AWS::Glue::Table" => named(&["TableInput", "Name"]),
             "AWS::Athena::WorkGroup" => named(&["Name"]),
             "AWS::DynamoDB::Table" => named(&["TableName"]),
+            // "Ref returns the ARN of the secret": the name, then a dash and six random characters.
+            "AWS::SecretsManager::Secret" => {
+                format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{}-AbCdEf", named(&["Name"]))
+            }
             "AWS::Events::Rule" => named(&["Name"]),
             "AWS::CloudWatch::Alarm" | "AWS::CloudWatch::CompositeAlarm" => named(&["AlarmName"]),
             "AWS::CloudWatch::Dashboard" => named(&["DashboardName"]),

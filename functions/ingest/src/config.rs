@@ -26,9 +26,12 @@ pub const METRIC_MODELS: &str = "VOICELAKE_METRIC_MODELS";
 /// The DynamoDB table that holds the parts of turns cut across invocations; unset, every turn is
 /// settled in the invocation that has its lines (read by `main`, which builds the store).
 pub const PENDING_TABLE: &str = "VOICELAKE_PENDING_TABLE";
+/// The ARN of the Secrets Manager secret whose value keys the pseudonyms (never the value itself); unset, they are plain
+/// hashes (read by `main` at cold start).
+pub const PSEUDONYM_KEY_ARN: &str = "VOICELAKE_PSEUDONYM_KEY_ARN";
 
 /// Every variable the function reads, for the README and the template test.
-pub const ALL: [&str; 16] = [
+pub const ALL: [&str; 17] = [
     TURNS_STREAM,
     SESSIONS_STREAM,
     REJECTS_STREAM,
@@ -45,6 +48,7 @@ pub const ALL: [&str; 16] = [
     METRIC_TENANTS,
     METRIC_MODELS,
     PENDING_TABLE,
+    PSEUDONYM_KEY_ARN,
 ];
 
 /// The Firehose delivery streams of the three lake tables.

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use voicelake_shared::pii::{PiiMode, PseudonymKey};
+
 use crate::destination::UrlPolicy;
 
 /// Delivery attempts per channel and the waits between them.
@@ -42,6 +44,12 @@ pub struct NotifyConfig {
     pub retry: Retry,
     /// Where the Slack and webhook URLs may point.
     pub url_policy: UrlPolicy,
+    /// Personal data in what Logs Insights returns from the agents' logs (worst-call ids, tool
+    /// errors, error lines) gets the lake's treatment, so that a notification shows the session id
+    /// the lake has.
+    pub pii: PiiMode,
+    /// Set by `main` from the secret `VOICELAKE_PSEUDONYM_KEY_ARN` names.
+    pub pseudonym_key: Option<PseudonymKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +60,7 @@ pub struct ConfigError {
 }
 
 /// The variables the template sets for the function.
-pub const VARIABLES: [&str; 11] = [
+pub const VARIABLES: [&str; 13] = [
     "VOICELAKE_METRICS_NAMESPACE",
     "VOICELAKE_ENVIRONMENT",
     "VOICELAKE_AGENT_LOG_GROUPS",
@@ -64,6 +72,8 @@ pub const VARIABLES: [&str; 11] = [
     "VOICELAKE_WEBHOOK_ALLOWED_HOSTS",
     "VOICELAKE_NOTIFICATION_TOPIC",
     "VOICELAKE_FLAPPING_COOLDOWN_SECONDS",
+    "VOICELAKE_PII_MODE",
+    "VOICELAKE_PSEUDONYM_KEY_ARN",
 ];
 
 pub const DEFAULT_RETRY: Retry = Retry { attempts: 3, base: Duration::from_millis(500), cap: Duration::from_secs(4) };
@@ -108,6 +118,11 @@ impl NotifyConfig {
                 // Only the tests' stand-ins listen on loopback over plain http; the template never sets it.
                 loopback: opt("VOICELAKE_ALLOW_LOOPBACK_WEBHOOKS").is_some_and(|v| v == "true"),
             },
+            pii: match opt("VOICELAKE_PII_MODE") {
+                None => PiiMode::default(),
+                Some(v) => v.parse().map_err(|why| ConfigError { variable: "VOICELAKE_PII_MODE", problem: why })?,
+            },
+            pseudonym_key: None,
         })
     }
 

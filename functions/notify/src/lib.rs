@@ -367,7 +367,10 @@ impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
         let (measured, rows) = tokio::join!(metrics, logs);
         missing.append(&mut metric_missing);
         missing.append(&mut log_missing);
-        let rows = rows.unwrap_or_default();
+        let mut rows = rows.unwrap_or_default();
+        // The agents' own logs, unscrubbed: the caller's number in a room name, an email in a tool's error.
+        let scrub = voicelake_shared::pii::Scrub { mode: self.config.pii, key: self.config.pseudonym_key.as_ref() };
+        rows.iter_mut().flat_map(|r| r.values_mut()).for_each(|v| voicelake_shared::pii::scrub_in_place(v, scrub));
 
         let Some(spec) = spec else {
             // Not one of the alarms voicelake diagnoses (pipeline alarms): what the ingest function logged.

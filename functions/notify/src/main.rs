@@ -14,11 +14,16 @@ const FUNCTION_TIMEOUT: Duration = Duration::from_secs(60);
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt().json().with_current_span(false).with_target(false).without_time().init();
-    let config = NotifyConfig::from_env()?;
+    let mut config = NotifyConfig::from_env()?;
     let aws = aws_config::from_env()
         .timeout_config(aws_config::timeout::TimeoutConfig::builder().operation_attempt_timeout(Duration::from_secs(5)).build())
         .load()
         .await;
+    // The lake's key, so that a worst call's id is the one the lake has. Without it the start fails
+    // (SNS retries) rather than show ids that match nothing.
+    if let Some(secret) = std::env::var("VOICELAKE_PSEUDONYM_KEY_ARN").ok().filter(|s| !s.trim().is_empty()) {
+        config.pseudonym_key = Some(voicelake_shared::pii::fetch_key(&aws_sdk_secretsmanager::Client::new(&aws), secret.trim()).await?);
+    }
     let notify = Notify::new(
         config,
         CloudWatch(aws_sdk_cloudwatch::Client::new(&aws)),
