@@ -613,7 +613,8 @@ async fn the_command_backfills_into_a_local_lake_and_the_stacks_bucket_with_prog
     let key = dir.path().join("pseudonym.key");
     std::fs::write(&key, "k3yOfTheStackGeneratedBySecretsManager0123456789\n").unwrap();
     for run in 0..2 {
-        let out = voicelake(&["--lake", lake.to_str().unwrap(), "--checkpoint", "local.json", "--pseudonym-key-file", key.to_str().unwrap()]);
+        let out =
+            voicelake(&["--lake", lake.to_str().unwrap(), "--checkpoint", "local.json", "--pseudonym-key-file", key.to_str().unwrap()]);
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "{stdout}\n{stderr}");
         assert!(stderr.contains("backfill: ") && stderr.contains("events/s") && stderr.contains("ETA"), "plain progress lines: {stderr}");

@@ -186,7 +186,11 @@ async fn the_function_keys_pseudonyms_with_the_stacks_secret() {
     assert_eq!(summary["turn_records"]["sent"], 1, "{summary}");
 
     let python = std::process::Command::new("python3")
-        .args(["-c", "import hashlib, hmac, sys; print(hmac.new(sys.argv[1].encode(), b'phone:15105550123', hashlib.sha256).hexdigest()[:16])", key])
+        .args([
+            "-c",
+            "import hashlib, hmac, sys; print(hmac.new(sys.argv[1].encode(), b'phone:15105550123', hashlib.sha256).hexdigest()[:16])",
+            key,
+        ])
         .output()
         .expect("python3 runs");
     let expected = format!("call-_phone:{}_aBc1", String::from_utf8(python.stdout).unwrap().trim());

@@ -582,3 +582,38 @@ pub async fn create_pending_table(config: &SdkConfig, name: &str) -> aws_sdk_dyn
         .expect("the pending-parts table");
     client
 }
+
+#[cfg(test)]
+mod supply_chain {
+    /// `name==version` of each requirement line, names normalized as pip does (PEP 503).
+    fn pins(text: &str) -> std::collections::BTreeMap<String, String> {
+        text.lines()
+            .filter(|l| !l.starts_with([' ', '#']) && l.contains("=="))
+            .map(|l| {
+                let (name, rest) = l.split_once("==").unwrap();
+                let name = name.split('[').next().unwrap().to_lowercase().replace(['_', '.'], "-");
+                (name, rest.split([' ', ';', '\\']).next().unwrap().to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_chosen_tool_is_locked_at_its_version_and_every_locked_package_has_hashes() {
+        let root = super::repo_root();
+        let chosen = pins(&std::fs::read_to_string(root.join("infra/requirements.txt")).unwrap());
+        let lock_text = std::fs::read_to_string(root.join("infra/requirements.lock")).unwrap();
+        let locked = pins(&lock_text);
+        assert!(chosen.len() >= 8, "{chosen:?}");
+        for (name, version) in &chosen {
+            assert_eq!(locked.get(name), Some(version), "{name} in infra/requirements.lock: regenerate it (see its header)");
+        }
+        // Each package entry is `name==version \` followed by its `--hash=sha256:` lines.
+        let entries: Vec<&str> = lock_text.split('\n').filter(|l| !l.starts_with([' ', '#']) && !l.is_empty()).collect();
+        assert_eq!(entries.len(), locked.len());
+        for block in
+            lock_text.split("\n").collect::<Vec<_>>().split(|l| !l.starts_with(' ') && !l.is_empty() && !l.starts_with('#')).skip(1)
+        {
+            assert!(block.iter().any(|l| l.trim_start().starts_with("--hash=sha256:")), "an entry without hashes: {block:?}");
+        }
+    }
+}
