@@ -183,16 +183,30 @@ fn query_sync_can_create_the_views_athena_runs_and_nothing_else() {
         needed.push(Request::new(action, glue("catalog")));
         needed.push(Request::new(action, glue("database/default")));
     }
+    // Every view of queries/ (`-- kind: view`), and only those, may be written.
+    let views: Vec<String> = std::fs::read_dir(voicelake_e2e::repo_root().join("queries/athena"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| std::fs::read_to_string(p).unwrap().lines().any(|l| l.trim() == "-- kind: view"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(views.len() >= 4 && views.iter().any(|v| v == "turns_dedup"), "{views:?}");
     for action in ["glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable", "glue:DeleteTable"] {
         needed.push(Request::new(action, glue("catalog")));
         needed.push(Request::new(action, glue(&format!("database/{database}"))));
-        needed.push(Request::new(action, glue(&format!("table/{database}/turns_dedup"))));
+        for view in &views {
+            needed.push(Request::new(action, glue(&format!("table/{database}/{view}"))));
+        }
     }
+    needed.push(Request::new("glue:GetTable", glue(&format!("table/{database}/turns"))));
     needed.push(Request::new("s3:GetBucketLocation", &bucket));
     needed.push(Request::new("s3:PutObject", format!("{bucket}/athena-results/abc.csv")));
     needed.push(Request::new("s3:GetObject", format!("{bucket}/athena-results/abc.csv")));
     let forbidden = [
         Request::new("glue:DeleteTable", glue("table/other_database/t")),
+        Request::new("glue:DeleteTable", glue(&format!("table/{database}/turns"))),
+        Request::new("glue:UpdateTable", glue(&format!("table/{database}/sessions"))),
+        Request::new("glue:CreateTable", glue(&format!("table/{database}/not_a_view_of_ours"))),
         Request::new("glue:CreateDatabase", glue("database/other_database")),
         Request::new("glue:DeleteDatabase", glue("database/default")),
         Request::new("athena:StartQueryExecution", format!("arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/primary")),

@@ -490,6 +490,12 @@ fn the_lake_refuses_plain_http_and_public_access_and_everything_is_encrypted_at_
     let sse = &bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"];
     assert!(["AES256", "aws:kms"].contains(&text(sse).as_str()), "bucket encryption: {sse:?}");
     assert!(denies_plain_http(&t, "LakeBucketPolicy", "s3:*"));
+    assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled", "an overwrite or a delete can be undone");
+    let rules = bucket["LifecycleConfiguration"]["Rules"].as_sequence().unwrap();
+    assert!(
+        rules.iter().any(|r| r["Prefix"].is_null() && r["NoncurrentVersionExpiration"]["NoncurrentDays"].as_u64().is_some()),
+        "noncurrent versions expire, so that versioning does not keep every overwritten object forever"
+    );
     let resources_of_deny = &resource(&t, "LakeBucketPolicy")["Properties"]["PolicyDocument"]["Statement"][0]["Resource"];
     assert_eq!(strings(resources_of_deny).len(), 2, "the bucket and its objects");
 
