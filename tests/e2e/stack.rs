@@ -542,3 +542,44 @@ fn the_deployed_function_publishes_a_declared_set_of_names() {
     assert_eq!(labels.agents, LabelSet::Only(["alpha".to_owned(), "beta".to_owned()].into()));
     assert_eq!(labels.tenants, LabelSet::Only(["acme".to_owned()].into()));
 }
+
+/// With `LakeKmsKeyArn`, the lake is encrypted with that key everywhere it is written, and the roles
+/// that write it may use the key through S3 only; without it, nothing names a key.
+#[test]
+fn a_customer_managed_key_encrypts_the_lake_and_only_its_writers_may_use_it_through_s3() {
+    let key = format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab");
+    let s = Stack::deployed(&[("AgentLogGroupNames", AGENTS), ("LakeKmsKeyArn", &key)]);
+    let sse = &s.resource("LakeBucket")["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0];
+    assert_eq!(sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"].as_str(), Some("aws:kms"));
+    assert_eq!(sse["ServerSideEncryptionByDefault"]["KMSMasterKeyID"].as_str(), Some(key.as_str()));
+    for stream in ["TurnsStream", "SessionsStream", "RejectsStream"] {
+        let p = &s.resource(stream)["Properties"];
+        assert_eq!(p["DeliveryStreamEncryptionConfigurationInput"]["KeyARN"].as_str(), Some(key.as_str()), "{stream}");
+        let dest = &p["ExtendedS3DestinationConfiguration"]["EncryptionConfiguration"]["KMSEncryptionConfig"];
+        assert_eq!(dest["AWSKMSKeyARN"].as_str(), Some(key.as_str()), "{stream}");
+    }
+    let results = &s.resource("AthenaWorkGroup")["Properties"]["WorkGroupConfiguration"]["ResultConfiguration"]["EncryptionConfiguration"];
+    assert_eq!((results["EncryptionOption"].as_str(), results["KmsKey"].as_str()), (Some("SSE_KMS"), Some(key.as_str())));
+
+    let via_s3 = |action: &str| Request::new(action, &key).with("kms:ViaService", &format!("s3.{REGION}.amazonaws.com"));
+    let firehose = s.resources.iter().find(|(id, r)| r["Type"] == "AWS::IAM::Role" && id.starts_with("Firehose")).unwrap().0.clone();
+    for role in [firehose, role_of(&s, "QuerySyncFunction")] {
+        let needed = [via_s3("kms:GenerateDataKey"), via_s3("kms:Decrypt")];
+        let forbidden = [
+            Request::new("kms:Decrypt", &key),
+            Request::new("kms:Decrypt", &key).with("kms:ViaService", &format!("sqs.{REGION}.amazonaws.com")),
+            via_s3("kms:ScheduleKeyDeletion"),
+        ];
+        let problems = check(&s, &role, &needed, &forbidden);
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+    let problems = check(&s, &role_of(&s, "IngestFunction"), &[], &[via_s3("kms:Decrypt")]);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    let plain = stack();
+    assert_eq!(
+        plain.resource("TurnsStream")["Properties"]["DeliveryStreamEncryptionConfigurationInput"]["KeyType"].as_str(),
+        Some("AWS_OWNED_CMK")
+    );
+    assert!(plain.resource("TurnsStream")["Properties"]["ExtendedS3DestinationConfiguration"].get("EncryptionConfiguration").is_none());
+}

@@ -348,10 +348,11 @@ fn strings(v: &Value) -> Vec<&Value> {
 }
 
 /// What a user names for the stack to use, rather than the stack creating it, each with what it is.
-const USER_NAMED: [(&str, &str); 3] = [
+const USER_NAMED: [(&str, &str); 4] = [
     ("LogGroupName", "one of the agents' log groups (Fn::ForEach over AgentLogGroupNames)"),
     ("SlackWebhookParameter", "the SSM parameter (or Secrets Manager reference) holding the Slack URL"),
     ("WebhookUrlParameter", "the SSM parameter (or Secrets Manager reference) holding the webhook URL"),
+    ("LakeKmsKeyArn", "the customer-managed key the user gives for the lake (used only through S3)"),
 ];
 
 /// Every `!Ref` name under `v`.
@@ -381,7 +382,7 @@ fn is_own(t: &Value, resource: &Value) -> bool {
                     || vars.and_then(|v| v.get(n)).is_some_and(|v| refs(v).iter().any(|r| ids.contains(r) || user_named(r)))
             })
         }
-        (tag, v) if tag == "Ref" => v.as_str().is_some_and(|n| ids.contains(n)),
+        (tag, v) if tag == "Ref" => v.as_str().is_some_and(|n| ids.contains(n) || user_named(n)),
         (tag, v) if tag == "GetAtt" => v.as_str().and_then(|s| s.split('.').next()).is_some_and(|n| ids.contains(n)),
         (tag, v) if tag == "Sub" => {
             let text = v.as_str().unwrap_or_default();
@@ -487,8 +488,22 @@ fn the_lake_refuses_plain_http_and_public_access_and_everything_is_encrypted_at_
         assert_eq!(bucket["PublicAccessBlockConfiguration"][setting], Value::Bool(true), "{setting}");
     }
     assert_eq!(bucket["OwnershipControls"]["Rules"][0]["ObjectOwnership"], "BucketOwnerEnforced", "no ACLs at all");
-    let sse = &bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"];
-    assert!(["AES256", "aws:kms"].contains(&text(sse).as_str()), "bucket encryption: {sse:?}");
+    // Encryption depends on `LakeKmsKeyArn` (a condition): read as deployed, without and with a key.
+    let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let deployed = [
+        voicelake_e2e::stack::Stack::deployed(&[("AgentLogGroupNames", "/ecs/a")]),
+        voicelake_e2e::stack::Stack::deployed(&[("AgentLogGroupNames", "/ecs/a"), ("LakeKmsKeyArn", key)]),
+    ];
+    for (s, algorithm) in deployed.iter().zip(["AES256", "aws:kms"]) {
+        let sse = &s.resource("LakeBucket")["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0];
+        assert_eq!(sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"].as_str(), Some(algorithm), "bucket encryption: {sse:?}");
+        for stream in ["TurnsStream", "SessionsStream", "RejectsStream"] {
+            let kind = &s.resource(stream)["Properties"]["DeliveryStreamEncryptionConfigurationInput"]["KeyType"];
+            assert!(kind.as_str().is_some_and(|k| !k.is_empty()), "{stream} buffers encrypted");
+        }
+        let results = &s.resource("AthenaWorkGroup")["Properties"]["WorkGroupConfiguration"]["ResultConfiguration"];
+        assert!(results["EncryptionConfiguration"]["EncryptionOption"].as_str().is_some(), "Athena results are encrypted");
+    }
     assert!(denies_plain_http(&t, "LakeBucketPolicy", "s3:*"));
     assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled", "an overwrite or a delete can be undone");
     let rules = bucket["LifecycleConfiguration"]["Rules"].as_sequence().unwrap();
@@ -509,12 +524,6 @@ fn the_lake_refuses_plain_http_and_public_access_and_everything_is_encrypted_at_
     assert!(denies_plain_http(&t, "TopicPolicy", "sns:Publish"));
     assert_eq!(resource(&t, "TopicKey")["Properties"]["EnableKeyRotation"], Value::Bool(true));
 
-    for stream in ["TurnsStream", "SessionsStream", "RejectsStream"] {
-        let kind = &resource(&t, stream)["Properties"]["DeliveryStreamEncryptionConfigurationInput"]["KeyType"];
-        assert!(!text(kind).is_empty(), "{stream} buffers encrypted");
-    }
-    let results = &resource(&t, "AthenaWorkGroup")["Properties"]["WorkGroupConfiguration"]["ResultConfiguration"];
-    assert!(!text(&results["EncryptionConfiguration"]["EncryptionOption"]).is_empty(), "Athena results are encrypted");
     for (id, r) in resources(&t) {
         if r["Type"] == "AWS::Logs::LogGroup" {
             assert!(r["Properties"].get("RetentionInDays").is_some(), "{id:?} keeps logs for a set time");
