@@ -2,7 +2,21 @@
 //! CloudWatch's M-of-N rule, with missing periods treated as not breaching (the template's
 //! `TreatMissingData: notBreaching`).
 
-use voicelake_shared::alarms::AlarmSpec;
+use voicelake_shared::alarms::{AlarmSpec, DEFAULTS};
+use voicelake_shared::config::Config;
+
+/// The alarms as the stack deploys them with this configuration: in the template one parameter,
+/// `TurnLatencyP95ThresholdMs`, is both the latency target and the turn-latency alarm's threshold,
+/// so locally `--target-ms` is both too.
+pub fn deployed(config: &Config) -> Vec<AlarmSpec> {
+    DEFAULTS
+        .iter()
+        .map(|spec| AlarmSpec {
+            threshold: if spec.parameter == "TurnLatencyP95ThresholdMs" { config.latency_target_ms } else { spec.threshold },
+            ..*spec
+        })
+        .collect()
+}
 
 /// Whether `breaching` (one flag per consecutive period, missing periods not breaching) holds an
 /// M-of-N window: CloudWatch's `DatapointsToAlarm` of `EvaluationPeriods`.

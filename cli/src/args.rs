@@ -200,6 +200,10 @@ pub struct ReplayArgs {
     /// value of its PseudonymKeyArn secret: the same key gives the lake's pseudonyms.
     #[arg(long, value_name = "FILE")]
     pub pseudonym_key_file: Option<PathBuf>,
+    /// The log group of inputs that name none (raw log lines, `aws logs` output): an agent that
+    /// does not log its name is named after it, as on AWS. Without it such agents are `unknown`.
+    #[arg(long, value_name = "NAME")]
+    pub log_group: Option<String>,
     /// Also write the report as one self-contained HTML page with the dashboard's charts.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,

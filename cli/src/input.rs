@@ -480,7 +480,7 @@ impl CliBatcher {
         let id = e.event_id.unwrap_or_else(|| format!("{name}:{}", self.seen));
         self.seen += 1;
         let event = LogEvent { id, timestamp: e.timestamp, message: e.message };
-        let batch = self.pending.entry(stream.clone()).or_insert_with(|| batch(name, stream.clone(), Vec::new()));
+        let batch = self.pending.entry(stream.clone()).or_insert_with(|| batch(stream.clone(), Vec::new()));
         batch.log_events.push(event);
         (batch.log_events.len() == RAW_BATCH).then(|| self.pending.remove(&stream).expect("the batch just filled"))
     }
@@ -490,11 +490,14 @@ impl CliBatcher {
     }
 }
 
-fn batch(name: &str, stream: String, events: Vec<LogEvent>) -> LogBatch {
+/// A batch of an input that names no log group (raw lines, `aws logs` output): its log group is
+/// empty, for the replay to give (`--log-group`), never the file's name, which would name agents
+/// after files.
+fn batch(stream: String, events: Vec<LogEvent>) -> LogBatch {
     LogBatch {
         message_type: MessageType::DataMessage,
         owner: "local".into(),
-        log_group: format!("local/{name}"),
+        log_group: String::new(),
         log_stream: stream,
         subscription_filters: vec![],
         log_events: events,
@@ -559,7 +562,7 @@ fn from_lines(
         if raw.is_empty() {
             return Ok(());
         }
-        each(Unit::Batch(batch(name, "replay".into(), std::mem::take(raw))))
+        each(Unit::Batch(batch("replay".into(), std::mem::take(raw))))
     };
     while let Some(line) = read_line(reader.as_mut(), &mut buf)? {
         number += 1;

@@ -42,6 +42,7 @@ fn main() -> Result<()> {
                 prices: None,
                 pii: voicelake_shared::pii::PiiMode::default(),
                 pseudonym_key_file: None,
+                log_group: None,
             })
         }
     }
@@ -161,7 +162,9 @@ fn pipeline_config(
     }
     if let Some(path) = prices {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        config.prices = PriceTable::from_json(&text).with_context(|| format!("{}", path.display()))?;
+        // Laid over the built-in table, as the function lays PriceTableOverride: one logic, and a
+        // file of two prices changes two prices.
+        config.prices = PriceTable::default().with_overrides(&text).with_context(|| format!("{}", path.display()))?;
     }
     if !(config.latency_target_ms.is_finite() && config.latency_target_ms > 0.0) {
         bail!("--target-ms must be a positive number of milliseconds");
@@ -262,7 +265,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
     let config = pipeline_config(&args.environment, args.target_ms, args.pii, args.pseudonym_key_file.as_deref(), args.prices.as_deref())?;
     let now = now_ms();
     let started = std::time::Instant::now();
-    let mut replay = LocalReplay::new(&args.lake, now);
+    let mut replay = LocalReplay::new(&args.lake, now).with_log_group(args.log_group.as_deref());
     let mut input_bytes = 0;
     for path in &args.files {
         input_bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);

@@ -43,6 +43,9 @@ pub struct LocalReplay {
     written: Written,
     /// Each stream's parts of turns not yet complete, carried to its next batch.
     carrier: Carrier,
+    /// The log group of inputs that name none (raw lines, `aws logs` output): `--log-group`, else
+    /// empty, and agents that do not log their name are `unknown`.
+    log_group: String,
 }
 
 impl LocalReplay {
@@ -59,7 +62,14 @@ impl LocalReplay {
             report: ReportBuilder::default(),
             written: Written::default(),
             carrier: Carrier::default(),
+            log_group: String::new(),
         }
+    }
+
+    /// Names the log group of inputs that name none.
+    pub fn with_log_group(mut self, log_group: Option<&str>) -> LocalReplay {
+        self.log_group = log_group.unwrap_or_default().to_owned();
+        self
     }
 
     /// Adds a batch's output, processed with [`Carrier::FIRST_PASS`], in input order: what it and
@@ -111,6 +121,7 @@ impl LocalReplay {
 
     fn process(&mut self, chunk: Vec<input::Unit>, config: &Config, now: i64) -> Result<()> {
         let hold = Carrier::FIRST_PASS;
+        let log_group = self.log_group.as_str();
         let outputs: Vec<BatchOutput> = chunk
             .into_par_iter()
             .map(|unit| match unit {
@@ -118,7 +129,12 @@ impl LocalReplay {
                     named(voicelake_shared::process_payload_holding(&data, hold, config, now), &source)
                 }
                 input::Unit::Decoded { json, source } => named(voicelake_shared::process_decoded_holding(json, hold, config, now), &source),
-                input::Unit::Batch(batch) => voicelake_shared::process_batch_carrying(&batch, &[], hold, config, now),
+                input::Unit::Batch(mut batch) => {
+                    if batch.log_group.is_empty() {
+                        batch.log_group = log_group.to_owned();
+                    }
+                    voicelake_shared::process_batch_carrying(&batch, &[], hold, config, now)
+                }
                 input::Unit::Rejected { source, raw, reason, detail } => {
                     voicelake_shared::reject_input(Some(&source), &raw, reason, detail, config, now)
                 }

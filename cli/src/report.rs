@@ -14,7 +14,7 @@ use std::io;
 
 use serde::Serialize;
 
-use voicelake_shared::alarms::{self, AlarmSpec, Statistic};
+use voicelake_shared::alarms::{AlarmSpec, Statistic};
 use voicelake_shared::config::Config;
 use voicelake_shared::diagnosis::{
     self, AgentSnapshot, COMPONENTS, Call, Diagnosis, Evidence, RejectReason, Snapshot, ToolFailures, Window,
@@ -913,7 +913,7 @@ impl ReportBuilder {
         };
         let costs = &self.observations[m::CALL_COST.index];
         let total_cost = self.statistic(m::CALL_COST, Stat::Sum, |_| true)?.unwrap_or_else(|| std::iter::empty::<f64>().sum());
-        let alarms = alarms::DEFAULTS.iter().map(|spec| self.evaluate(spec)).collect::<io::Result<Vec<_>>>()?;
+        let alarms = crate::alarms::deployed(config).iter().map(|spec| self.evaluate(spec)).collect::<io::Result<Vec<_>>>()?;
 
         Ok(Report {
             counts: Counts { sessions: self.distinct_sessions()?, ..stats.counts() },
@@ -1166,6 +1166,7 @@ impl ReportBuilder {
     }
 
     fn chart(&self, chart: &Chart, config: &Config) -> io::Result<ChartData> {
+        let specs = crate::alarms::deployed(config);
         let period = i64::from(chart.period_seconds) * 1000;
         let points = |b: BTreeMap<i64, Option<f64>>| -> Vec<(i64, f64)> { b.into_iter().filter_map(|(t, v)| v.map(|v| (t, v))).collect() };
         let mut series = Vec::new();
@@ -1201,18 +1202,11 @@ impl ReportBuilder {
             .thresholds
             .iter()
             .filter_map(|t| {
-                let alarm = alarms::DEFAULTS.iter().find(|a| a.parameter == t.parameter)?;
+                let alarm = specs.iter().find(|a| a.parameter == t.parameter)?;
                 Some(ThresholdLine { label: t.label.to_owned(), value: alarm.threshold })
             })
-            .chain(
-                // Locally the target (--target-ms) may differ from the alarm's default threshold.
-                (chart.id == "turn-latency")
-                    .then_some(config.latency_target_ms)
-                    .filter(|target| alarms::DEFAULTS.iter().all(|a| a.metric != m::TURN_LATENCY.name || a.threshold != *target))
-                    .map(|target| ThresholdLine { label: "latency target".to_owned(), value: target }),
-            )
             .collect();
-        let alarm_periods = match chart.alarm.and_then(|id| alarms::DEFAULTS.iter().find(|a| a.id == id)) {
+        let alarm_periods = match chart.alarm.and_then(|id| specs.iter().find(|a| a.id == id)) {
             Some(spec) => {
                 let series = self.alarm_series(spec)?;
                 let breaching: Vec<bool> = series.iter().map(|(_, v)| v.is_some_and(|v| spec.breaches(v))).collect();
@@ -1307,6 +1301,14 @@ fn dominant_component(turns: &[TurnPoint]) -> Option<&'static str> {
     )
 }
 
+/// "1 call", "2 calls".
+fn calls(n: impl Into<u64>) -> String {
+    match n.into() {
+        1 => "1 call".into(),
+        n => format!("{n} calls"),
+    }
+}
+
 fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
@@ -1362,6 +1364,13 @@ impl Report {
         for r in &self.input.first_rejects {
             let _ = writeln!(s, "  rejected at {}: {}: {}", one_line(&r.place), r.reason, one_line(&r.detail));
         }
+        if let Some(unknown) = self.agents.iter().find(|a| a.agent == "unknown") {
+            let _ = writeln!(
+                s,
+                "  agent unknown: {} turns whose lines name no agent, in an input that names no log group (give --log-group NAME)",
+                unknown.latency_ms.count
+            );
+        }
         if self.input.replaced_bytes > 0 || self.input.joined_lines > 0 {
             let _ = writeln!(
                 s,
@@ -1412,8 +1421,8 @@ impl Report {
         let c = &self.cost;
         let _ = writeln!(
             s,
-            "\ncost: {} calls, total ${:.4}, per call p50 ${} p95 ${} max ${}",
-            c.calls,
+            "\ncost: {}, total ${:.4}, per call p50 ${} p95 ${} max ${}",
+            calls(c.calls),
             c.total_usd,
             c.per_call_usd.p50.map_or("-".into(), |v| format!("{v:.4}")),
             c.per_call_usd.p95.map_or("-".into(), |v| format!("{v:.4}")),
@@ -1422,8 +1431,8 @@ impl Report {
         let tl = &self.tools;
         let _ = write!(
             s,
-            "tools: {} calls, {} with an outcome, {} failed, success {}",
-            tl.calls,
+            "tools: {}, {} with an outcome, {} failed, success {}",
+            calls(tl.calls),
             tl.with_outcome,
             tl.failures,
             tl.success_pct.map_or("-".into(), |p| format!("{p}%"))

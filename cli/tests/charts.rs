@@ -110,12 +110,18 @@ fn the_shading_is_where_the_alarm_would_be_firing() {
     assert_eq!(tools.would_fire, !chart(&charts, "tools").alarm_periods.is_empty());
 }
 
+/// As in the stack, the target is the turn-latency alarm's threshold: one line, at the target, and
+/// the alarm's periods judged against it.
 #[test]
-fn a_target_other_than_the_threshold_gets_its_own_line() {
+fn the_target_is_the_threshold_the_chart_draws_and_the_alarm_uses() {
     let config = Config { latency_target_ms: 1200.0, ..Config::default() };
     let charts = builder(&known()).charts(&config).unwrap();
     let values: Vec<f64> = chart(&charts, "turn-latency").thresholds.iter().map(|t| t.value).collect();
-    assert_eq!(values, vec![1500.0, 1200.0]);
+    assert_eq!(values, vec![1200.0]);
+    let report = builder(&known()).finish(&config).unwrap();
+    let alarm = report.alarms.iter().find(|a| a.alarm == "TurnLatencyP95Alarm").unwrap();
+    assert_eq!(alarm.threshold, 1200.0);
+    assert_eq!(alarm.would_fire, !chart(&charts, "turn-latency").alarm_periods.is_empty());
 }
 
 #[test]

@@ -67,3 +67,21 @@ fn control_characters_in_names_and_ids_do_not_reach_the_terminal_report() {
     assert!(!text.lines().any(|l| l.trim_start().starts_with("FORGED")), "{text}");
     assert!(!text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\u{202e}'), "{text:?}");
 }
+
+/// One call reads "1 call", and nothing costs `$-0.0000`.
+#[test]
+fn one_call_is_singular_and_an_empty_replay_costs_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.log");
+    std::fs::write(&empty, "").unwrap();
+    let text = voicelake(&["replay", empty.to_str().unwrap(), "--lake", dir.path().join("a").to_str().unwrap()]);
+    assert!(text.contains("total $0.0000") && !text.contains("-0.0000"), "{text}");
+    let one = dir.path().join("one.log");
+    std::fs::write(
+        &one,
+        r#"{"_event_type": "session_analytics", "_session_id": "s1", "_timestamp": "2026-11-23T14:05:00Z", "agent_name": "a", "duration_seconds": 60, "tool_calls": [{"tool": "t", "success": false, "error": "x"}]}"#,
+    )
+    .unwrap();
+    let text = voicelake(&["replay", one.to_str().unwrap(), "--lake", dir.path().join("b").to_str().unwrap()]);
+    assert!(text.contains("cost: 1 call,") && text.contains("tools: 1 call,"), "{text}");
+}

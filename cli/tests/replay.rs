@@ -336,3 +336,106 @@ fn every_archive_form_of_the_same_events_gives_the_same_report() {
     assert_eq!(report(&gzipped), want);
     assert_eq!(report(&archive), want);
 }
+
+/// One log group's traffic as the subscription delivers it and as `aws logs filter-log-events`
+/// returns it (every stream interleaved by time): the same turns, latencies, agents and cost, once
+/// `--log-group` says which group the output is of. Without it the agent is `unknown`, not the
+/// file's name.
+#[test]
+fn aws_logs_output_gives_the_rows_of_the_subscription_events_of_its_log_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), 120, false);
+    let group = "/ecs/sales-agent";
+    let mut subscription = Vec::new();
+    let mut events = Vec::new();
+    for line in std::fs::read_to_string(&input).unwrap().lines() {
+        let event: SubscriptionEvent = serde_json::from_str(line).unwrap();
+        let batch = envelope::decode(&event.awslogs.data).unwrap().batch;
+        if batch.log_group != group {
+            continue;
+        }
+        subscription.push(line.to_owned());
+        for e in &batch.log_events {
+            events.push(serde_json::json!({"logStreamName": batch.log_stream, "timestamp": e.timestamp, "message": e.message,
+                "ingestionTime": e.timestamp + 400, "eventId": e.id}));
+        }
+    }
+    events.sort_by_key(|e| (e["timestamp"].as_i64().unwrap(), e["eventId"].as_str().unwrap().to_owned()));
+    assert!(subscription.len() > 5 && events.len() > 100, "{} batches, {} events", subscription.len(), events.len());
+    let sub = dir.path().join("sales.jsonl");
+    std::fs::write(&sub, subscription.join("\n")).unwrap();
+    let cli = dir.path().join("fle_all.json");
+    std::fs::write(&cli, serde_json::to_string_pretty(&serde_json::json!({"events": events, "searchedLogStreams": []})).unwrap()).unwrap();
+
+    let a = replay_json(&sub, &dir.path().join("a"));
+    let run = |lake: &str, extra: &[&str]| -> Value {
+        let mut args = vec!["replay", cli.to_str().unwrap(), "--lake", lake, "--format", "json"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&voicelake(&args)).unwrap()
+    };
+    let b = run(dir.path().join("b").to_str().unwrap(), &["--log-group", group]);
+    // Means and deviations are sums taken in arrival order, which differs: equal to 1e-9.
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => {
+                let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+                (x - y).abs() <= 1e-9 * x.abs().max(1.0)
+            }
+            (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y)),
+            (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w))),
+            _ => a == b,
+        }
+    }
+    for key in ["events", "turns", "partial_turns", "sessions", "latency_ms", "components_ms", "agents", "cost", "alarms"] {
+        assert!(same(&a[key], &b[key]), "{key}: {} against {}", a[key], b[key]);
+    }
+    let unnamed = run(dir.path().join("c").to_str().unwrap(), &[]);
+    let agents: Vec<&str> = unnamed["agents"].as_array().unwrap().iter().map(|a| a["agent"].as_str().unwrap()).collect();
+    assert!(agents.contains(&"unknown") && !agents.iter().any(|a| a.contains("fle_all")), "{agents:?}");
+}
+
+/// `--prices` lays a file over the built-in table, as the function lays `PriceTableOverride`: the
+/// whole table laid over itself changes nothing, a price for a model the traffic does not use
+/// changes nothing, and a price it uses changes the total.
+#[test]
+fn a_price_file_is_laid_over_the_built_in_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), 60, false);
+    let total = |n: &str, prices: Option<&str>| -> f64 {
+        let mut args =
+            vec!["replay".to_owned(), input.to_str().unwrap().to_owned(), "--lake".into(), dir.path().join(n).to_str().unwrap().into()];
+        args.extend(["--format".into(), "json".into()]);
+        if let Some(text) = prices {
+            let file = dir.path().join(format!("{n}.json"));
+            std::fs::write(&file, text).unwrap();
+            args.extend(["--prices".into(), file.to_str().unwrap().into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let report: Value = serde_json::from_str(&voicelake(&args)).unwrap();
+        report["cost"]["total_usd"].as_f64().unwrap()
+    };
+    let built_in = total("a", None);
+    assert!(built_in > 0.0);
+    assert_eq!(total("b", Some(voicelake_shared::cost::DEFAULT_PRICE_TABLE)), built_in);
+    assert_eq!(total("c", Some(r#"{"models": {"nobody/unused-model": {"stt_per_minute": 9}}}"#)), built_in);
+    assert!(total("d", Some(r#"{"default": {"transport_per_minute": 0.5}}"#)) > built_in);
+}
+
+/// In the stack one parameter is both the latency target and the turn-latency alarm's threshold:
+/// `--target-ms` is both locally, so the alarm is judged at the target the report states.
+#[test]
+fn the_target_is_the_turn_latency_alarms_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), 60, false);
+    let alarm = |n: &str, target: &str| -> Value {
+        let lake = dir.path().join(n);
+        let args = ["replay", input.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--format", "json", "--target-ms", target];
+        let report: Value = serde_json::from_str(&voicelake(&args)).unwrap();
+        assert_eq!(report["target"]["target_ms"].as_f64(), Some(target.parse().unwrap()));
+        report["alarms"].as_array().unwrap().iter().find(|a| a["alarm"] == "TurnLatencyP95Alarm").unwrap().clone()
+    };
+    let low = alarm("low", "400");
+    let high = alarm("high", "60000");
+    assert_eq!((low["threshold"].as_f64(), high["threshold"].as_f64()), (Some(400.0), Some(60000.0)));
+    assert_eq!((low["would_fire"].as_bool(), high["would_fire"].as_bool()), (Some(true), Some(false)), "{low}\n{high}");
+}

@@ -75,9 +75,15 @@ impl PriceTable {
     /// every part optional, each price set replacing one price. Small enough for an environment
     /// variable, where a whole table would not fit.
     pub fn with_overrides(mut self, json: &str) -> Result<PriceTable, PriceTableError> {
+        // A whole table (a copy of prices.json, currency and note included) is an overlay too.
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Overrides {
+            #[serde(default)]
+            currency: Option<String>,
+            #[serde(default)]
+            #[allow(dead_code)]
+            note: Option<String>,
             #[serde(default)]
             default: Prices,
             #[serde(default)]
@@ -99,6 +105,9 @@ impl PriceTable {
             }
         }
         let over: Overrides = serde_json::from_str(json)?;
+        if let Some(currency) = over.currency {
+            self.currency = currency;
+        }
         lay(&mut self.default, over.default);
         for (model, prices) in over.models {
             lay(self.models.entry(model).or_default(), prices);
@@ -152,7 +161,8 @@ impl PriceTable {
 /// Costs are kept to a hundredth of a cent: finer digits are noise, and round values keep the
 /// CloudWatch `Values` of a batch few and distinct.
 pub fn round_cost(usd: f64) -> f64 {
-    (usd * 10_000.0).round() / 10_000.0
+    // `+ 0.0` turns -0.0 (the sum of nothing, or a tiny negative rounded) into 0.0: never `$-0.0000`.
+    (usd * 10_000.0).round() / 10_000.0 + 0.0
 }
 
 #[cfg(test)]
@@ -219,6 +229,12 @@ mod tests {
         assert_eq!(t.models["openai/gpt-4o"].llm_input_per_million_tokens, base.models["openai/gpt-4o"].llm_input_per_million_tokens);
         assert_eq!(t.models["acme/x"].stt_per_minute, Some(0.001));
         assert!(PriceTable::default().with_overrides(r#"{"defaults": {}}"#).is_err(), "typos are refused");
+        let whole = PriceTable::default().with_overrides(DEFAULT_PRICE_TABLE).unwrap();
+        assert_eq!(
+            (&whole.currency, &whole.default, &whole.models),
+            (&base.currency, &base.default, &base.models),
+            "the whole table laid over itself"
+        );
         assert!(PriceTable::default().with_overrides(r#"{"default": {"stt_per_minute": -1}}"#).is_err());
     }
 

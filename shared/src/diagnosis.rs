@@ -368,8 +368,8 @@ pub fn diagnose(e: &Evidence) -> Diagnosis {
         let top = &tools[0];
         if d.cause.is_none() {
             d.cause = Some(match &top.most_common_error {
-                Some(err) => format!("{} failed {} times, most often with: {err}", top.tool, top.failures),
-                None => format!("{} failed {} times", top.tool, top.failures),
+                Some(err) => format!("{} failed {}, most often with: {err}", top.tool, times(top.failures)),
+                None => format!("{} failed {}", top.tool, times(top.failures)),
             });
         }
         d.failing_tools = tools;
@@ -466,6 +466,14 @@ fn headline(alarm: &AlarmSpec, breach: &Snapshot, baseline: Option<&Snapshot>, a
         h.push_str(&format!(", agent {agent}"));
     }
     h
+}
+
+/// "once", "2 times".
+fn times(n: impl Into<u64>) -> String {
+    match n.into() {
+        1 => "once".into(),
+        n => format!("{n} times"),
+    }
 }
 
 #[cfg(test)]
@@ -642,6 +650,7 @@ mod tests {
         let d = diagnose(&e);
         assert_eq!(d.failing_tools[0].tool, "book_slot");
         assert_eq!(d.cause.as_deref(), Some("book_slot failed 5 times, most often with: timeout"));
+        assert_eq!((times(1u64), times(2u64)), ("once".to_owned(), "2 times".to_owned()));
         assert!(d.headline.contains("tool success 80.0% below the 95.0% threshold"), "{}", d.headline);
 
         let mut rejects = Snapshot::empty(WINDOW);
