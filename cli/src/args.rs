@@ -160,7 +160,7 @@ pub struct BackfillArgs {
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
-    /// Where to write traffic.jsonl, the lake and report.html (the lake is cleared first).
+    /// Where to write traffic.jsonl, the lake and report.html (a second demo replaces its rows).
     #[arg(long, default_value = "demo")]
     pub dir: PathBuf,
     /// Calls of generated traffic.

@@ -27,11 +27,9 @@ fn main() -> Result<()> {
         Command::Demo(DemoArgs { dir, calls, seed }) => {
             let traffic = dir.join("traffic.jsonl");
             generate(GenerateArgs { calls, seed, out: traffic.clone(), start: None, clean: false })?;
+            // A second demo replaces what the first wrote (a replay of the same file does), and
+            // leaves anything else under the lake alone.
             let lake = dir.join("lake");
-            if lake.exists() {
-                // A demo replays from scratch; a second run must not double its lake.
-                std::fs::remove_dir_all(&lake).with_context(|| format!("clearing {}", lake.display()))?;
-            }
             replay(ReplayArgs {
                 files: vec![traffic],
                 html: Some(dir.join("report.html")),
@@ -265,7 +263,16 @@ fn replay(args: ReplayArgs) -> Result<()> {
     let config = pipeline_config(&args.environment, args.target_ms, args.pii, args.pseudonym_key_file.as_deref(), args.prices.as_deref())?;
     let now = now_ms();
     let started = std::time::Instant::now();
-    let mut replay = LocalReplay::new(&args.lake, now).with_log_group(args.log_group.as_deref());
+    // Every output is checked before the work: a replay that cannot write its page fails now, not
+    // after the lake was written.
+    if let Some(page) = &args.html {
+        if page.is_dir() {
+            bail!("--html {} is a directory, not a file", page.display());
+        }
+        let dir = page.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        voicelake_cli::replay::ensure_writable_dir(dir).context("the report page's folder (--html)")?;
+    }
+    let mut replay = LocalReplay::of_files(&args.lake, &args.files, now)?.with_log_group(args.log_group.as_deref());
     let mut input_bytes = 0;
     for path in &args.files {
         input_bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);

@@ -46,6 +46,9 @@ pub struct LocalReplay {
     /// The log group of inputs that name none (raw lines, `aws logs` output): `--log-group`, else
     /// empty, and agents that do not log their name are `unknown`.
     log_group: String,
+    /// What this replay wrote, under hidden names until [`LocalReplay::finish`] makes them the
+    /// lake's: (where it is, where it goes).
+    staged: Vec<(PathBuf, PathBuf)>,
 }
 
 impl LocalReplay {
@@ -63,7 +66,30 @@ impl LocalReplay {
             written: Written::default(),
             carrier: Carrier::default(),
             log_group: String::new(),
+            staged: Vec::new(),
         }
+    }
+
+    /// A replay of `files` into the lake at `root`, its objects named after the files
+    /// (`replay-<16 hex digits>`): replaying the same files again replaces what the last replay of
+    /// them wrote instead of adding to it. The lake is checked before any work: a directory that can
+    /// be written. What a replay of these files left half-done is cleared.
+    pub fn of_files(root: &Path, files: &[PathBuf], now: i64) -> Result<LocalReplay> {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for file in files {
+            let file = std::fs::canonicalize(file).with_context(|| format!("reading {}", file.display()))?;
+            hash.update(file.to_string_lossy().as_bytes());
+            hash.update(b"\n");
+        }
+        let hex: String = hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
+        ensure_writable_dir(root).context("the lake (--lake)")?;
+        let mut replay = LocalReplay::new(root, now);
+        replay.name = format!("replay-{hex}");
+        for stale in lake_files_named(root, &format!(".{}", replay.name))? {
+            std::fs::remove_file(&stale).with_context(|| format!("removing {}", stale.display()))?;
+        }
+        Ok(replay)
     }
 
     /// Names the log group of inputs that name none.
@@ -188,7 +214,15 @@ impl LocalReplay {
         let files = lake_files(&pending)?;
         let name = if self.flushes == 0 { self.name.clone() } else { format!("{}-{}", self.name, self.flushes) };
         self.flushes += 1;
-        self.written.files += write_files(&self.root, &files, &name)?;
+        // Hidden (a leading dot: Athena, Spark and DuckDB's globs skip it) until the replay is whole.
+        for file in &files {
+            let key = file.key(&name);
+            let (dir, base) = key.rsplit_once('/').expect("lake keys have folders");
+            let staged = format!("{dir}/.{base}");
+            write_object(&self.root, &staged, &file.bytes)?;
+            self.staged.push((self.root.join(staged), self.root.join(key)));
+        }
+        self.written.files += files.len();
         self.written.turns += pending.turns.len();
         self.written.sessions += pending.sessions.len();
         self.written.rejects += pending.rejects.len();
@@ -202,8 +236,54 @@ impl LocalReplay {
             self.add(out)?;
         }
         self.flush()?;
+        // The replay is whole: what an earlier replay of the same input wrote goes, this one's
+        // objects take their names.
+        let ours: std::collections::HashSet<&PathBuf> = self.staged.iter().map(|(_, to)| to).collect();
+        for old in lake_files_named(&self.root, &self.name)? {
+            if !ours.contains(&old) {
+                std::fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
+            }
+        }
+        for (from, to) in &self.staged {
+            std::fs::rename(from, to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
+        }
         Ok((self.report, self.written))
     }
+}
+
+/// `dir` exists (created if need be) as a directory this process can write in, checked by writing.
+pub fn ensure_writable_dir(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!("{} is a file, not a directory", dir.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let probe = dir.join(format!(".voicelake-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| format!("{} cannot be written", dir.display()))?;
+    std::fs::remove_file(&probe).with_context(|| format!("removing {}", probe.display()))
+}
+
+/// The Parquet objects under the lake at `root` whose names are `prefix.parquet` or
+/// `prefix-<more>.parquet`.
+fn lake_files_named(root: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries {
+            let path = entry.with_context(|| format!("listing {}", dir.display()))?.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if let Some(rest) = name.strip_prefix(prefix)
+                && (rest == ".parquet" || (rest.starts_with('-') && rest.ends_with(".parquet")))
+            {
+                found.push(path);
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// A reject of a whole input (a subscription event that is not one, a decoded payload that is not a
@@ -249,11 +329,4 @@ pub(crate) fn write_object(root: &Path, key: &str, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().expect("lake keys have folders");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
-}
-
-fn write_files(root: &Path, files: &[LakeFile], name: &str) -> Result<usize> {
-    for file in files {
-        write_object(root, &file.key(name), &file.bytes)?;
-    }
-    Ok(files.len())
 }

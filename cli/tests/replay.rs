@@ -439,3 +439,60 @@ fn the_target_is_the_turn_latency_alarms_threshold() {
     assert_eq!((low["threshold"].as_f64(), high["threshold"].as_f64()), (Some(400.0), Some(60000.0)));
     assert_eq!((low["would_fire"].as_bool(), high["would_fire"].as_bool()), (Some(true), Some(false)), "{low}\n{high}");
 }
+
+/// Rows of a lake, read back from every visible Parquet object of a table.
+fn lake_rows(lake: &Path, table: &str) -> usize {
+    parquet_files(&lake.join(table))
+        .iter()
+        .filter(|f| !f.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .map(|f| {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap()).unwrap().build().unwrap();
+            reader.map(|b| b.unwrap().num_rows()).sum::<usize>()
+        })
+        .sum()
+}
+
+/// The lake stays true: the same input replayed again replaces what it wrote (the README's quick
+/// start replays one file three times), and outputs that cannot be written fail before any work.
+#[test]
+fn a_second_replay_of_the_same_input_replaces_its_rows_and_bad_outputs_fail_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), 40, false);
+    let lake = dir.path().join("lake");
+    let first = replay_json(&input, &lake);
+    let turns = lake_rows(&lake, "turns");
+    assert_eq!(turns as u64, first["turns"].as_u64().unwrap() + first["partial_turns"].as_u64().unwrap());
+    let objects = parquet_files(&lake).len();
+    voicelake(&[
+        "replay",
+        input.to_str().unwrap(),
+        "--lake",
+        lake.to_str().unwrap(),
+        "--html",
+        dir.path().join("p.html").to_str().unwrap(),
+    ]);
+    replay_json(&input, &lake);
+    assert_eq!(lake_rows(&lake, "turns"), turns, "replayed three times, the rows are there once");
+    assert_eq!(parquet_files(&lake).len(), objects);
+    // Another input adds its own rows beside them.
+    let other = dir.path().join("other.jsonl");
+    std::fs::copy(&input, &other).unwrap();
+    replay_json(&other, &lake);
+    assert_eq!(lake_rows(&lake, "turns"), 2 * turns);
+
+    let fails = |args: &[&str]| -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_voicelake")).args(args).output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let fresh = dir.path().join("fresh");
+    let page_dir = dir.path().join("a-folder");
+    std::fs::create_dir(&page_dir).unwrap();
+    let err = fails(&["replay", input.to_str().unwrap(), "--lake", fresh.to_str().unwrap(), "--html", page_dir.to_str().unwrap()]);
+    assert!(err.contains("is a directory"), "{err}");
+    assert!(!fresh.exists() || parquet_files(&fresh).is_empty(), "nothing written before the check");
+    let file = dir.path().join("lake-is-a-file");
+    std::fs::write(&file, "x").unwrap();
+    let err = fails(&["replay", input.to_str().unwrap(), "--lake", file.to_str().unwrap()]);
+    assert!(err.contains("is a file, not a directory"), "{err}");
+}
