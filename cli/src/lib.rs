@@ -2,6 +2,7 @@
 
 pub mod alarms;
 pub mod args;
+pub mod aws_setup;
 pub mod backfill;
 pub mod dlq;
 pub mod html;

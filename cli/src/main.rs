@@ -50,7 +50,7 @@ fn dlq_replay(args: DlqReplayArgs) -> Result<()> {
     use voicelake_cli::dlq::{self, LambdaInvoker, SqsQueue};
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let summary = runtime.block_on(async {
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let aws = voicelake_cli::aws_setup::load(&[&args.queue_url, &args.function], None).await?;
         let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &args.queue_url, args.visibility_timeout);
         let invoker = LambdaInvoker::new(aws_sdk_lambda::Client::new(&aws), &args.function);
         dlq::redrive(&queue, &invoker, args.max).await
@@ -93,14 +93,14 @@ fn preflight(args: PreflightArgs) -> Result<()> {
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let findings = runtime.block_on(async {
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let aws = voicelake_cli::aws_setup::load(&[], None).await?;
         let account = Account {
             logs: aws_sdk_cloudwatchlogs::Client::new(&aws),
             lakeformation: aws_sdk_lakeformation::Client::new(&aws),
             lambda: aws_sdk_lambda::Client::new(&aws),
         };
-        preflight::check(&plan, &account).await
-    });
+        anyhow::Ok(preflight::check(&plan, &account).await)
+    })?;
     match args.format {
         Format::Text => print!("{}", preflight::render(&findings)),
         Format::Json => println!("{}", serde_json::to_string_pretty(&findings)?),
@@ -120,11 +120,9 @@ fn notify_test(args: NotifyTestArgs) -> Result<()> {
     };
     let stack = args.stack.clone().unwrap_or_else(|| "voicelake".into());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let aws = runtime.block_on(voicelake_cli::aws_setup::load(&[&function], None))?;
     let answer = runtime
-        .block_on(async {
-            let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            voicelake_cli::notify::send_test(&aws, &function, &stack, now_ms()).await
-        })
+        .block_on(voicelake_cli::notify::send_test(&aws, &function, &stack, now_ms()))
         .map_err(|e| anyhow::anyhow!("{function} could not deliver the test notification: {e}"))?;
     println!("{function} delivered the test notification: {answer}");
     Ok(())
@@ -182,7 +180,13 @@ fn backfill(args: BackfillArgs) -> Result<()> {
     let now = now_ms();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let totals = runtime.block_on(async {
-        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(sources::retry_config()).load().await;
+        // A local export into a local lake needs no AWS at all; anything else is checked first.
+        let local = args.lake.is_some() && args.export.as_deref().is_some_and(|e| !e.starts_with("s3://"));
+        let aws = if local {
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+        } else {
+            voicelake_cli::aws_setup::load(&[], Some(sources::retry_config())).await?
+        };
         match (&args.lake, &args.to) {
             (Some(root), _) => backfill_into(&LocalLake { root: root.clone() }, &args, &config, &aws, now).await,
             (None, Some(url)) => {
