@@ -230,10 +230,16 @@ async fn backfill_into<S: voicelake_cli::backfill::sources::LakeSink>(
 ) -> Result<voicelake_cli::backfill::Totals> {
     use voicelake_cli::backfill::sources::{CloudWatchLogs, LocalExport, S3Export, s3_location};
     use voicelake_cli::backfill::{Backfill, Progress, plan};
-    let mut run = Backfill::new(config, sink, args.checkpoint.clone(), Progress::stderr())?;
+    // An export names no log group: without --log-group its agents that log no name are `unknown`.
+    let export_group = match args.log_groups.as_slice() {
+        [one] => one.as_str(),
+        _ => "",
+    };
+    let options = voicelake_cli::backfill::options_fingerprint(config, export_group, &args.filter_pattern);
+    let mut run = Backfill::new(config, sink, args.checkpoint.clone(), Progress::stderr())?.with_options(options);
     if let Some(export) = &args.export {
         let group = match args.log_groups.as_slice() {
-            [] => "export",
+            [] => "",
             [one] => one.as_str(),
             _ => bail!("an export is of one log group: give --log-group once, or not at all"),
         };

@@ -467,11 +467,23 @@ async fn an_export_in_s3_gives_the_lake_of_the_same_events() {
     let written = objects(&s3, "lake", "imported/").await;
     assert_same(&content(&written), &replayed(&expected, &config, now, |_, _| 0), "the export's lake equals a replay of the same events");
 
-    let mut again = Backfill::new(&config, &sink, checkpoint, Progress::quiet()).unwrap();
+    let fingerprint = |config: &Config| voicelake_cli::backfill::options_fingerprint(config, &group, "");
+    let mut again = Backfill::new(&config, &sink, checkpoint.clone(), Progress::quiet()).unwrap();
     again.export(&source, &group).await.unwrap();
     let again = again.finish();
     assert_eq!((again.units, again.skipped), (0, totals.units));
     assert_eq!(objects(&s3, "lake", "imported/").await, written);
+
+    // A run with other options (here the environment) does the work again, and a second run with
+    // those skips it: the checkpoint is kept per set of options.
+    let prod = Config { environment: "prod".into(), ..Config::default() };
+    assert_ne!(fingerprint(&prod), fingerprint(&config));
+    for (pass, expect_skipped) in [(0, 0), (1, totals.units)] {
+        let mut run = Backfill::new(&prod, &sink, checkpoint.clone(), Progress::quiet()).unwrap().with_options(fingerprint(&prod));
+        run.export(&source, &group).await.unwrap();
+        let t = run.finish();
+        assert_eq!(t.skipped, expect_skipped, "pass {pass}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

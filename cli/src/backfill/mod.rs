@@ -59,13 +59,39 @@ pub struct Backfill<'a, S: LakeSink> {
     checkpoint_path: PathBuf,
     progress: Progress,
     pub totals: Totals,
+    /// What the rows depend on besides the logs (see [`options_fingerprint`]): part of every
+    /// checkpoint entry, so a run with other options does the work again instead of skipping it.
+    options: String,
+}
+
+/// A short fingerprint of what makes a backfill's rows besides the logs: the environment, the
+/// personal-data mode and key, the prices, the log group an export is labelled with and the filter
+/// pattern. The key enters only as the pseudonym of a fixed text, never itself.
+pub fn options_fingerprint(config: &Config, label: &str, pattern: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let key_check = voicelake_shared::pii::scrub_with("+15550000000", config.scrub()).into_owned();
+    let prices = serde_json::to_string(&config.prices).expect("a price table serializes");
+    let text = format!("{}\n{:?}\n{key_check}\n{prices}\n{label}\n{pattern}", config.environment, config.pii);
+    Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
 impl<'a, S: LakeSink> Backfill<'a, S> {
     /// A run into `sink`, continuing from the checkpoint at `checkpoint_path` if there is one.
     pub fn new(config: &'a Config, sink: &'a S, checkpoint_path: PathBuf, progress: Progress) -> Result<Self> {
         let checkpoint = Checkpoint::load(&checkpoint_path, &sink.location())?;
-        Ok(Backfill { config, sink, checkpoint, checkpoint_path, progress, totals: Totals::default() })
+        Ok(Backfill { config, sink, checkpoint, checkpoint_path, progress, totals: Totals::default(), options: String::new() })
+    }
+
+    /// Records units under `options` ([`options_fingerprint`]): units done with other options are
+    /// done again.
+    pub fn with_options(mut self, options: String) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The checkpoint's name of a source under this run's options.
+    fn source_id(&self, source: &str) -> String {
+        if self.options.is_empty() { source.to_owned() } else { format!("{source}@{}", self.options) }
     }
 
     /// Every hour of `[start, end)` of each log group, through `FilterLogEvents` with `pattern`
@@ -82,7 +108,7 @@ impl<'a, S: LakeSink> Backfill<'a, S> {
         let windows = plan::windows(start, end, now);
         self.progress.start(groups.len() * windows.len(), "hours");
         for group in groups {
-            let id = format!("logs:{group}");
+            let id = self.source_id(&format!("logs:{group}"));
             let slug = plan::slug(group);
             for window in &windows {
                 let unit = plan::hour_unit(window.hour);
@@ -128,7 +154,7 @@ impl<'a, S: LakeSink> Backfill<'a, S> {
     /// is of one group, which its objects do not name).
     pub async fn export(&mut self, source: &impl ExportObjects, log_group: &str) -> Result<()> {
         let location = source.location();
-        let id = format!("export:{location}");
+        let id = self.source_id(&format!("export:{location}"));
         let keys: Vec<String> = source.keys().await?.into_iter().filter(|k| plan::is_export_object(k)).collect();
         anyhow::ensure!(!keys.is_empty(), "{location} holds no objects of an export (KEY.gz) or a Firehose archive");
         self.progress.start(keys.len(), "objects");
