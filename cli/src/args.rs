@@ -226,7 +226,8 @@ pub struct GenerateArgs {
     /// The file to write (JSON lines, one subscription event each).
     #[arg(long)]
     pub out: PathBuf,
-    /// Event time of the first call (RFC 3339). Default: two hours ago, on the hour.
+    /// Event time of the first call (RFC 3339). Default: on the hour, early enough that the traffic
+    /// ends before now.
     #[arg(long)]
     pub start: Option<String>,
     /// Only well-formed agent events: no foreign lines, no malformed input.

@@ -537,3 +537,21 @@ fn missing_credentials_and_region_are_named_in_one_line() {
     let dlq = run(&["dlq", "replay", "--queue-url", queue, "--function", "voicelake-ingest"], None);
     assert!(dlq.contains("no AWS credentials"), "{dlq}");
 }
+
+/// Without `--start`, generated traffic ends before now whatever its size: a day of calls does
+/// not reach into the future, where the report would see a clock error.
+#[test]
+fn generated_traffic_never_lies_in_the_future() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.jsonl");
+    // 6,000 calls start over a day.
+    voicelake(&["generate", "--calls", "6000", "--seed", "3", "--out", out.to_str().unwrap()]);
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut last = 0;
+    for line in std::fs::read_to_string(&out).unwrap().lines() {
+        let event: SubscriptionEvent = serde_json::from_str(line).unwrap();
+        let batch = envelope::decode(&event.awslogs.data).unwrap().batch;
+        last = batch.log_events.iter().map(|e| e.timestamp).fold(last, i64::max);
+    }
+    assert!(last > now - 6 * 3_600_000 && last <= now, "the last event is {} s from now", (last - now) / 1000);
+}

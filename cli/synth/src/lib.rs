@@ -609,10 +609,15 @@ impl Generator {
     }
 }
 
+/// The span over which `calls` calls start: one every 15 s on average, at least an hour.
+pub fn window_ms(calls: usize) -> i64 {
+    (calls as i64 * 15_000).max(3_600_000)
+}
+
 /// Generates the traffic of `opts.calls` calls as subscription batches (the first is a
 /// `CONTROL_MESSAGE`, as when a subscription filter is created).
 pub fn generate(opts: &SynthOptions) -> Vec<LogBatch> {
-    let window_ms = (opts.calls as i64 * 15_000).max(3_600_000);
+    let window_ms = window_ms(opts.calls);
     let mut g = Generator {
         rng: ChaCha8Rng::seed_from_u64(opts.seed),
         extra: ChaCha8Rng::seed_from_u64(opts.seed ^ 0x9e37_79b9_7f4a_7c15),
@@ -650,6 +655,16 @@ pub fn batch_of_size(min_bytes: usize, seed: u64) -> LogBatch {
         }
     }
     big
+}
+
+/// Writes the Lambda events of the batches, one JSON object per line, without building them as one
+/// text first.
+pub fn write_subscription_lines(batches: &[LogBatch], out: &mut impl std::io::Write) -> std::io::Result<()> {
+    for b in batches {
+        serde_json::to_writer(&mut *out, &envelope::subscription_event(b))?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 /// The Lambda events of the batches, one JSON object per line.
