@@ -100,7 +100,17 @@ fn value_range(values: impl Iterator<Item = f64>, min: Option<f64>, max: Option<
 
 /// Draws one chart as SVG: series as lines with a marker per period, thresholds as lines, and the
 /// periods in which the chart's alarm would fire shaded.
-fn chart_svg(chart: &ChartData, x_range: (i64, i64)) -> Result<String> {
+/// Where the input ends inside a chart's last period, that period's start: its sums and counts
+/// cover only part of it, and drawn like the others they would read as a drop.
+fn partial_from(chart: &ChartData, last_event: Option<i64>) -> Option<i64> {
+    let period = i64::from(chart.period_seconds) * 1000;
+    let last = last_event?;
+    let start = last.div_euclid(period) * period;
+    // The input covers less than 90% of the period: its values are not the period's.
+    (last - start < period * 9 / 10).then_some(start)
+}
+
+fn chart_svg(chart: &ChartData, x_range: (i64, i64), partial: Option<i64>) -> Result<String> {
     let period = i64::from(chart.period_seconds) * 1000;
     let on = |axis: Axis| chart.series.iter().filter(move |s| s.axis == axis);
     let left = value_range(
@@ -162,13 +172,26 @@ fn chart_svg(chart: &ChartData, x_range: (i64, i64)) -> Result<String> {
         }
         for (i, s) in chart.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
-            // A period's value is drawn at the period's start, as CloudWatch draws it.
-            let points: Vec<(i64, f64)> = s.points.clone();
-            let markers = points.iter().map(|&p| Circle::new(p, 2, color.filled()));
-            let line = LineSeries::new(points.clone(), color.stroke_width(2));
+            // A period's value is drawn at the period's start, as CloudWatch draws it; the partial
+            // last period dashed and hollow.
+            let cut = partial.unwrap_or(i64::MAX);
+            let full: Vec<(i64, f64)> = s.points.iter().copied().filter(|p| p.0 < cut).collect();
+            let tail: Vec<(i64, f64)> = full.last().copied().into_iter().chain(s.points.iter().copied().filter(|p| p.0 >= cut)).collect();
+            let markers = s.points.iter().map(|&p| {
+                let style = if p.0 >= cut { color.stroke_width(1) } else { color.filled() };
+                Circle::new(p, 2, style)
+            });
+            let line = LineSeries::new(full, color.stroke_width(2));
+            let dashed = DashedLineSeries::new(if tail.len() > 1 { tail } else { Vec::new() }, 4, 4, color.stroke_width(2));
             let drawn = match s.axis {
-                Axis::Left => c.draw_series(line).map(|_| ()).and(c.draw_series(markers).map(|_| ())),
-                Axis::Right => c.draw_secondary_series(line).map(|_| ()).and(c.draw_secondary_series(markers).map(|_| ())),
+                Axis::Left => {
+                    c.draw_series(line).map(|_| ()).and(c.draw_series(dashed).map(|_| ())).and(c.draw_series(markers).map(|_| ()))
+                }
+                Axis::Right => c
+                    .draw_secondary_series(line)
+                    .map(|_| ())
+                    .and(c.draw_secondary_series(dashed).map(|_| ()))
+                    .and(c.draw_secondary_series(markers).map(|_| ())),
             };
             drawn.map_err(|e| anyhow!("chart {}: {e}", chart.id))?;
         }
@@ -186,7 +209,7 @@ fn shared_x_range(charts: &Charts) -> Option<(i64, i64)> {
     Some((first.div_euclid(widest) * widest, (last.div_euclid(narrowest) + 1) * narrowest))
 }
 
-fn legend(chart: &ChartData) -> String {
+fn legend(chart: &ChartData, partial: Option<(i64, i64)>) -> String {
     let mut s = String::from("<ul class=\"legend\">");
     for (i, series) in chart.series.iter().enumerate() {
         let side = if series.axis == Axis::Right { " (right axis)" } else { "" };
@@ -209,11 +232,20 @@ fn legend(chart: &ChartData) -> String {
     if !chart.alarm_periods.is_empty() {
         let _ = write!(s, "<li><span class=\"swatch shade\"></span>{} would be in ALARM</li>", esc(chart.alarm.unwrap_or("alarm")));
     }
+    if let Some((from, last)) = partial.filter(|(from, _)| chart.series.iter().any(|s| s.points.iter().any(|p| p.0 >= *from))) {
+        let _ = write!(
+            s,
+            "<li class=\"partial\"><span class=\"swatch line dashed\"></span>the period from {} is partial: the input ends at {}</li>",
+            time_label(from, false),
+            time_label(last, false)
+        );
+    }
     s.push_str("</ul>");
     s
 }
 
-fn chart_card(chart: &ChartData, x_range: Option<(i64, i64)>) -> Result<String> {
+fn chart_card(chart: &ChartData, x_range: Option<(i64, i64)>, last_event: Option<i64>) -> Result<String> {
+    let partial = partial_from(chart, last_event);
     let points: usize = chart.series.iter().map(|s| s.points.len()).sum();
     let mut s = format!(
         "<figure class=\"card\" id=\"chart-{}\" data-series=\"{}\" data-points=\"{points}\"><figcaption><h3>{}</h3><span class=\"period\">per {} min</span></figcaption>",
@@ -224,8 +256,8 @@ fn chart_card(chart: &ChartData, x_range: Option<(i64, i64)>) -> Result<String> 
     );
     match x_range.filter(|_| points > 0) {
         Some(range) => {
-            s.push_str(&chart_svg(chart, range)?);
-            s.push_str(&legend(chart));
+            s.push_str(&chart_svg(chart, range, partial)?);
+            s.push_str(&legend(chart, partial.zip(last_event)));
         }
         None if chart.series.is_empty() => {
             s.push_str("<p class=\"empty\">Measured on AWS only, not by a local replay.</p>");
@@ -268,7 +300,7 @@ svg text { fill: var(--fg); }
 svg [stroke="#000000"] { stroke: var(--muted); }
 .legend { list-style: none; padding: 0; margin: .25rem 0 0; display: flex; flex-wrap: wrap; gap: .25rem 1rem; font-size: .85rem; }
 .swatch { display: inline-block; width: .9rem; height: .9rem; border-radius: 2px; margin-right: .35rem; vertical-align: -2px; }
-.swatch.line { height: 2px; vertical-align: 3px; } .swatch.shade { background: var(--shade); border: 1px solid #d62728; }
+.swatch.line { height: 2px; vertical-align: 3px; } .swatch.dashed { background: repeating-linear-gradient(90deg, var(--fg) 0 4px, transparent 4px 8px); } .swatch.shade { background: var(--shade); border: 1px solid #d62728; }
 .kpis { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: .75rem; }
 .kpi { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .6rem .8rem; }
 .kpi b { display: block; font-size: 1.35rem; } .kpi span { color: var(--muted); font-size: .85rem; }
@@ -349,7 +381,7 @@ pub fn render(report: &Report, charts: &Charts, environment: &str) -> Result<Str
     s.push_str("<h2 id=\"charts\">Dashboard views</h2><div class=\"grid\">");
     let x_range = shared_x_range(charts);
     for chart in &charts.charts {
-        s.push_str(&chart_card(chart, x_range)?);
+        s.push_str(&chart_card(chart, x_range, charts.span.map(|(_, last)| last))?);
     }
     s.push_str("</div>");
 
@@ -408,6 +440,40 @@ pub fn render(report: &Report, charts: &Charts, environment: &str) -> Result<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_last_period_the_input_covers_only_in_part_is_drawn_dashed_and_named() {
+        let minute = 60_000;
+        let chart = ChartData {
+            id: "turns",
+            title: "Turns".into(),
+            unit: "count",
+            right_unit: None,
+            period_seconds: 300,
+            y_min: None,
+            y_max: None,
+            series: vec![SeriesData {
+                label: "turns".into(),
+                axis: Axis::Left,
+                points: vec![(0, 40.0), (5 * minute, 41.0), (10 * minute, 9.0)],
+            }],
+            thresholds: vec![],
+            alarm: None,
+            alarm_periods: vec![],
+            aws_only: vec![],
+        };
+        // The input ends 1 min into the 10:00 period: partial. At 4:45 into it: covered.
+        assert_eq!(partial_from(&chart, Some(11 * minute)), Some(10 * minute));
+        assert_eq!(partial_from(&chart, Some(10 * minute + 285_000)), None);
+        let card = chart_card(&chart, Some((0, 15 * minute)), Some(11 * minute)).unwrap();
+        assert!(card.contains("the period from 00:10 is partial: the input ends at 00:11"), "{card}");
+        let whole = chart_card(&chart, Some((0, 15 * minute)), Some(10 * minute + 285_000)).unwrap();
+        assert!(!whole.contains("partial"));
+        // The dashes are short strokes of their own; the hollow marker has no fill.
+        let strokes = |svg: &str| svg.matches("<polyline").count() + svg.matches("<line").count();
+        assert!(strokes(&card) > strokes(&whole) + 2, "{} against {}", strokes(&card), strokes(&whole));
+        assert!(card.contains("fill=\"none\""), "a hollow marker for the partial value");
+    }
 
     #[test]
     fn time_ticks_stay_few_and_on_the_clock() {
