@@ -170,19 +170,23 @@ fn chart_svg(chart: &ChartData, x_range: (i64, i64), partial: Option<i64>) -> Re
             c.draw_series(LineSeries::new([(x_range.0, t.value), (x_range.1, t.value)], THRESHOLD.stroke_width(1)))
                 .map_err(|e| anyhow!("chart {}: {e}", chart.id))?;
         }
+        // Series drawn later lie on top: each earlier one is a little wider, so a series equal to a
+        // later one (p50 = p95 on few samples, two agents alike) still shows as its outline.
+        let n = chart.series.len();
         for (i, s) in chart.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
+            let wider = ((n - 1 - i) as u32).min(3);
             // A period's value is drawn at the period's start, as CloudWatch draws it; the partial
             // last period dashed and hollow.
             let cut = partial.unwrap_or(i64::MAX);
             let full: Vec<(i64, f64)> = s.points.iter().copied().filter(|p| p.0 < cut).collect();
             let tail: Vec<(i64, f64)> = full.last().copied().into_iter().chain(s.points.iter().copied().filter(|p| p.0 >= cut)).collect();
-            let markers = s.points.iter().map(|&p| {
+            let markers = s.points.iter().map(move |&p| {
                 let style = if p.0 >= cut { color.stroke_width(1) } else { color.filled() };
-                Circle::new(p, 2, style)
+                Circle::new(p, 2 + wider, style)
             });
-            let line = LineSeries::new(full, color.stroke_width(2));
-            let dashed = DashedLineSeries::new(if tail.len() > 1 { tail } else { Vec::new() }, 4, 4, color.stroke_width(2));
+            let line = LineSeries::new(full, color.stroke_width(2 + 2 * wider));
+            let dashed = DashedLineSeries::new(if tail.len() > 1 { tail } else { Vec::new() }, 4, 4, color.stroke_width(2 + 2 * wider));
             let drawn = match s.axis {
                 Axis::Left => {
                     c.draw_series(line).map(|_| ()).and(c.draw_series(dashed).map(|_| ())).and(c.draw_series(markers).map(|_| ()))
@@ -473,6 +477,32 @@ mod tests {
         let strokes = |svg: &str| svg.matches("<polyline").count() + svg.matches("<line").count();
         assert!(strokes(&card) > strokes(&whole) + 2, "{} against {}", strokes(&card), strokes(&whole));
         assert!(card.contains("fill=\"none\""), "a hollow marker for the partial value");
+    }
+
+    #[test]
+    fn a_series_equal_to_a_later_one_stays_visible_as_its_outline() {
+        let points = vec![(0, 900.0), (300_000, 950.0)];
+        let series = |label: &str| SeriesData { label: label.into(), axis: Axis::Left, points: points.clone() };
+        let chart = ChartData {
+            id: "turn-latency",
+            title: "Turn latency".into(),
+            unit: "ms",
+            right_unit: None,
+            period_seconds: 300,
+            y_min: None,
+            y_max: None,
+            series: vec![series("p50"), series("p95")],
+            thresholds: vec![],
+            alarm: None,
+            alarm_periods: vec![],
+            aws_only: vec![],
+        };
+        let svg = chart_svg(&chart, (0, 600_000), None).unwrap();
+        let lines: Vec<&str> = svg.split("<polyline").skip(1).collect();
+        let width = |l: &str| l.split("stroke-width=\"").nth(1).and_then(|w| w.split('"').next()).map(str::to_owned);
+        let widths: Vec<Option<String>> = lines.iter().map(|l| width(l)).collect();
+        assert!(widths.len() >= 2, "{svg}");
+        assert_ne!(widths[0], widths[widths.len() - 1], "the first series is drawn wider than the one on top: {widths:?}");
     }
 
     #[test]
