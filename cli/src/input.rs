@@ -18,7 +18,7 @@ use std::rc::Rc;
 use anyhow::{Context, Result};
 use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
-use voicelake_shared::envelope::{LogBatch, LogEvent, MessageType, SubscriptionEvent};
+use voicelake_shared::envelope::{LogBatch, LogEvent, SubscriptionEvent};
 use voicelake_shared::reasons::RejectReason;
 
 /// What one unit of input is.
@@ -494,14 +494,7 @@ impl CliBatcher {
 /// empty, for the replay to give (`--log-group`), never the file's name, which would name agents
 /// after files.
 fn batch(stream: String, events: Vec<LogEvent>) -> LogBatch {
-    LogBatch {
-        message_type: MessageType::DataMessage,
-        owner: "local".into(),
-        log_group: String::new(),
-        log_stream: stream,
-        subscription_filters: vec![],
-        log_events: events,
-    }
+    LogBatch { owner: "local".into(), log_events: events, ..LogBatch::of_stream("", &stream) }
 }
 
 /// One line of a file, read as bytes up to [`MAX_LINE_BYTES`]: a longer one is skipped to its end

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::batch::BatchOutput;
 use crate::config::Config;
-use crate::envelope::{LogBatch, LogEvent, MessageType};
+use crate::envelope::{LogBatch, LogEvent};
 use crate::pipeline::{Hold, PENDING_TIMEOUT_MS, process_batch_carrying};
 
 /// The parts each stream holds back, between its batches.
@@ -53,7 +53,9 @@ impl Carrier {
     pub fn finish(self, config: &Config, now_ms: i64) -> Vec<BatchOutput> {
         self.pending
             .into_iter()
-            .map(|(key, carried)| process_batch_carrying(&empty_batch(&key), &carried, Hold::Nothing, config, now_ms))
+            .map(|((group, stream), carried)| {
+                process_batch_carrying(&LogBatch::of_stream(&group, &stream), &carried, Hold::Nothing, config, now_ms)
+            })
             .collect()
     }
 
@@ -81,19 +83,8 @@ impl StreamCarry {
         carried.extend(held);
         let clock_ms = out.event_timestamps.iter().copied().max();
         let hold = Hold::Incomplete { timeout_ms: PENDING_TIMEOUT_MS, clock_ms };
-        let mut joined = process_batch_carrying(&empty_batch(&self.key), &carried, hold, config, now_ms);
+        let mut joined = process_batch_carrying(&LogBatch::of_stream(&self.key.0, &self.key.1), &carried, hold, config, now_ms);
         self.pending = std::mem::take(&mut joined.held);
         Some(joined)
-    }
-}
-
-fn empty_batch((group, stream): &(String, String)) -> LogBatch {
-    LogBatch {
-        message_type: MessageType::DataMessage,
-        owner: String::new(),
-        log_group: group.clone(),
-        log_stream: stream.clone(),
-        subscription_filters: Vec::new(),
-        log_events: Vec::new(),
     }
 }

@@ -62,6 +62,19 @@ pub struct LogEvent {
 }
 
 impl LogBatch {
+    /// A data batch of one log stream with no events yet: what a reader fills, or what carried
+    /// parts are processed with when their stream has nothing new.
+    pub fn of_stream(log_group: &str, log_stream: &str) -> LogBatch {
+        LogBatch {
+            message_type: MessageType::DataMessage,
+            owner: String::new(),
+            log_group: log_group.to_owned(),
+            log_stream: log_stream.to_owned(),
+            subscription_filters: Vec::new(),
+            log_events: Vec::new(),
+        }
+    }
+
     /// A data batch of `messages` from one log stream: event ids 0, 1, … and timestamps a
     /// millisecond apart from `first_timestamp`. How tests, fuzz targets and tools make batches
     /// out of bare log lines.

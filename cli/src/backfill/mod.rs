@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use flate2::read::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
-use voicelake_shared::envelope::{LogBatch, LogEvent, MessageType};
+use voicelake_shared::envelope::{LogBatch, LogEvent};
 use voicelake_shared::{BatchOutput, Carrier, Config};
 
 use crate::replay::FLUSH_ROWS;
@@ -294,14 +294,7 @@ impl Batcher {
     fn push(&mut self, stream: &str, event: LogEvent) -> Option<LogBatch> {
         let size = event.message.len();
         let (batch, bytes) = self.open.entry(stream.to_owned()).or_insert_with(|| {
-            let batch = LogBatch {
-                message_type: MessageType::DataMessage,
-                owner: "backfill".into(),
-                log_group: self.group.clone(),
-                log_stream: stream.to_owned(),
-                subscription_filters: vec![],
-                log_events: Vec::new(),
-            };
+            let batch = LogBatch { owner: "backfill".into(), ..LogBatch::of_stream(&self.group, stream) };
             (batch, 0)
         });
         batch.log_events.push(event);

@@ -149,15 +149,7 @@ fn is_scheduled(payload: &Value) -> bool {
 
 /// A batch of no events of a stream: what a sweep processes with the stream's parts.
 fn quiet_stream(key: &StreamKey) -> Decoded {
-    let batch = LogBatch {
-        message_type: MessageType::DataMessage,
-        owner: String::new(),
-        log_group: key.log_group.clone(),
-        log_stream: key.log_stream.clone(),
-        subscription_filters: Vec::new(),
-        log_events: Vec::new(),
-    };
-    Decoded { batch, replaced_invalid_utf8: false, damaged: Vec::new() }
+    Decoded { batch: LogBatch::of_stream(&key.log_group, &key.log_stream), replaced_invalid_utf8: false, damaged: Vec::new() }
 }
 
 /// What a batch gave with the parts its stream carried: the output, and the parts taken from the
