@@ -10,6 +10,7 @@ use anyhow::{Result, bail};
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::config::ProvideCredentials;
+pub use voicelake_shared::aws_names::region_in;
 
 /// Connecting to an endpoint fails after this long.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,29 +43,6 @@ pub async fn load(hints: &[&str], retry: Option<aws_config::retry::RetryConfig>)
         bail!("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run `aws sso login`");
     }
     Ok(config)
-}
-
-/// The region an ARN (`arn:aws:lambda:eu-west-1:…`) or an AWS endpoint URL
-/// (`https://sqs.eu-west-1.amazonaws.com/…`) names.
-pub fn region_in(text: &str) -> Option<String> {
-    let candidate = if let Some(rest) = text.strip_prefix("arn:") {
-        rest.split(':').nth(2)?.to_owned()
-    } else {
-        let host = text.split("://").nth(1)?.split(['/', ':']).next()?;
-        let mut labels = host.split('.');
-        let (_service, region) = (labels.next()?, labels.next()?);
-        host.ends_with(".amazonaws.com").then(|| region.to_owned())?
-    };
-    is_region(&candidate).then_some(candidate)
-}
-
-/// `us-east-1`, `us-gov-west-1`, `ap-southeast-2`: two letters, one or two words, a number.
-fn is_region(r: &str) -> bool {
-    let parts: Vec<&str> = r.split('-').collect();
-    (3..=4).contains(&parts.len())
-        && parts[0].len() == 2
-        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts.last().is_some_and(|n| (1..=2).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]

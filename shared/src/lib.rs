@@ -7,6 +7,7 @@
 
 pub mod alarms;
 mod assembly;
+pub mod aws_names;
 pub mod batch;
 pub mod carry;
 pub mod config;

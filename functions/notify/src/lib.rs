@@ -259,7 +259,7 @@ impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
             }
         }
 
-        let region = msg.region().unwrap_or(&self.config.region).to_owned();
+        let region = msg.region().unwrap_or_else(|| self.config.region.clone());
         let mut n = Notification {
             alarm: msg.alarm_name.clone(),
             state: msg.new_state_value,

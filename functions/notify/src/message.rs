@@ -4,6 +4,7 @@
 use chrono::DateTime;
 use serde::Deserialize;
 use voicelake_shared::alarms::{AlarmSpec, Comparison, DEFAULTS, Statistic};
+use voicelake_shared::aws_names::region_in;
 use voicelake_shared::diagnosis::Window;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -188,8 +189,8 @@ impl AlarmMessage {
 
     /// The region code, from the alarm's ARN (the message's `Region` is a display name). Only a
     /// code shaped like one (`us-east-1`, `us-gov-west-1`): it becomes the host of console links.
-    pub fn region(&self) -> Option<&str> {
-        self.alarm_arn.as_deref().and_then(|arn| arn.split(':').nth(3)).filter(|r| is_region_code(r))
+    pub fn region(&self) -> Option<String> {
+        self.alarm_arn.as_deref().and_then(region_in)
     }
 
     /// Which default alarm this is, with the threshold it was deployed with.
@@ -213,16 +214,6 @@ impl AlarmMessage {
 }
 
 /// Which default alarm a trigger is, with the threshold and periods it was deployed with.
-/// `xx-name-N` and `xx-name-name-N`: two lowercase letters, one or two lowercase words, a number.
-pub fn is_region_code(r: &str) -> bool {
-    let parts: Vec<&str> = r.split('-').collect();
-    (3..=4).contains(&parts.len())
-        && parts[0].len() == 2
-        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
-        && parts[1..parts.len() - 1].iter().all(|p| (2..=12).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts.last().is_some_and(|n| (1..=2).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
 pub fn spec_of(trigger: &Trigger) -> Option<AlarmSpec> {
     let names = trigger.metric_names();
     let comparison = match trigger.comparison_operator.as_str() {
@@ -266,6 +257,7 @@ pub fn parse_time(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use voicelake_shared::aws_names::is_region_code;
 
     fn fixture(name: &str) -> AlarmMessage {
         let path = format!("{}/../../tests/fixtures/alarms/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -280,7 +272,7 @@ mod tests {
         let spec = m.spec().unwrap();
         assert_eq!((spec.id, spec.threshold), ("TurnLatencyP95Alarm", 1200.0));
         assert_eq!(m.reason_values(), [1834.0, 1712.0]);
-        assert_eq!(m.region(), Some("us-east-1"));
+        assert_eq!(m.region().as_deref(), Some("us-east-1"));
         for region in ["us-gov-west-1", "ap-southeast-2", "eu-central-1", "cn-north-1", "il-central-1"] {
             assert!(is_region_code(region), "{region}");
         }
