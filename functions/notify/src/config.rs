@@ -85,6 +85,9 @@ impl NotifyConfig {
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<NotifyConfig, ConfigError> {
         let opt = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let list = |k: &str| -> Vec<String> {
+            opt(k).map(|v| v.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect()).unwrap_or_default()
+        };
         let seconds = |k: &'static str, default: u64| -> Result<Duration, ConfigError> {
             match opt(k) {
                 None => Ok(Duration::from_secs(default)),
@@ -97,9 +100,7 @@ impl NotifyConfig {
         Ok(NotifyConfig {
             namespace: opt("VOICELAKE_METRICS_NAMESPACE").unwrap_or_else(|| "VoiceLake".into()),
             environment: opt("VOICELAKE_ENVIRONMENT").unwrap_or_else(|| "prod".into()),
-            agent_log_groups: opt("VOICELAKE_AGENT_LOG_GROUPS")
-                .map(|v| v.split(',').map(|g| g.trim().to_owned()).filter(|g| !g.is_empty()).collect())
-                .unwrap_or_default(),
+            agent_log_groups: list("VOICELAKE_AGENT_LOG_GROUPS"),
             ingest_log_group: opt("VOICELAKE_INGEST_LOG_GROUP"),
             dashboard: opt("VOICELAKE_DASHBOARD"),
             athena_workgroup: opt("VOICELAKE_ATHENA_WORKGROUP"),
@@ -112,9 +113,7 @@ impl NotifyConfig {
             http_timeout: seconds("VOICELAKE_HTTP_TIMEOUT_SECONDS", 5)?,
             retry: DEFAULT_RETRY,
             url_policy: UrlPolicy {
-                webhook_hosts: opt("VOICELAKE_WEBHOOK_ALLOWED_HOSTS")
-                    .map(|v| v.split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect())
-                    .unwrap_or_default(),
+                webhook_hosts: list("VOICELAKE_WEBHOOK_ALLOWED_HOSTS"),
                 // Only the tests' stand-ins listen on loopback over plain http; the template never sets it.
                 loopback: opt("VOICELAKE_ALLOW_LOOPBACK_WEBHOOKS").is_some_and(|v| v == "true"),
             },
