@@ -18,10 +18,7 @@ use crate::rows::{RAW_LIMIT_BYTES, RejectRow, truncate_utf8};
 /// Processes a Lambda invocation payload: a subscription event `{"awslogs": {"data": …}}`, or
 /// anything else, which is rejected whole (and kept).
 pub fn process_event(payload: &serde_json::Value, config: &Config, now_ms: i64) -> BatchOutput {
-    match decode_event(payload, config, now_ms) {
-        Delivered::Batch(decoded) => process_delivered(&decoded, &[], Hold::Nothing, config, now_ms),
-        Delivered::Rejected(out) => out,
-    }
+    decode_event(payload, config, now_ms).process(Hold::Nothing, config, now_ms)
 }
 
 /// An invocation payload decoded: its batch, or the output that rejects it whole.
@@ -29,6 +26,16 @@ pub fn process_event(payload: &serde_json::Value, config: &Config, now_ms: i64) 
 pub enum Delivered {
     Batch(envelope::Decoded),
     Rejected(BatchOutput),
+}
+
+impl Delivered {
+    /// The batch processed on its own ([`process_delivered`] with nothing carried), or the reject.
+    fn process(self, hold: Hold, config: &Config, now_ms: i64) -> BatchOutput {
+        match self {
+            Delivered::Batch(decoded) => process_delivered(&decoded, &[], hold, config, now_ms),
+            Delivered::Rejected(out) => out,
+        }
+    }
 }
 
 /// Decodes a Lambda invocation payload, so that the caller can find what its stream carries
@@ -43,10 +50,19 @@ pub fn decode_event(payload: &serde_json::Value, config: &Config, now_ms: i64) -
             now_ms,
         ));
     };
-    let inflated = match envelope::inflate(data) {
-        Ok(inflated) => inflated,
-        Err(e) => return Delivered::Rejected(reject_payload(data, e.reason(), e.to_string(), config, now_ms)),
-    };
+    decode_data(data, config, now_ms)
+}
+
+/// `awslogs.data` decoded; what cannot be is one reject holding what could be read of it.
+fn decode_data(data: &str, config: &Config, now_ms: i64) -> Delivered {
+    match envelope::inflate(data) {
+        Ok(inflated) => decode_inflated(inflated, config, now_ms),
+        Err(e) => Delivered::Rejected(reject_payload(data, e.reason(), e.to_string(), config, now_ms)),
+    }
+}
+
+/// A decompressed payload read as a batch, or rejected whole.
+fn decode_inflated(inflated: Vec<u8>, config: &Config, now_ms: i64) -> Delivered {
     match envelope::parse_batch(inflated) {
         Ok(decoded) => Delivered::Batch(decoded),
         Err(e) => {
@@ -73,10 +89,7 @@ pub fn process_payload(data: &str, config: &Config, now_ms: i64) -> BatchOutput 
 
 /// [`process_payload`], holding back the parts of incomplete turns as `hold` says.
 pub fn process_payload_holding(data: &str, hold: Hold, config: &Config, now_ms: i64) -> BatchOutput {
-    match envelope::inflate(data) {
-        Ok(inflated) => process_decoded_holding(inflated, hold, config, now_ms),
-        Err(e) => reject_payload(data, e.reason(), e.to_string(), config, now_ms),
-    }
+    decode_data(data, config, now_ms).process(hold, config, now_ms)
 }
 
 /// Processes a decoded subscription payload: what `base64 -d | gunzip` of `awslogs.data` gives,
@@ -87,13 +100,7 @@ pub fn process_decoded(inflated: Vec<u8>, config: &Config, now_ms: i64) -> Batch
 
 /// [`process_decoded`], holding back the parts of incomplete turns as `hold` says.
 pub fn process_decoded_holding(inflated: Vec<u8>, hold: Hold, config: &Config, now_ms: i64) -> BatchOutput {
-    match envelope::parse_batch(inflated) {
-        Ok(decoded) => process_delivered(&decoded, &[], hold, config, now_ms),
-        Err(e) => {
-            let raw = e.to_string();
-            reject_payload(&raw, e.reason(), raw.clone(), config, now_ms)
-        }
-    }
+    decode_inflated(inflated, config, now_ms).process(hold, config, now_ms)
 }
 
 fn reject_payload(raw: &str, reason: RejectReason, detail: String, config: &Config, now_ms: i64) -> BatchOutput {
