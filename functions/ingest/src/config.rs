@@ -28,7 +28,7 @@ pub const METRIC_MODELS: &str = "VOICELAKE_METRIC_MODELS";
 pub const PENDING_TABLE: &str = "VOICELAKE_PENDING_TABLE";
 /// The ARN of the Secrets Manager secret whose value keys the pseudonyms (never the value itself); unset, they are plain
 /// hashes (read by `main` at cold start).
-pub const PSEUDONYM_KEY_ARN: &str = "VOICELAKE_PSEUDONYM_KEY_ARN";
+pub const PSEUDONYM_KEY_ARN: &str = voicelake_shared::pii::KEY_ARN_VARIABLE;
 
 /// Every variable the function reads, for the README and the template test.
 pub const ALL: [&str; 17] = [

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use voicelake_ingest::aws::{self, CloudWatchMetrics, DynamoPending, FirehoseRecords};
-use voicelake_ingest::config::{PENDING_TABLE, PSEUDONYM_KEY_ARN};
+use voicelake_ingest::config::PENDING_TABLE;
 use voicelake_ingest::handler::FUNCTION_TIMEOUT;
 use voicelake_ingest::pending::PendingStore;
 use voicelake_ingest::{Ingest, IngestConfig, logging};
@@ -21,12 +21,7 @@ async fn main() -> Result<(), Error> {
         .timeout_config(aws::timeout_config(aws::ATTEMPT_TIMEOUT, aws::OPERATION_TIMEOUT))
         .load()
         .await;
-    // Without its key the function would write pseudonyms that join with nothing else: the cold
-    // start fails instead, and the delivery is retried.
-    if let Some(secret) = std::env::var(PSEUDONYM_KEY_ARN).ok().filter(|s| !s.trim().is_empty()) {
-        let key = voicelake_shared::pii::fetch_key(&aws_sdk_secretsmanager::Client::new(&aws), secret.trim()).await?;
-        config.pipeline.pseudonym_key = Some(key);
-    }
+    config.pipeline.pseudonym_key = voicelake_shared::pii::deployed_key(&aws).await?;
     let ingest = Ingest::new(
         config,
         CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(&aws)),

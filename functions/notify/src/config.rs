@@ -73,7 +73,7 @@ pub const VARIABLES: [&str; 13] = [
     "VOICELAKE_NOTIFICATION_TOPIC",
     "VOICELAKE_FLAPPING_COOLDOWN_SECONDS",
     "VOICELAKE_PII_MODE",
-    "VOICELAKE_PSEUDONYM_KEY_ARN",
+    voicelake_shared::pii::KEY_ARN_VARIABLE,
 ];
 
 pub const DEFAULT_RETRY: Retry = Retry { attempts: 3, base: Duration::from_millis(500), cap: Duration::from_secs(4) };

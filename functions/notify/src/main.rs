@@ -19,11 +19,8 @@ async fn main() -> Result<(), Error> {
         .timeout_config(aws_config::timeout::TimeoutConfig::builder().operation_attempt_timeout(Duration::from_secs(5)).build())
         .load()
         .await;
-    // The lake's key, so that a worst call's id is the one the lake has. Without it the start fails
-    // (SNS retries) rather than show ids that match nothing.
-    if let Some(secret) = std::env::var("VOICELAKE_PSEUDONYM_KEY_ARN").ok().filter(|s| !s.trim().is_empty()) {
-        config.pseudonym_key = Some(voicelake_shared::pii::fetch_key(&aws_sdk_secretsmanager::Client::new(&aws), secret.trim()).await?);
-    }
+    // The lake's key, so that a worst call's id is the one the lake has.
+    config.pseudonym_key = voicelake_shared::pii::deployed_key(&aws).await?;
     let notify = Notify::new(
         config,
         CloudWatch(aws_sdk_cloudwatch::Client::new(&aws)),
