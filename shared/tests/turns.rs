@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use voicelake_shared::envelope::{LogBatch, LogEvent, MessageType};
+use voicelake_shared::envelope::{LogBatch, LogEvent};
 use voicelake_shared::metrics::{self, Datum};
 use voicelake_shared::rows::{LatencySource, LlmCall, TurnRow};
 use voicelake_shared::{BatchOutput, Carrier, Config, Hold, PENDING_TIMEOUT_MS, process_batch, process_batch_carrying};
@@ -25,14 +25,7 @@ fn events(messages: &[String], first_ms: i64) -> Vec<LogEvent> {
 }
 
 fn batch(events: &[LogEvent]) -> LogBatch {
-    LogBatch {
-        message_type: MessageType::DataMessage,
-        owner: "123456789012".into(),
-        log_group: "/ecs/fixture-agent".into(),
-        log_stream: "fixture/task-1".into(),
-        subscription_filters: vec!["voicelake".into()],
-        log_events: events.to_vec(),
-    }
+    LogBatch { log_events: events.to_vec(), ..LogBatch::of_messages("/ecs/fixture-agent", "fixture/task-1", 0, Vec::<String>::new()) }
 }
 
 fn close(actual: Option<f64>, expected: f64) -> bool {
