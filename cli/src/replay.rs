@@ -49,6 +49,8 @@ pub struct LocalReplay {
     /// What this replay wrote, under hidden names until [`LocalReplay::finish`] makes them the
     /// lake's: (where it is, where it goes).
     staged: Vec<(PathBuf, PathBuf)>,
+    /// What an earlier replay of the same input wrote: replaced when this one is whole.
+    previous: Vec<PathBuf>,
 }
 
 impl LocalReplay {
@@ -67,6 +69,7 @@ impl LocalReplay {
             carrier: Carrier::default(),
             log_group: String::new(),
             staged: Vec::new(),
+            previous: Vec::new(),
         }
     }
 
@@ -86,8 +89,14 @@ impl LocalReplay {
         ensure_writable_dir(root).context("the lake (--lake)")?;
         let mut replay = LocalReplay::new(root, now);
         replay.name = format!("replay-{hex}");
-        for stale in lake_files_named(root, &format!(".{}", replay.name))? {
-            std::fs::remove_file(&stale).with_context(|| format!("removing {}", stale.display()))?;
+        // One walk of the lake: what a half-done replay of these files left goes now, what the last
+        // whole one wrote when this one is whole.
+        for path in lake_files_named(root, &replay.name)? {
+            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            } else {
+                replay.previous.push(path);
+            }
         }
         Ok(replay)
     }
@@ -239,9 +248,9 @@ impl LocalReplay {
         // The replay is whole: what an earlier replay of the same input wrote goes, this one's
         // objects take their names.
         let ours: std::collections::HashSet<&PathBuf> = self.staged.iter().map(|(_, to)| to).collect();
-        for old in lake_files_named(&self.root, &self.name)? {
-            if !ours.contains(&old) {
-                std::fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
+        for old in &self.previous {
+            if !ours.contains(old) {
+                std::fs::remove_file(old).with_context(|| format!("removing {}", old.display()))?;
             }
         }
         for (from, to) in &self.staged {
@@ -262,8 +271,8 @@ pub fn ensure_writable_dir(dir: &Path) -> Result<()> {
     std::fs::remove_file(&probe).with_context(|| format!("removing {}", probe.display()))
 }
 
-/// The Parquet objects under the lake at `root` whose names are `prefix.parquet` or
-/// `prefix-<more>.parquet`.
+/// The Parquet objects under the lake at `root` named `name.parquet` or `name-<more>.parquet`, and
+/// their hidden forms (`.name…`) that a replay writes before it is whole.
 fn lake_files_named(root: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     let mut dirs = vec![root.to_owned()];
@@ -276,7 +285,7 @@ fn lake_files_named(root: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
                 continue;
             }
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if let Some(rest) = name.strip_prefix(prefix)
+            if let Some(rest) = name.strip_prefix('.').unwrap_or(&name).strip_prefix(prefix)
                 && (rest == ".parquet" || (rest.starts_with('-') && rest.ends_with(".parquet")))
             {
                 found.push(path);
