@@ -29,14 +29,24 @@ const HOUR: i64 = 3_600_000;
 
 /// Generated traffic in each of the last `hours` hours but the current one (moto keeps no event
 /// older than 14 days), `calls` calls an hour: its data batches.
+/// The `now` these tests run at: half past the hour before the clock's. Traffic generated for the
+/// hours before it has ended by then, whatever the minute the test runs at, and moto takes it as past.
+fn half_past_an_hour_ago() -> i64 {
+    (voicelake_shared::timefmt::now_ms() / HOUR - 1) * HOUR + HOUR / 2
+}
+
+/// `calls` calls in each of the `hours` whole hours before `now`'s hour, each of them ended before `now`.
 fn traffic(calls: usize, hours: i64, now: i64) -> Vec<LogBatch> {
-    (1..=hours)
+    let batches: Vec<LogBatch> = (1..=hours)
         .flat_map(|ago| {
             let start = (now / HOUR - ago) * HOUR + 5 * 60_000;
             generate(&SynthOptions { calls, seed: 17 + ago as u64, start_ms: start, noise: true })
         })
         .filter(|b| b.message_type == MessageType::DataMessage)
-        .collect()
+        .collect();
+    let last = batches.iter().flat_map(|b| &b.log_events).map(|e| e.timestamp).max().unwrap_or(now);
+    assert!(last < now, "the traffic ends {} s after now", (last - now) / 1000);
+    batches
 }
 
 fn logs_client(aws: &SdkConfig) -> aws_sdk_cloudwatchlogs::Client {
@@ -288,7 +298,7 @@ async fn log_groups_of_many_streams_and_pages_reach_the_s3_lake_once_in_the_glue
     let moto = Moto::start();
     let aws = moto.sdk_config().await;
     let (logs, s3) = (logs_client(&aws), s3_client(&aws));
-    let now = voicelake_shared::timefmt::now_ms();
+    let now = half_past_an_hour_ago();
     let batches = traffic(40, 4, now);
     let groups = groups_of(&batches);
     assert!(groups.len() >= 2, "{groups:?}");
@@ -368,7 +378,7 @@ async fn an_interrupted_run_resumes_where_it_stopped_with_no_event_missing_or_tw
     let moto = Moto::start();
     let aws = moto.sdk_config().await;
     let logs = logs_client(&aws);
-    let now = voicelake_shared::timefmt::now_ms();
+    let now = half_past_an_hour_ago();
     let batches = traffic(40, 4, now);
     let groups = groups_of(&batches);
     put_events(&logs, &batches).await;
@@ -409,7 +419,7 @@ async fn an_export_in_s3_gives_the_lake_of_the_same_events() {
     let moto = Moto::start();
     let aws = moto.sdk_config().await;
     let s3 = s3_client(&aws);
-    let now = voicelake_shared::timefmt::now_ms();
+    let now = half_past_an_hour_ago();
     // One log group, as an export is of one group.
     let batches: Vec<LogBatch> = traffic(40, 3, now).into_iter().filter(|b| b.log_group.ends_with("support-agent")).collect();
     assert!(!batches.is_empty(), "{:?}", traffic(5, 1, now).iter().map(|b| &b.log_group).collect::<std::collections::BTreeSet<_>>());
@@ -491,7 +501,7 @@ async fn a_firehose_archive_in_s3_gives_the_lake_of_the_same_events() {
     let moto = Moto::start();
     let aws = moto.sdk_config().await;
     let s3 = s3_client(&aws);
-    let now = voicelake_shared::timefmt::now_ms();
+    let now = half_past_an_hour_ago();
     let batches = traffic(30, 5, now);
     s3.create_bucket().bucket("archive").send().await.unwrap();
     s3.create_bucket().bucket("lake").send().await.unwrap();
@@ -601,7 +611,7 @@ async fn the_command_backfills_into_a_local_lake_and_the_stacks_bucket_with_prog
     let moto = Moto::start();
     let aws = moto.sdk_config().await;
     let (logs, s3) = (logs_client(&aws), s3_client(&aws));
-    let now = voicelake_shared::timefmt::now_ms();
+    let now = half_past_an_hour_ago();
     let batches: Vec<LogBatch> = traffic(15, 3, now).into_iter().filter(|b| b.log_group.ends_with("sales-agent")).collect();
     put_events(&logs, &batches).await;
     // Two whole hours that ended an hour ago or more: both are finished and recorded by the first run.
