@@ -83,7 +83,7 @@ def main(queries_dir, lake_dir, report_path):
 
     # 2. The lake as Athena sees it: hive partitions dt and hour as strings.
     con = duckdb.connect()
-    for table in ("turns", "sessions", "rejects"):
+    for table in ("turns", "sessions", "rejects", "errors"):
         glob = str(Path(lake_dir) / table / "*" / "*" / "*.parquet")
         con.execute(
             f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true, "
@@ -190,6 +190,14 @@ def main(queries_dir, lake_dir, report_path):
         f"{[sum(t[k] for t in tools) for k in ('calls', 'with_outcome', 'failures')]} vs "
         f"{[report['tools'][k] for k in ('calls', 'with_outcome', 'failures')]}",
     )
+
+    failures = results["failures_by_provider"]
+    by_provider = {}
+    for row in failures:
+        key = (row["kind"], row["provider"])
+        by_provider[key] = by_provider.get(key, 0) + row["failures"]
+    expected = {(p["kind"], p["provider"]): p["events"] for p in report["errors"]["by_provider"]}
+    check("failures_by_provider = report errors by provider", by_provider == expected, f"{by_provider} vs {expected}")
 
     slowest = results["slowest_sessions"][0]
     check("slowest_sessions ranks by p95", all(

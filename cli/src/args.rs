@@ -169,6 +169,9 @@ pub struct DemoArgs {
     /// The generator's seed: the same seed gives the same traffic.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// A provider outage in the traffic, as `voicelake generate --outage` takes it.
+    #[arg(long, value_parser = clap::value_parser!(voicelake_synth::Outage))]
+    pub outage: Option<voicelake_synth::Outage>,
 }
 
 #[derive(clap::Args)]
@@ -233,4 +236,10 @@ pub struct GenerateArgs {
     /// Only well-formed agent events: no foreign lines, no malformed input.
     #[arg(long)]
     pub clean: bool,
+    /// A provider outage, as LiveKit 1.8 logs one: KIND:PROVIDER[:AGENT][@START_MINUTE[+MINUTES]]
+    /// (e.g. `tts:cartesia:sales-agent@20+10`; default from minute 20 for 10 minutes, every agent).
+    /// Each affected turn retries the provider twice and falls back from it; one call in four
+    /// closes on the error and takes no more turns.
+    #[arg(long, value_parser = clap::value_parser!(voicelake_synth::Outage))]
+    pub outage: Option<voicelake_synth::Outage>,
 }

@@ -24,9 +24,9 @@ fn main() -> Result<()> {
         Command::Dlq(DlqCommand::Replay(args)) => dlq_replay(args),
         Command::Notify(NotifyCommand::Test(args)) => notify_test(args),
         Command::Preflight(args) => preflight(args),
-        Command::Demo(DemoArgs { dir, calls, seed }) => {
+        Command::Demo(DemoArgs { dir, calls, seed, outage }) => {
             let traffic = dir.join("traffic.jsonl");
-            generate(GenerateArgs { calls, seed, out: traffic.clone(), start: None, clean: false })?;
+            generate(GenerateArgs { calls, seed, out: traffic.clone(), start: None, clean: false, outage })?;
             // A second demo replaces what the first wrote (a replay of the same file does), and
             // leaves anything else under the lake alone.
             let lake = dir.join("lake");
@@ -135,7 +135,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
         // calls: never in the future, where the report and the alarms would see a clock error.
         None => ((now_ms() - synth::window_ms(args.calls)) / 3_600_000 - 1) * 3_600_000,
     };
-    let opts = SynthOptions { calls: args.calls, seed: args.seed, start_ms, noise: !args.clean };
+    let opts = SynthOptions { calls: args.calls, seed: args.seed, start_ms, noise: !args.clean, outage: args.outage.clone() };
     let batches = synth::generate(&opts);
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -209,7 +209,7 @@ fn backfill(args: BackfillArgs) -> Result<()> {
         }
     })?;
     println!(
-        "backfill: {} units worked ({} skipped as done before, {} partial and not recorded as done), {} log events, {} turn rows, {} session rows, {} rejects in {} Parquet objects{}",
+        "backfill: {} units worked ({} skipped as done before, {} partial and not recorded as done), {} log events, {} turn rows, {} session rows, {} rejects, {} failure rows in {} Parquet objects{}",
         totals.units,
         totals.skipped,
         totals.partial,
@@ -217,6 +217,7 @@ fn backfill(args: BackfillArgs) -> Result<()> {
         totals.turns,
         totals.sessions,
         totals.rejects,
+        totals.errors,
         totals.files,
         if totals.unreadable_lines > 0 {
             format!("; {} export lines were not TIME MESSAGE and were skipped", totals.unreadable_lines)
@@ -325,12 +326,13 @@ fn replay(args: ReplayArgs) -> Result<()> {
             write!(stdout, "{}", report.render())?;
             writeln!(
                 stdout,
-                "\nlake: {} Parquet files under {} ({} turn rows, {} session rows, {} rejects)",
+                "\nlake: {} Parquet files under {} ({} turn rows, {} session rows, {} rejects, {} failure rows)",
                 written.files,
                 args.lake.display(),
                 written.turns,
                 written.sessions,
-                written.rejects
+                written.rejects,
+                written.errors
             )?;
         }
     }

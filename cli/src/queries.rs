@@ -79,6 +79,8 @@ pub fn check(args: CheckArgs) -> Result<()> {
         seed: 3,
         start_ms: (voicelake_shared::timefmt::now_ms() / 3_600_000 - 3) * 3_600_000,
         noise: true,
+        // A provider outage, so that the errors table has rows for its query to count.
+        outage: Some(synth::Outage { kind: "tts".into(), provider: "cartesia".into(), agent: None, start_minute: 20, minutes: 10 }),
     });
     let lake = work.path().join("lake");
     let report = crate::replay::replay_batches(&traffic, &lake, &voicelake_shared::Config::default())?;

@@ -31,6 +31,7 @@ pub struct Written {
     pub turns: usize,
     pub sessions: usize,
     pub rejects: usize,
+    pub errors: usize,
 }
 
 /// One replay: rows flow to the lake under `root` as they come, the report accumulates.
@@ -123,7 +124,9 @@ impl LocalReplay {
         self.pending.turns.extend(out.turns);
         self.pending.sessions.extend(out.sessions);
         self.pending.rejects.extend(out.rejects);
-        if self.pending.turns.len() + self.pending.sessions.len() + self.pending.rejects.len() >= FLUSH_ROWS {
+        self.pending.errors.extend(out.errors);
+        let pending = &self.pending;
+        if pending.turns.len() + pending.sessions.len() + pending.rejects.len() + pending.errors.len() >= FLUSH_ROWS {
             self.flush()?;
         }
         Ok(())
@@ -217,7 +220,7 @@ impl LocalReplay {
     /// Writes what is pending: one file per table and hour.
     fn flush(&mut self) -> Result<()> {
         let pending = std::mem::take(&mut self.pending);
-        if pending.turns.is_empty() && pending.sessions.is_empty() && pending.rejects.is_empty() {
+        if pending.turns.is_empty() && pending.sessions.is_empty() && pending.rejects.is_empty() && pending.errors.is_empty() {
             return Ok(());
         }
         let files = lake_files(&pending)?;
@@ -235,6 +238,7 @@ impl LocalReplay {
         self.written.turns += pending.turns.len();
         self.written.sessions += pending.sessions.len();
         self.written.rejects += pending.rejects.len();
+        self.written.errors += pending.errors.len();
         Ok(())
     }
 
@@ -329,6 +333,7 @@ pub(crate) fn lake_files(rows: &BatchOutput) -> Result<Vec<LakeFile>> {
     let mut files = lake::encode_partitioned(&rows.turns)?;
     files.extend(lake::encode_partitioned(&rows.sessions)?);
     files.extend(lake::encode_partitioned(&rows.rejects)?);
+    files.extend(lake::encode_partitioned(&rows.errors)?);
     Ok(files)
 }
 

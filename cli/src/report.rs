@@ -17,8 +17,9 @@ use serde::Serialize;
 use voicelake_shared::alarms::{AlarmSpec, Statistic};
 use voicelake_shared::config::Config;
 use voicelake_shared::diagnosis::{
-    self, AgentSnapshot, COMPONENTS, Call, Diagnosis, Evidence, RejectReason, Snapshot, ToolFailures, Window,
+    self, AgentSnapshot, COMPONENTS, Call, Diagnosis, Evidence, ProviderFailures, RejectReason, Snapshot, ToolFailures, Window,
 };
+use voicelake_shared::failure::Action;
 use voicelake_shared::metrics::{self, MetricSpec, m};
 use voicelake_shared::rows::{LatencySource, SessionRecordType};
 use voicelake_shared::shown::one_line;
@@ -195,9 +196,28 @@ pub struct Report {
     pub slowest_sessions: Vec<SessionLatency>,
     pub cost: CostSummary,
     pub tools: ToolSummary,
+    pub errors: ErrorsSummary,
     pub alarms: Vec<AlarmOutcome>,
     /// What the input needed: bytes replaced, lines joined, and where the first rejects are.
     pub input: InputSummary,
+}
+
+/// Provider failures: every retry, fallback switch, all-providers failure and unrecoverable close
+/// LiveKit logged is one event (the `error` and `close` session events restate them and are not).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ErrorsSummary {
+    pub events: u64,
+    /// Sessions a close line or a `close` event (`reason: error`) says LiveKit closed on an error.
+    pub sessions_closed_by_error: u64,
+    /// Most events first.
+    pub by_provider: Vec<ProviderEvents>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProviderEvents {
+    pub kind: String,
+    pub provider: String,
+    pub events: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -393,6 +413,45 @@ impl Record for Rejected {
     }
 }
 
+/// One `errors` row, compact.
+#[derive(Debug, Clone)]
+struct FailurePoint {
+    time: i64,
+    agent: String,
+    session: Option<String>,
+    kind: String,
+    provider: String,
+    action: String,
+    class: Option<String>,
+    /// A failure event: a line of LiveKit's logger that [`Action::is_failure_str`] holds.
+    counted: bool,
+}
+
+impl Record for FailurePoint {
+    fn encode(&self, out: &mut Vec<u8>) {
+        codec::put_i64(out, self.time);
+        codec::put_str(out, &self.agent);
+        codec::put_opt_str(out, self.session.as_deref());
+        codec::put_str(out, &self.kind);
+        codec::put_str(out, &self.provider);
+        codec::put_str(out, &self.action);
+        codec::put_opt_str(out, self.class.as_deref());
+        codec::put_u8(out, u8::from(self.counted));
+    }
+    fn decode(input: &mut &[u8]) -> FailurePoint {
+        FailurePoint {
+            time: codec::i64(input),
+            agent: codec::string(input),
+            session: codec::opt_string(input),
+            kind: codec::string(input),
+            provider: codec::string(input),
+            action: codec::string(input),
+            class: codec::opt_string(input),
+            counted: codec::u8(input) == 1,
+        }
+    }
+}
+
 /// Spend on one model: time, provider/model, USD.
 struct Spend(i64, String, f64);
 
@@ -482,6 +541,10 @@ pub struct ReportBuilder {
     rejects: Spill<Rejected>,
     spend: Spill<Spend>,
     calls: Spill<EndedCall>,
+    failures: Spill<FailurePoint>,
+    /// The minutes in which each (agent, kind, provider) served turns: which provider a fallback
+    /// switched to.
+    served: BTreeMap<(String, &'static str, String), std::collections::BTreeSet<i64>>,
     /// Every session id seen, on a turn or a session row (the calls), once per batch.
     session_names: Spill<SessionName>,
     first: Option<i64>,
@@ -523,6 +586,8 @@ impl ReportBuilder {
             rejects: Spill::new(limits.chunk_bytes),
             spend: Spill::new(limits.chunk_bytes),
             calls: Spill::new(limits.chunk_bytes),
+            failures: Spill::new(limits.chunk_bytes),
+            served: BTreeMap::new(),
             session_names: Spill::new(limits.chunk_bytes),
             first: None,
             last: None,
@@ -575,6 +640,12 @@ impl ReportBuilder {
                 Some(id) => see_session(&mut self.session_names, &mut batch_sessions, id)?,
                 None => NO_SESSION,
             };
+            for (kind, provider) in [("llm", &row.llm_provider), ("tts", &row.tts_provider), ("stt", &row.stt_provider)] {
+                if let Some(p) = provider {
+                    let minute = row.event_time.div_euclid(60_000) * 60_000;
+                    self.served.entry((row.agent_name.clone(), kind, p.clone())).or_default().insert(minute);
+                }
+            }
             if let Some(latency) = row.total_latency_ms {
                 match row.latency_source {
                     Some(LatencySource::Reported) => self.reported += 1,
@@ -627,6 +698,26 @@ impl ReportBuilder {
                     self.spend.push(&Spend(s.event_time, format!("{}/{}", u.provider, u.model), cost))?;
                 }
             }
+        }
+        for e in &out.errors {
+            self.see(e.event_time);
+            let agent = self.agent_id(&e.agent_name);
+            let mut seen = Vec::new();
+            metrics::failure_observations(e, |spec, value| seen.push((spec, value)));
+            let counted = seen.iter().any(|(spec, _)| spec.index == m::PROVIDER_FAILURES.index);
+            for (spec, value) in seen {
+                self.observe(spec, e.event_time, agent, value)?;
+            }
+            self.failures.push(&FailurePoint {
+                time: e.event_time,
+                agent: e.agent_name.clone(),
+                session: e.session_id.clone(),
+                kind: e.kind.clone(),
+                provider: e.provider.clone(),
+                action: e.action.clone(),
+                class: e.error_class.clone(),
+                counted,
+            })?;
         }
         for r in &out.rejects {
             self.see(r.event_time);
@@ -954,6 +1045,7 @@ impl ReportBuilder {
                     .then(|| round2(100.0 * tool_outcomes.saturating_sub(tool_failures) as f64 / tool_outcomes as f64)),
                 failures_by_tool,
             },
+            errors: self.errors_summary()?,
             alarms,
             input: InputSummary {
                 replaced_bytes: stats.replaced_bytes,
@@ -983,6 +1075,8 @@ impl ReportBuilder {
             Statistic::P95 => self.period_statistics(metric, period, None, Stat::P95)?,
             Statistic::Average => self.period_statistics(metric, period, None, Stat::Average)?,
             Statistic::Sum => self.period_statistics(metric, period, None, Stat::Sum)?,
+            Statistic::Maximum => self.period_statistics(metric, period, None, Stat::Maximum)?,
+            Statistic::ProviderSum => self.provider_sums(period)?,
         };
         let mut series = Vec::new();
         if let (Some(&first), Some(&last)) = (values.keys().next(), values.keys().last()) {
@@ -1054,8 +1148,124 @@ impl ReportBuilder {
             }
             Statistic::P95 => self.in_window_by_agent(metric, Stat::P95, window),
             Statistic::Average => self.in_window_by_agent(metric, Stat::Average, window),
-            Statistic::Sum => self.in_window_by_agent(metric, Stat::Sum, window),
+            Statistic::Sum | Statistic::ProviderSum => self.in_window_by_agent(metric, Stat::Sum, window),
+            Statistic::Maximum => self.in_window_by_agent(metric, Stat::Maximum, window),
         }
+    }
+
+    /// Each period's failure events of the provider (and kind) that failed most in it: what the
+    /// Metrics Insights alarm's worst contributor has.
+    fn provider_sums(&self, period_ms: i64) -> io::Result<BTreeMap<i64, Option<f64>>> {
+        let mut counts: BTreeMap<(i64, String, String), u64> = BTreeMap::new();
+        self.failures.scan(|f| {
+            if f.counted {
+                *counts.entry((f.time.div_euclid(period_ms) * period_ms, f.kind, f.provider)).or_default() += 1;
+            }
+        })?;
+        let mut worst: BTreeMap<i64, Option<f64>> = BTreeMap::new();
+        for ((t, _, _), n) in counts {
+            let v = worst.entry(t).or_insert(Some(0.0));
+            *v = Some(v.unwrap_or(0.0).max(n as f64));
+        }
+        Ok(worst)
+    }
+
+    /// Each provider's (and kind's) failure events per period.
+    #[allow(clippy::type_complexity)]
+    fn provider_series(&self, period_ms: i64) -> io::Result<BTreeMap<(String, String), BTreeMap<i64, Option<f64>>>> {
+        let mut series: BTreeMap<(String, String), BTreeMap<i64, Option<f64>>> = BTreeMap::new();
+        self.failures.scan(|f| {
+            if f.counted {
+                let v =
+                    series.entry((f.kind, f.provider)).or_default().entry(f.time.div_euclid(period_ms) * period_ms).or_insert(Some(0.0));
+                *v = Some(v.unwrap_or(0.0) + 1.0);
+            }
+        })?;
+        Ok(series)
+    }
+
+    /// The failures of `window`, by kind, provider and agent; and who served turns in it.
+    #[allow(clippy::type_complexity)]
+    fn failures_in(&self, window: Window) -> io::Result<(Vec<ProviderFailures>, BTreeMap<(String, String), Vec<String>>)> {
+        let mut groups: BTreeMap<(String, String, String), ProviderFailures> = BTreeMap::new();
+        let mut closed: HashSet<String> = HashSet::new();
+        // Since when: a failure that began before the worst period began in the hour before it.
+        let mut began: BTreeMap<(String, String, String), i64> = BTreeMap::new();
+        let lookback = Window { start_ms: window.start_ms - 3_600_000, end_ms: window.start_ms };
+        self.failures.scan(|f| {
+            if f.counted && lookback.contains(f.time) {
+                let first = began.entry((f.kind.clone(), f.provider.clone(), f.agent.clone())).or_insert(f.time);
+                *first = (*first).min(f.time);
+            }
+            if !window.contains(f.time) {
+                return;
+            }
+            if f.action == Action::Closed.as_str()
+                && let Some(s) = &f.session
+            {
+                closed.insert(s.clone());
+            }
+            if !f.counted || f.kind == "unknown" || f.kind == "process" {
+                return;
+            }
+            let key = (f.kind.clone(), f.provider.clone(), f.agent.clone());
+            let g = groups.entry(key).or_insert_with(|| ProviderFailures {
+                kind: f.kind.clone(),
+                provider: f.provider.clone(),
+                agent: f.agent.clone(),
+                first_ms: f.time,
+                ..ProviderFailures::default()
+            });
+            g.events += 1;
+            g.first_ms = g.first_ms.min(f.time);
+            g.fell_back |= f.action == Action::Fallback.as_str();
+            if let Some(c) = f.class {
+                *g.error_classes.entry(c).or_default() += 1;
+            }
+            if let Some(s) = f.session {
+                g.sessions.entry(s).or_default().0 += 1;
+            }
+        })?;
+        for (key, g) in groups.iter_mut() {
+            if let Some(first) = began.get(key) {
+                g.first_ms = g.first_ms.min(*first);
+            }
+        }
+        let mut failures: Vec<ProviderFailures> = groups.into_values().collect();
+        for g in &mut failures {
+            for (session, (_, was_closed)) in g.sessions.iter_mut() {
+                *was_closed = closed.contains(session);
+            }
+        }
+        let mut serving: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for ((agent, kind, provider), minutes) in &self.served {
+            if minutes.range(window.start_ms..window.end_ms).next().is_some() {
+                serving.entry((agent.clone(), (*kind).to_owned())).or_default().push(provider.clone());
+            }
+        }
+        Ok((failures, serving))
+    }
+
+    /// Failure events by provider, and the sessions closed by errors.
+    fn errors_summary(&self) -> io::Result<ErrorsSummary> {
+        let mut by_provider: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut closed: HashSet<String> = HashSet::new();
+        let mut events = 0;
+        self.failures.scan(|f| {
+            if f.counted {
+                events += 1;
+                *by_provider.entry((f.kind.clone(), f.provider.clone())).or_default() += 1;
+            }
+            if f.action == Action::Closed.as_str()
+                && let Some(s) = f.session
+            {
+                closed.insert(s);
+            }
+        })?;
+        let mut by_provider: Vec<ProviderEvents> =
+            by_provider.into_iter().map(|((kind, provider), events)| ProviderEvents { kind, provider, events }).collect();
+        by_provider.sort_by(|a, b| b.events.cmp(&a.events).then_with(|| (&a.kind, &a.provider).cmp(&(&b.kind, &b.provider))));
+        Ok(ErrorsSummary { events, sessions_closed_by_error: closed.len() as u64, by_provider })
     }
 
     /// The state of things in `window`: the worst period of the alarm's `series` in it, each agent's
@@ -1146,6 +1356,7 @@ impl ReportBuilder {
                 example: voicelake_shared::rows::truncate_utf8(&raw, 300).to_owned(),
             })
             .collect();
+        let (failures, serving) = self.failures_in(window)?;
         Ok(diagnosis::diagnose(&Evidence {
             alarm: spec,
             breach: self.snapshot(spec, series, window)?,
@@ -1154,6 +1365,8 @@ impl ReportBuilder {
             tool_failures,
             rejects,
             error_lines: Vec::new(),
+            failures,
+            serving,
             missing: Vec::new(),
         }))
     }
@@ -1189,6 +1402,11 @@ impl ReportBuilder {
                         if !b.is_empty() {
                             series.push(SeriesData { label: agent.clone(), axis: Axis::Left, points: points(b) });
                         }
+                    }
+                }
+                Series::PerProvider { .. } => {
+                    for ((kind, provider), b) in self.provider_series(period)? {
+                        series.push(SeriesData { label: format!("{provider} {kind}"), axis: Axis::Left, points: points(b) });
                     }
                 }
                 Series::ToolSuccessPercent => {
@@ -1441,6 +1659,13 @@ impl Report {
             let worst: Vec<String> = tl.failures_by_tool.iter().take(3).map(|(n, c)| format!("{} {c}", one_line(n))).collect();
             let _ = write!(s, " (failures: {})", worst.join(", "));
         }
+        let e = &self.errors;
+        let _ = write!(s, "\nprovider failures: {} events, {} sessions closed by errors", e.events, e.sessions_closed_by_error);
+        if !e.by_provider.is_empty() {
+            let worst: Vec<String> =
+                e.by_provider.iter().take(5).map(|p| format!("{} {} {}", one_line(&p.kind), one_line(&p.provider), p.events)).collect();
+            let _ = write!(s, " ({})", worst.join(", "));
+        }
         let _ = writeln!(s, "\n\nalarms (default thresholds, evaluated on event time)");
         for a in &self.alarms {
             let state = if a.would_fire { "WOULD FIRE" } else { "ok" };
@@ -1484,7 +1709,7 @@ mod tests {
         let mut in_memory = ReportBuilder::with_limits(Limits { chunk_bytes: usize::MAX, values: usize::MAX, group: usize::MAX });
         let mut spilled = ReportBuilder::with_limits(Limits { chunk_bytes: 64, values: 3, group: 5 });
         for calls in [(400, 21), (60, 22)] {
-            let batches = synth::generate(&SynthOptions { calls: calls.0, seed: calls.1, start_ms, noise: true });
+            let batches = synth::generate(&SynthOptions { calls: calls.0, seed: calls.1, start_ms, noise: true, outage: None });
             for batch in &batches {
                 let out = voicelake_shared::process_batch(batch, &config, start_ms + 86_400_000);
                 in_memory.add(&out).unwrap();

@@ -305,6 +305,7 @@ fn every_archive_form_of_the_same_events_gives_the_same_report() {
         seed: 23,
         start_ms: voicelake_shared::timefmt::parse_event_time(START).unwrap(),
         noise: true,
+        outage: None,
     });
     let events = dir.path().join("events.jsonl");
     std::fs::write(&events, voicelake_synth::subscription_lines(&batches)).unwrap();
@@ -554,4 +555,70 @@ fn generated_traffic_never_lies_in_the_future() {
         last = batch.log_events.iter().map(|e| e.timestamp).fold(last, i64::max);
     }
     assert!(last > now - 6 * 3_600_000 && last <= now, "the last event is {} s from now", (last - now) / 1000);
+}
+
+/// An outage `voicelake generate --outage` injects is what the replay diagnoses: the provider alarm
+/// names its kind, provider and agent, its worst period lies inside it, and the failures and closed
+/// calls equal what the raw lines say, counted here without the pipeline.
+#[test]
+fn an_injected_outage_is_diagnosed_with_its_provider_agent_window_and_closed_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("traffic.jsonl");
+    let args = ["generate", "--calls", "150", "--seed", "5", "--start", START, "--out", input.to_str().unwrap()];
+    voicelake(&[&args[..], &["--clean", "--outage", "tts:cartesia:sales-agent@20+15"]].concat());
+    let report = replay_json(&input, &dir.path().join("lake"));
+
+    // The raw lines, decoded from the subscription events, and counted by their wording.
+    let mut messages = Vec::new();
+    for line in std::fs::read_to_string(&input).unwrap().lines() {
+        let event: SubscriptionEvent = serde_json::from_str(line).unwrap();
+        let batch = envelope::decode(&event.awslogs.data).unwrap().batch;
+        messages.extend(batch.log_events.into_iter().map(|e| e.message));
+    }
+    let failure_lines = messages
+        .iter()
+        .filter(|m| {
+            let v: Value = serde_json::from_str(m).unwrap_or(Value::Null);
+            let text = v["message"].as_str().unwrap_or_default();
+            text.starts_with("failed to synthesize speech: ")
+                || text.ends_with(" error, switching to next TTS")
+                || text.starts_with("AgentSession is closing due to unrecoverable error")
+        })
+        .count();
+    let closes: std::collections::BTreeSet<String> = messages
+        .iter()
+        .filter(|m| m.contains("AgentSession is closing due to unrecoverable error"))
+        .map(|m| serde_json::from_str::<Value>(m).unwrap()["room"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(failure_lines > 30 && !closes.is_empty(), "{failure_lines} lines, {} closes", closes.len());
+
+    let errors = &report["errors"];
+    assert_eq!(errors["events"].as_u64(), Some(failure_lines as u64));
+    assert_eq!(errors["sessions_closed_by_error"].as_u64(), Some(closes.len() as u64));
+    assert_eq!(errors["by_provider"][0]["kind"], "tts");
+    assert_eq!(errors["by_provider"][0]["provider"], "cartesia");
+    assert_eq!(errors["by_provider"][0]["events"].as_u64(), Some(failure_lines as u64));
+
+    let alarm = report["alarms"].as_array().unwrap().iter().find(|a| a["alarm"] == "ProviderErrorsAlarm").unwrap();
+    assert_eq!(alarm["would_fire"], true, "{alarm}");
+    let d = &alarm["diagnosis"];
+    assert_eq!(
+        (d["kind"].as_str(), d["provider"].as_str(), d["agent"].as_str()),
+        (Some("tts"), Some("cartesia"), Some("sales-agent")),
+        "{d}"
+    );
+    let start = voicelake_shared::timefmt::parse_event_time(START).unwrap();
+    let (from, until) = (start + 20 * 60_000, start + 35 * 60_000);
+    let at = |k: &str| voicelake_shared::timefmt::parse_event_time(d[k].as_str().unwrap()).unwrap();
+    assert!(at("window_start") >= from - 300_000 && at("window_end") <= until + 300_000, "{d}");
+    assert!((from..until).contains(&at("since")), "{d}");
+    let worst: Vec<&str> = d["worst_sessions"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert!(!worst.is_empty());
+    // Calls LiveKit closed come first.
+    let closed_in_window = d["sessions_closed"].as_u64().unwrap() as usize;
+    assert!(worst.iter().take(closed_in_window).all(|s| closes.contains(*s)), "{worst:?} {closes:?}");
+
+    // The latency alarm that fires with it says the failures coincide.
+    let tts = report["alarms"].as_array().unwrap().iter().find(|a| a["alarm"] == "TTSTimeToFirstByteP95Alarm").unwrap();
+    assert!(tts["diagnosis"]["cause"].as_str().unwrap().contains("failures of cartesia"), "{tts}");
 }

@@ -29,8 +29,13 @@ fn input(dir: &Path) -> (PathBuf, Vec<PathBuf>, usize) {
     let mut total = 0;
     let mut day = 0;
     while total < INPUT_BYTES {
-        let batches =
-            synth::generate(&SynthOptions { calls: 15_000, seed: 40 + day as u64, start_ms: START_MS + day * DAY_MS, noise: true });
+        let batches = synth::generate(&SynthOptions {
+            calls: 15_000,
+            seed: 40 + day as u64,
+            start_ms: START_MS + day * DAY_MS,
+            noise: true,
+            outage: None,
+        });
         for line in synth::subscription_lines(&batches).lines() {
             if total >= INPUT_BYTES {
                 break;

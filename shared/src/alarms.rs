@@ -11,8 +11,13 @@ pub enum Statistic {
     P95,
     Average,
     Sum,
+    Maximum,
     /// `100 × (1 − ToolCallFailures / ToolCallOutcomes)`, by metric math.
     ToolSuccessPercent,
+    /// The sum of each provider's own series (`{Environment, Provider, Kind}`), by a Metrics
+    /// Insights query `GROUP BY Provider, Kind`: every provider and kind is a contributor of its
+    /// own, and the alarm fires on the worst of them.
+    ProviderSum,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,7 +46,7 @@ pub struct AlarmSpec {
 /// Five-minute periods, two of the last three breaching: one slow period does not page, a
 /// degradation that lasts ten minutes does. p95 is evaluated even on fewer than 200 samples
 /// (`EvaluateLowSampleCountPercentile: evaluate`) because voice agents often take a few calls an hour.
-pub const DEFAULTS: [AlarmSpec; 6] = [
+pub const DEFAULTS: [AlarmSpec; 9] = [
     AlarmSpec {
         id: "TurnLatencyP95Alarm",
         parameter: "TurnLatencyP95ThresholdMs",
@@ -113,6 +118,46 @@ pub const DEFAULTS: [AlarmSpec; 6] = [
         evaluation_periods: 1,
         datapoints_to_alarm: 1,
         description: "Agents are logging events the pipeline cannot use. Run the saved query 'voicelake/rejects-by-reason' or query the rejects table: each row has the reason and the raw message.",
+    },
+    // A provider down for two minutes fails every turn of every live call in that time: each is a
+    // retry line or three and a fallback switch. More than 10 in a five-minute period is an outage
+    // for a fleet of a few concurrent calls, not the odd timeout; one period of two is enough, since
+    // calls are failing while it lasts.
+    AlarmSpec {
+        id: "ProviderErrorsAlarm",
+        parameter: "ProviderFailuresThreshold",
+        metric: m::PROVIDER_FAILURES.name,
+        statistic: Statistic::ProviderSum,
+        comparison: Comparison::GreaterThanThreshold,
+        threshold: 10.0,
+        period_seconds: 300,
+        evaluation_periods: 2,
+        datapoints_to_alarm: 1,
+        description: "A model provider is failing: LiveKit is retrying it, falling back from it, or closing sessions over it. The notification names the kind, provider and agent; run the saved query 'voicelake/provider-failures' and check the provider's status page.",
+    },
+    AlarmSpec {
+        id: "SessionsClosedByErrorAlarm",
+        parameter: "SessionsClosedByErrorThreshold",
+        metric: m::SESSIONS_CLOSED_BY_ERROR.name,
+        statistic: Statistic::Sum,
+        comparison: Comparison::GreaterThanThreshold,
+        threshold: 2.0,
+        period_seconds: 300,
+        evaluation_periods: 1,
+        datapoints_to_alarm: 1,
+        description: "Calls are being dropped: LiveKit closed sessions on an unrecoverable error. Run the saved query 'voicelake/provider-failures' or the Athena query 'failures_by_provider' to see which provider failed first.",
+    },
+    AlarmSpec {
+        id: "WorkerMemoryAlarm",
+        parameter: "WorkerMemoryThresholdPercent",
+        metric: m::WORKER_MEMORY.name,
+        statistic: Statistic::Maximum,
+        comparison: Comparison::GreaterThanThreshold,
+        threshold: 80.0,
+        period_seconds: 300,
+        evaluation_periods: 1,
+        datapoints_to_alarm: 1,
+        description: "A LiveKit job process is using more than the threshold share of its memory limit (of its warning threshold when it has none) and may be killed. Check the worker's job_memory_limit_mb and recent prompt or tool changes that hold memory.",
     },
 ];
 

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::event::Component;
 use crate::normalize::Observation;
 use crate::reasons::SkipReason;
-use crate::rows::{SessionRow, SourceFormat, TurnRow};
+use crate::rows::{ErrorRow, SessionRow, SourceFormat, TurnRow};
 
 /// Turn assembly within a batch.
 #[derive(Default)]
@@ -26,6 +26,7 @@ pub(crate) struct Assembly {
     /// Chat messages in order of arrival: the row, and for an agent reply its reported latency.
     chat: Vec<(usize, TurnRow, Option<Option<f64>>)>,
     sessions: Vec<SessionRow>,
+    errors: Vec<ErrorRow>,
     /// The latest usage update per session.
     usage: HashMap<String, SessionRow>,
     /// The events seen, to use each once.
@@ -57,7 +58,7 @@ impl<'a> Copy<'a> {
             Observation::ChatUser(row) => Copy::Chat(row.session_id.as_deref(), row.speech_id.as_deref(), false),
             Observation::ChatAssistant { row, .. } => Copy::Chat(row.session_id.as_deref(), row.speech_id.as_deref(), true),
             Observation::Session(s) => Copy::Session(&s.session_id, s.event_time),
-            Observation::Usage(_) | Observation::Skip(_) | Observation::Reject { .. } => return None,
+            Observation::Usage(_) | Observation::Failure(_) | Observation::Skip(_) | Observation::Reject { .. } => return None,
         })
     }
 }
@@ -109,6 +110,7 @@ impl Assembly {
             Observation::ChatUser(row) => self.chat.push((self.chat.len(), row, None)),
             Observation::ChatAssistant { row, reported_ms } => self.chat.push((self.chat.len(), row, Some(reported_ms))),
             Observation::Session(row) => self.sessions.push(row),
+            Observation::Failure(row) => self.errors.push(row),
             Observation::Usage(row) => {
                 let key = row.session_id.clone();
                 match self.usage.get_mut(&key) {
@@ -184,6 +186,8 @@ impl Assembly {
         turns.sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
         out.turns = turns;
         out.sessions = self.sessions;
+        out.errors = self.errors;
+        crate::failure::attribute_closes(&mut out.errors);
         held
     }
 

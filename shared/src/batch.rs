@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::envelope::LogEvent;
 use crate::reasons::{RejectReason, SkipReason};
-use crate::rows::{RejectRow, SessionRow, TurnRow};
+use crate::rows::{ErrorRow, RejectRow, SessionRow, TurnRow};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct BatchStats {
@@ -121,6 +121,8 @@ pub struct BatchOutput {
     pub turns: Vec<TurnRow>,
     pub sessions: Vec<SessionRow>,
     pub rejects: Vec<RejectRow>,
+    /// Provider failures, sessions closed by errors, worker health.
+    pub errors: Vec<ErrorRow>,
     pub stats: BatchStats,
     /// CloudWatch timestamps of the events, for the ingest-lag metric.
     pub event_timestamps: Vec<i64>,

@@ -9,7 +9,7 @@ pub const DEFAULT_LATENCY_TARGET_MS: f64 = 1500.0;
 pub const DEFAULT_ENVIRONMENT: &str = "dev";
 /// The stack's default subscription filter pattern (`SubscriptionFilterPattern` in template.yaml,
 /// which a test holds equal): a term for each family marker, so only the contract's events pass.
-pub const DEFAULT_FILTER_PATTERN: &str = r#"?voice_metrics ?session_analytics ?_metrics ?metrics_collected ?conversation_item_added ?session_usage_updated ?"LLM metrics" ?"TTS metrics" ?"STT metrics" ?"EOU metrics" ?"RealtimeModel metrics""#;
+pub const DEFAULT_FILTER_PATTERN: &str = r#"?voice_metrics ?session_analytics ?_metrics ?metrics_collected ?conversation_item_added ?session_usage_updated ?"LLM metrics" ?"TTS metrics" ?"STT metrics" ?"EOU metrics" ?"RealtimeModel metrics" ?"failed to generate LLM completion" ?"failed to synthesize speech" ?"failed to recognize speech" ?"switching to next" ?"are unavailable, retrying" ?"unrecoverable error" ?"FallbackAdapter," ?"process is unresponsive" ?"memory usage is above" ?"exceeded memory limit" ?llm_error ?tts_error ?stt_error ?realtime_model_error"#;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {

@@ -121,6 +121,25 @@ pub struct RejectReason {
     pub example: String,
 }
 
+/// One provider's failures in the breach window, for one agent: what the `errors` rows say.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProviderFailures {
+    /// `llm`, `stt`, `tts`, `realtime`.
+    pub kind: String,
+    pub provider: String,
+    pub agent: String,
+    /// Failure events: retries, fallback switches, all providers failing, sessions closed.
+    pub events: u64,
+    /// The first failure's time, epoch milliseconds.
+    pub first_ms: i64,
+    /// Failure events by error class (`http_503`, `timeout`, …).
+    pub error_classes: BTreeMap<String, u64>,
+    /// Whether a FallbackAdapter switched away from it.
+    pub fell_back: bool,
+    /// Failure events by session, and whether LiveKit closed that session over it.
+    pub sessions: BTreeMap<String, (u64, bool)>,
+}
+
 /// Everything known about a breach. What could not be gathered stays empty and is named in
 /// `missing`, so that the diagnosis says what it does not know instead of guessing.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +155,10 @@ pub struct Evidence<'a> {
     pub rejects: Vec<RejectReason>,
     /// The ingest function's last error lines (pipeline alarms).
     pub error_lines: Vec<String>,
+    /// Provider failures of the breach window, by kind, provider and agent.
+    pub failures: Vec<ProviderFailures>,
+    /// Providers that served turns in the breach window, by kind (`tts` → `cartesia`), for each agent.
+    pub serving: BTreeMap<(String, String), Vec<String>>,
     pub missing: Vec<String>,
 }
 
@@ -170,6 +193,21 @@ pub struct Diagnosis {
     pub failing_tools: Vec<ToolFailures>,
     pub top_rejects: Vec<RejectReason>,
     pub error_lines: Vec<String>,
+    /// Provider alarms: the failing model's kind and provider, the first failure (RFC 3339),
+    /// failure events by error class (most first), the provider now serving in its place, and
+    /// the sessions LiveKit closed over it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub error_classes: Vec<(String, u64)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions_closed: Option<u64>,
     /// What could not be gathered.
     pub missing: Vec<String>,
 }
@@ -303,6 +341,12 @@ pub fn diagnose(e: &Evidence) -> Diagnosis {
         failing_tools: Vec::new(),
         top_rejects: Vec::new(),
         error_lines: Vec::new(),
+        kind: None,
+        provider: None,
+        since: None,
+        error_classes: Vec::new(),
+        fallback: None,
+        sessions_closed: None,
         missing: Vec::new(),
     };
 
@@ -341,8 +385,30 @@ pub fn diagnose(e: &Evidence) -> Diagnosis {
         } else {
             missing.push("component p95s for the breach window".into());
         }
+    } else if is_failure_alarm(alarm) {
+        match most_failing(&e.failures) {
+            Some(f) => explain_failures(&mut d, f, e),
+            None => missing.push("the failure lines of the breach window".into()),
+        }
     } else {
         d.agent = worst_agent(alarm, &e.breach).map(str::to_owned);
+    }
+    if is_latency(alarm)
+        && let Some(f) = most_failing(&e.failures)
+    {
+        // Failures that coincide with a rise: retries and fallbacks cost time before they cost calls.
+        let also = format!(
+            "{} {} failures of {} ({}) coincide with it{}",
+            f.events,
+            f.kind,
+            f.provider,
+            f.agent,
+            if f.fell_back { ", and LiveKit fell back from it" } else { "" }
+        );
+        d.cause = Some(match d.cause.take() {
+            Some(cause) => format!("{cause}; {also}"),
+            None => also,
+        });
     }
 
     if alarm.metric == m::CALL_COST.name {
@@ -392,6 +458,55 @@ pub fn diagnose(e: &Evidence) -> Diagnosis {
     d
 }
 
+fn is_failure_alarm(alarm: &AlarmSpec) -> bool {
+    alarm.metric == m::PROVIDER_FAILURES.name || alarm.metric == m::SESSIONS_CLOSED_BY_ERROR.name
+}
+
+/// The provider with the most failure events (ties: the earliest to fail).
+fn most_failing(failures: &[ProviderFailures]) -> Option<&ProviderFailures> {
+    failures.iter().max_by(|a, b| a.events.cmp(&b.events).then_with(|| b.first_ms.cmp(&a.first_ms)).then_with(|| b.agent.cmp(&a.agent)))
+}
+
+/// Kind, provider, agent, since when, the error classes, the fallback serving, the calls hit.
+fn explain_failures(d: &mut Diagnosis, f: &ProviderFailures, e: &Evidence) {
+    d.kind = Some(f.kind.clone());
+    d.provider = Some(f.provider.clone());
+    d.agent = Some(f.agent.clone());
+    d.since = Some(timefmt::iso(f.first_ms));
+    let mut classes: Vec<(String, u64)> = f.error_classes.iter().map(|(c, n)| (c.clone(), *n)).collect();
+    classes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    d.error_classes = classes;
+    let serving = e.serving.get(&(f.agent.clone(), f.kind.clone())).into_iter().flatten();
+    d.fallback = serving.filter(|p| !same_provider(p, &f.provider)).min().cloned().filter(|_| f.fell_back);
+    let closed = f.sessions.values().filter(|(_, closed)| *closed).count() as u64;
+    d.sessions_closed = Some(closed);
+    let mut sessions: Vec<(&String, &(u64, bool))> = f.sessions.iter().collect();
+    // Calls LiveKit closed first, then by failures.
+    sessions.sort_by(|a, b| b.1.1.cmp(&a.1.1).then_with(|| b.1.0.cmp(&a.1.0)).then_with(|| a.0.cmp(b.0)));
+    d.worst_sessions = sessions.iter().take(WORST_CALLS).map(|(s, _)| (*s).clone()).collect();
+    let classes = d.error_classes.iter().take(3).map(|(c, n)| format!("{c} ×{n}")).collect::<Vec<_>>().join(", ");
+    let mut cause = format!("{} {} failed {} for {} since {}", f.kind, f.provider, times(f.events), f.agent, hhmm(f.first_ms));
+    if !classes.is_empty() {
+        cause.push_str(&format!(" ({classes})"));
+    }
+    match (&d.fallback, f.fell_back) {
+        (Some(next), _) => cause.push_str(&format!("; LiveKit fell back to {next}")),
+        (None, true) => cause.push_str("; LiveKit fell back from it"),
+        _ => {}
+    }
+    if closed > 0 {
+        cause.push_str(&format!("; {closed} {} closed by the error", if closed == 1 { "call" } else { "calls" }));
+    }
+    d.cause = Some(cause);
+}
+
+/// `ElevenLabs` as LiveKit's metrics name a provider and `elevenlabs` as its plugin's label does;
+/// `api.openai.com` and `openai`.
+fn same_provider(a: &str, b: &str) -> bool {
+    let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+    a == b || a.contains(&b) || b.contains(&a)
+}
+
 /// The component with the largest mean of a call's turns: end-of-utterance delay, the
 /// `on_user_turn_completed` hook, LLM time to first token or TTS time to first byte (transcription
 /// happens inside the EOU delay).
@@ -434,6 +549,12 @@ fn measured(alarm: &AlarmSpec) -> String {
                 "cost per call"
             } else if metric == m::EVENTS_REJECTED.name {
                 "rejected events"
+            } else if metric == m::PROVIDER_FAILURES.name {
+                "a provider's failures"
+            } else if metric == m::SESSIONS_CLOSED_BY_ERROR.name {
+                "sessions closed by errors"
+            } else if metric == m::WORKER_MEMORY.name {
+                "worker memory (% of limit)"
             } else {
                 metric
             };
@@ -506,7 +627,18 @@ mod tests {
     }
 
     fn evidence<'a>(alarm: &'a AlarmSpec, breach: Snapshot, baselines: Vec<Snapshot>) -> Evidence<'a> {
-        Evidence { alarm, breach, baselines, calls: vec![], tool_failures: vec![], rejects: vec![], error_lines: vec![], missing: vec![] }
+        Evidence {
+            alarm,
+            breach,
+            baselines,
+            calls: vec![],
+            tool_failures: vec![],
+            rejects: vec![],
+            error_lines: vec![],
+            failures: vec![],
+            serving: BTreeMap::new(),
+            missing: vec![],
+        }
     }
 
     const NORMAL: [f64; 4] = [500.0, 200.0, 400.0, 300.0];

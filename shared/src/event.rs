@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::lenient::{Flag, List, Num, Obj, Skipped, Stamp, Text};
+use crate::lenient::{Block, Flag, List, Num, Obj, Skipped, Stamp, Text};
 
 /// A log message's event object.
 pub type RawEvent<'a> = EventObject<'a, Obj<Box<InnerEvent<'a>>>>;
@@ -87,12 +87,13 @@ pub struct EventObject<'a, M> {
     #[serde(alias = "totalLatencyMs")]
     pub total_latency_ms: Num,
     pub eou: Obj<Box<EouBlock>>,
+    /// A `voice_metrics` component block, or the provider's label in LiveKit's retry lines.
     #[serde(borrow)]
-    pub llm: Obj<Box<ModelBlock<'a>>>,
+    pub llm: Block<'a, Box<ModelBlock<'a>>>,
     #[serde(borrow)]
-    pub tts: Obj<Box<ModelBlock<'a>>>,
+    pub tts: Block<'a, Box<ModelBlock<'a>>>,
     #[serde(borrow)]
-    pub stt: Obj<Box<ModelBlock<'a>>>,
+    pub stt: Block<'a, Box<ModelBlock<'a>>>,
     pub llm_ttft: Num,
     pub llm_ttft_ms: Num,
     pub tts_ttfb: Num,
@@ -195,6 +196,36 @@ pub struct EventObject<'a, M> {
     pub stt_model: Text<'a>,
     #[serde(borrow)]
     pub stt_provider: Text<'a>,
+
+    // Failures: LiveKit's `error` and `close` session events, its retry and process-health lines.
+    /// The model error of an `error` or `close` event (`{"type": "tts_error", "label", "recoverable"}`).
+    #[serde(borrow)]
+    pub error: Obj<Box<ModelError<'a>>>,
+    /// The model an `error` event came from (`{"model", "provider"}`).
+    #[serde(borrow)]
+    pub source: Obj<ModelMetadata<'a>>,
+    /// Why a session closed (`close` events): `error`, `user_initiated`, …
+    #[serde(borrow)]
+    pub reason: Text<'a>,
+    /// The retry's attempt number.
+    pub attempt: Num,
+    /// A logged exception's traceback (LiveKit's JSON formatter).
+    #[serde(borrow)]
+    pub exc_info: Text<'a>,
+    pub memory_usage_mb: Num,
+    pub memory_limit_mb: Num,
+    pub memory_warn_mb: Num,
+}
+
+/// The model error inside LiveKit's `error` and `close` events (the exception itself is not dumped).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ModelError<'a> {
+    #[serde(borrow, rename = "type")]
+    pub kind: Text<'a>,
+    #[serde(borrow)]
+    pub label: Text<'a>,
+    pub recoverable: Flag,
 }
 
 /// `eou{end_of_utterance_delay|delay, transcription_delay, on_user_turn_completed_delay}` of a
@@ -245,9 +276,9 @@ pub struct ModelBlock<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ModelMetadata<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, alias = "model")]
     pub model_name: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, alias = "provider")]
     pub model_provider: Text<'a>,
 }
 
@@ -402,6 +433,9 @@ pub enum Family {
     MetricsCollected,
     ConversationItem,
     SessionUsage,
+    /// A provider's failure, a fallback switch, a session closed by an error, or a worker's
+    /// health warning ([`markers::FAILURE_MESSAGES`], LiveKit's `error` and `close` events).
+    Failure,
     /// No marker at the top level.
     Unknown,
 }
@@ -444,6 +478,31 @@ pub mod markers {
     /// `_event_type` key (python-json-logger drops every `extra` key that starts with `_`).
     pub const APP_MESSAGES: [&str; 2] = [VOICE_METRICS, SESSION_ANALYTICS];
 
+    /// `type` of LiveKit's session events about failures: an `error`, and a `close` whose `reason`
+    /// is `error`.
+    pub const ERROR_EVENT: &str = "error";
+    pub const CLOSE_EVENT: &str = "close";
+    /// Words every failure line holds (livekit-agents 1.8's `llm.py`, `tts.py`, `stt.py`, the three
+    /// `fallback_adapter.py`, `agent_session.py`, `ipc/supervised_proc.py`, and the error types of
+    /// its `error` and `close` events): what the subscription filter must let through for
+    /// [`crate::failure::Failure`] to read them.
+    pub const FAILURE_TERMS: [&str; 14] = [
+        "failed to generate LLM completion",
+        "failed to synthesize speech",
+        "failed to recognize speech",
+        "switching to next",
+        "are unavailable, retrying",
+        "unrecoverable error",
+        "FallbackAdapter,",
+        "process is unresponsive",
+        "memory usage is above",
+        "exceeded memory limit",
+        "llm_error",
+        "tts_error",
+        "stt_error",
+        "realtime_model_error",
+    ];
+
     /// Every marker of a family voicelake reads: what the subscription filter must let through.
     pub fn read() -> impl Iterator<Item = &'static str> {
         APP_EVENTS.into_iter().chain(COMPONENT_TYPES.iter().map(|(m, _)| *m)).chain(WRAPPERS).chain(LOGGED.iter().map(|(m, _)| *m))
@@ -468,6 +527,8 @@ impl<'a, M> EventObject<'a, M> {
                 METRICS_COLLECTED => return Family::MetricsCollected,
                 CONVERSATION_ITEM_ADDED => return Family::ConversationItem,
                 SESSION_USAGE_UPDATED => return Family::SessionUsage,
+                ERROR_EVENT if self.error.get().is_some() => return Family::Failure,
+                CLOSE_EVENT if self.reason.get() == Some("error") => return Family::Failure,
                 t if t.ends_with("_metrics") => return Family::IgnoredMetrics,
                 _ => {}
             }
@@ -483,6 +544,9 @@ impl<'a, M> EventObject<'a, M> {
                 VOICE_METRICS => return Family::VoiceMetrics,
                 SESSION_ANALYTICS => return Family::SessionAnalytics,
                 _ => {}
+            }
+            if crate::failure::Failure::of_message(m).is_some() {
+                return Family::Failure;
             }
         }
         Family::Unknown

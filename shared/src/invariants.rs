@@ -49,5 +49,6 @@ pub fn record_sizes(out: &BatchOutput) -> impl Iterator<Item = (&'static str, us
     let turns = out.turns.iter().map(|r| ("turns", firehose_record(r).len()));
     let sessions = out.sessions.iter().map(|r| ("sessions", firehose_record(r).len()));
     let rejects = out.rejects.iter().map(|r| ("rejects", firehose_record(r).len()));
-    turns.chain(sessions).chain(rejects)
+    let errors = out.errors.iter().map(|r| ("errors", firehose_record(r).len()));
+    turns.chain(sessions).chain(rejects).chain(errors)
 }

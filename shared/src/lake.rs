@@ -17,7 +17,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 
-use crate::rows::{LatencySource, RejectRow, SessionRow, TurnRow};
+use crate::rows::{ErrorRow, LatencySource, RejectRow, SessionRow, TurnRow};
 use crate::timefmt::Partition;
 
 /// Partition keys of every table, in order. They are in the S3 path, not in the Parquet files.
@@ -29,10 +29,11 @@ pub enum Table {
     Turns,
     Sessions,
     Rejects,
+    Errors,
 }
 
 impl Table {
-    pub const ALL: [Table; 3] = [Table::Turns, Table::Sessions, Table::Rejects];
+    pub const ALL: [Table; 4] = [Table::Turns, Table::Sessions, Table::Rejects, Table::Errors];
 
     /// The table name, also its folder in the bucket.
     pub fn name(self) -> &'static str {
@@ -40,6 +41,7 @@ impl Table {
             Table::Turns => "turns",
             Table::Sessions => "sessions",
             Table::Rejects => "rejects",
+            Table::Errors => "errors",
         }
     }
 
@@ -48,6 +50,7 @@ impl Table {
             Table::Turns => TURNS.clone(),
             Table::Sessions => SESSIONS.clone(),
             Table::Rejects => REJECTS.clone(),
+            Table::Errors => ERRORS.clone(),
         }
     }
 }
@@ -193,6 +196,44 @@ impl LakeRow for RejectRow {
     }
 }
 
+impl LakeRow for ErrorRow {
+    const TABLE: Table = Table::Errors;
+    fn event_time(&self) -> i64 {
+        self.event_time
+    }
+    fn event_id(&self) -> &str {
+        &self.event_id
+    }
+
+    fn columns(rows: &[&ErrorRow]) -> Option<Vec<ArrayRef>> {
+        let c = Columns(rows);
+        Some(vec![
+            c.text(|r| Some(&r.event_id)),
+            c.time(|r| r.event_time),
+            c.text(|r| r.session_id.as_deref()),
+            c.text(|r| Some(&r.agent_name)),
+            c.text(|r| r.agent_version.as_deref()),
+            c.text(|r| r.tenant_id.as_deref()),
+            c.text(|r| Some(&r.environment)),
+            c.text(|r| Some(&r.kind)),
+            c.text(|r| Some(r.source_format.as_str())),
+            c.text(|r| Some(&r.provider)),
+            c.text(|r| r.model.as_deref()),
+            c.text(|r| r.label.as_deref()),
+            c.text(|r| Some(&r.action)),
+            c.text(|r| r.error_class.as_deref()),
+            c.int(|r| r.status_code),
+            c.flag(|r| r.recoverable),
+            c.int(|r| r.attempt),
+            c.float(|r| r.memory_used_percent),
+            c.text(|r| Some(&r.message)),
+            c.texts(|r| &r.value_issues),
+            c.text(|r| Some(&r.log_group)),
+            c.text(|r| Some(&r.log_stream)),
+        ])
+    }
+}
+
 fn utf8(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)
 }
@@ -321,6 +362,33 @@ static REJECTS: LazyLock<SchemaRef> = LazyLock::new(|| {
         utf8("environment", false),
         utf8("log_group", true),
         utf8("log_stream", true),
+    ]))
+});
+
+static ERRORS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("event_id", false),
+        event_time(),
+        utf8("session_id", true),
+        utf8("agent_name", false),
+        utf8("agent_version", true),
+        utf8("tenant_id", true),
+        utf8("environment", false),
+        utf8("kind", false),
+        utf8("source_format", false),
+        utf8("provider", false),
+        utf8("model", true),
+        utf8("label", true),
+        utf8("action", false),
+        utf8("error_class", true),
+        i64("status_code", true),
+        boolean("recoverable", true),
+        i64("attempt", true),
+        f64("memory_used_percent"),
+        utf8("message", false),
+        list_of("value_issues", DataType::Utf8, false),
+        utf8("log_group", false),
+        utf8("log_stream", false),
     ]))
 });
 

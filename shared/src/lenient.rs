@@ -379,6 +379,88 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
     }
 }
 
+/// A key that holds an object in one family and a name in another: `"llm": {"ttft": …}` in a
+/// `voice_metrics` event, `"llm": "livekit.plugins.openai.llm.LLM"` (the provider's label) in
+/// LiveKit's retry lines.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Block<'a, T> {
+    #[default]
+    Missing,
+    Value(T),
+    Label(Cow<'a, str>),
+    Bad(Bad),
+}
+
+impl<T> Block<'_, T> {
+    pub fn get(&self) -> Option<&T> {
+        match self {
+            Block::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The name, when the key holds one.
+    pub fn label(&self) -> Option<&str> {
+        match self {
+            Block::Label(s) if !s.trim().is_empty() => Some(s.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// Why the key is unusable where an object belongs.
+    pub fn not_an_object(&self) -> Option<Bad> {
+        match self {
+            Block::Label(_) => Some(Bad::NotAnObject),
+            Block::Bad(b) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for Block<'a, T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a, T>(std::marker::PhantomData<(&'a (), T)>);
+        impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for V<'a, T> {
+            type Value = Block<'a, T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Block<'a, T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(m)).map(Block::Value)
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Block<'a, T>, E> {
+                Ok(Block::Label(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Block<'a, T>, E> {
+                Ok(Block::Label(Cow::Owned(v.to_owned())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Block<'a, T>, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Block::Bad(Bad::NotAnObject))
+            }
+            fn visit_unit<E>(self) -> Result<Block<'a, T>, E> {
+                Ok(Block::Missing)
+            }
+            fn visit_none<E>(self) -> Result<Block<'a, T>, E> {
+                Ok(Block::Missing)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Block<'a, T>, E> {
+                Ok(Block::Bad(Bad::NotAnObject))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Block<'a, T>, E> {
+                Ok(Block::Bad(Bad::NotAnObject))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Block<'a, T>, E> {
+                Ok(Block::Bad(Bad::NotAnObject))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Block<'a, T>, E> {
+                Ok(Block::Bad(Bad::NotAnObject))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
 /// A list whose elements are objects of `T`; elements that are not objects are counted, not fatal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct List<T> {

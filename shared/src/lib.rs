@@ -18,6 +18,7 @@ pub mod envelope;
 pub mod errors;
 pub mod event;
 mod extract;
+pub mod failure;
 pub mod invariants;
 pub mod lake;
 mod lenient;

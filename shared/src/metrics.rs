@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::batch::BatchOutput;
 use crate::config::Config;
-use crate::rows::{SessionRecordType, SessionRow, TurnRow};
+use crate::rows::{ErrorRow, SessionRecordType, SessionRow, SourceFormat, TurnRow};
 
 pub const DEFAULT_NAMESPACE: &str = "VoiceLake";
 pub const MAX_VALUES_PER_DATUM: usize = 150;
@@ -52,6 +52,10 @@ pub mod dim {
     pub const AGENT: &str = "Agent";
     pub const MODEL: &str = "Model";
     pub const TENANT: &str = "Tenant";
+    /// The provider of a failure (`elevenlabs`), with [`KIND`].
+    pub const PROVIDER: &str = "Provider";
+    /// `llm`, `stt`, `tts`, `realtime`.
+    pub const KIND: &str = "Kind";
 }
 
 /// A dimension value as CloudWatch takes it: 1 to 1024 characters of printable ASCII (one value
@@ -190,6 +194,10 @@ pub mod m {
         28 HOOK_DELAY = "OnUserTurnCompletedDelay", Milliseconds, MS, "The agent's on_user_turn_completed hook (where retrieval usually runs), per turn or EOU metric that reports it.";
         29 TURNS_INTERRUPTED = "TurnsInterrupted", Percent, Kind::Distribution { resolution: 100.0 }, "100 for a complete turn whose reply was interrupted (the user spoke over it, or its speech failed), 0 for one that was not: the Average is the share of interrupted turns.";
         30 TOOL_CALL_OUTCOMES = "ToolCallOutcomes", Count, Kind::Counter, "Tool calls whose outcome was reported: the denominator of the tool success rate.";
+        31 PROVIDER_FAILURES = "ProviderFailures", Count, Kind::Counter, "Provider failures LiveKit logged: retries, fallback switches, every provider of a fallback failing, sessions closed by an unrecoverable error.";
+        32 FALLBACK_ACTIVATIONS = "FallbackActivations", Count, Kind::Counter, "FallbackAdapter switches from a failing provider to the next.";
+        33 SESSIONS_CLOSED_BY_ERROR = "SessionsClosedByError", Count, Kind::Counter, "Sessions LiveKit closed on an unrecoverable error.";
+        34 WORKER_MEMORY = "WorkerMemoryUsed", Percent, Kind::Distribution { resolution: 0.1 }, "A job process's memory as a share of its limit (of its warning threshold when it has none), when LiveKit's worker warns about it or kills it.";
     }
 }
 
@@ -215,6 +223,9 @@ pub fn dimension_sets(spec: &MetricSpec, config: &Config) -> Vec<Vec<&'static st
     }
     if config.tenant_dimension && spec.name == m::TURN_LATENCY.name {
         sets.push(vec![ENVIRONMENT, TENANT]);
+    }
+    if spec.name == m::PROVIDER_FAILURES.name {
+        sets.push(vec![ENVIRONMENT, PROVIDER, KIND]);
     }
     sets
 }
@@ -297,6 +308,23 @@ impl Dimensions {
     }
 }
 
+impl Dimensions {
+    /// `{Environment, Provider, Kind}`. Providers come from plugin labels the agent's code names,
+    /// not from callers' data: a handful per deployment.
+    fn provider(&mut self, provider: &str, kind: &str) -> u32 {
+        let mut set = self.sets[self.environment as usize].clone();
+        set.push((dim::PROVIDER, dimension_value(provider).into_owned()));
+        set.push((dim::KIND, dimension_value(kind).into_owned()));
+        match self.sets.iter().position(|s| *s == set) {
+            Some(existing) => existing as u32,
+            None => {
+                self.sets.push(set);
+                (self.sets.len() - 1) as u32
+            }
+        }
+    }
+}
+
 /// The observations one turn row makes, in the metric's own unit: what the aggregator publishes
 /// and what the local report and its charts compute from, so that both count the same things.
 pub fn turn_observations(row: &TurnRow, mut observe: impl FnMut(MetricSpec, f64)) {
@@ -345,6 +373,25 @@ pub fn call_observations(s: &SessionRow, mut observe: impl FnMut(MetricSpec, f64
         if let Some(v) = value {
             observe(spec, v);
         }
+    }
+}
+
+/// The observations one `errors` row makes. A session's `close` event restates the close line
+/// LiveKit logs, and its `error` events the retries: only the lines are counted.
+pub fn failure_observations(row: &ErrorRow, mut observe: impl FnMut(MetricSpec, f64)) {
+    let from_line = row.source_format == SourceFormat::LivekitFailureLog;
+    let action = row.action.as_str();
+    if from_line && crate::failure::Action::is_failure_str(action) {
+        observe(m::PROVIDER_FAILURES, 1.0);
+    }
+    if action == crate::failure::Action::Fallback.as_str() {
+        observe(m::FALLBACK_ACTIVATIONS, 1.0);
+    }
+    if from_line && action == crate::failure::Action::Closed.as_str() {
+        observe(m::SESSIONS_CLOSED_BY_ERROR, 1.0);
+    }
+    if let Some(percent) = row.memory_used_percent {
+        observe(m::WORKER_MEMORY, percent);
     }
 }
 
@@ -450,6 +497,21 @@ impl<'c> Aggregator<'c> {
             }
             let dims = self.agent_dims(&s.agent_name);
             call_observations(s, |spec, value| self.record(spec, &dims, s.event_time, value));
+        }
+        for e in &out.errors {
+            if !self.in_window(e.event_time) {
+                self.out_of_window += 1;
+                continue;
+            }
+            let dims = self.agent_dims(&e.agent_name);
+            let by_provider = self.dims.provider(&e.provider, &e.kind);
+            failure_observations(e, |spec, value| {
+                let mut sets = dims.to_vec();
+                if spec.index == m::PROVIDER_FAILURES.index {
+                    sets.push(by_provider);
+                }
+                self.record(spec, &sets, e.event_time, value)
+            });
         }
         let stats = &out.stats;
         if stats.control_message {

@@ -246,6 +246,12 @@ pub(crate) fn scrub_batch(out: &mut BatchOutput, how: Scrub<'_>) {
     for r in &mut out.rejects {
         scrub_reject(r, how);
     }
+    // A provider's error text may quote what the caller said (a request body).
+    for e in &mut out.errors {
+        e.session_id.as_mut().map(fix);
+        fix(&mut e.message);
+        e.value_issues.iter_mut().for_each(fix);
+    }
 }
 
 /// Applies the personal-data policy to a reject row's raw input and detail.

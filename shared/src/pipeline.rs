@@ -211,6 +211,7 @@ fn note_repair(obs: &mut Observation, count: u32) {
         | Observation::Component(row)
         | Observation::ChatUser(row) => row.value_issues.push(issue),
         Observation::Session(s) | Observation::Usage(s) => s.value_issues.push(issue),
+        Observation::Failure(e) => e.value_issues.push(issue),
         Observation::Skip(_) | Observation::Reject { .. } => {}
     }
 }

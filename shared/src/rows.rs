@@ -73,6 +73,10 @@ pub enum SourceFormat {
     AppSessionAnalytics,
     /// LiveKit `session_usage_updated`.
     LivekitSessionUsage,
+    /// A failure line of LiveKit's own logger (a retry, a fallback switch, a close, a worker's warning).
+    LivekitFailureLog,
+    /// LiveKit's `error` and `close` session events.
+    LivekitSessionEvent,
 }
 
 impl SourceFormat {
@@ -84,6 +88,8 @@ impl SourceFormat {
             SourceFormat::LivekitChatMetrics => "livekit_chat_metrics",
             SourceFormat::AppSessionAnalytics => "app_session_analytics",
             SourceFormat::LivekitSessionUsage => "livekit_session_usage",
+            SourceFormat::LivekitFailureLog => "livekit_failure_log",
+            SourceFormat::LivekitSessionEvent => "livekit_session_event",
         }
     }
 }
@@ -382,6 +388,43 @@ pub struct RejectRow {
     pub log_stream: Option<String>,
 }
 
+/// One failure line: a provider's retry or fallback, a session closed by an error, a worker's
+/// health warning ([`crate::failure`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorRow {
+    pub event_id: String,
+    pub event_time: i64,
+    /// Null for the worker's own lines and for events logged without the job's context.
+    pub session_id: Option<String>,
+    pub agent_name: String,
+    pub agent_version: Option<String>,
+    pub tenant_id: Option<String>,
+    pub environment: String,
+    /// `llm`, `stt`, `tts`, `realtime`, `process`, or `unknown`.
+    pub kind: String,
+    pub source_format: SourceFormat,
+    /// From the plugin's label (`elevenlabs`); `all` when every provider of a fallback failed.
+    pub provider: String,
+    pub model: Option<String>,
+    /// The provider's label as logged (`livekit.plugins.elevenlabs.tts.TTS`).
+    pub label: Option<String>,
+    /// `retry`, `fallback`, `all_failed`, `recovered`, `closed`, `error`, `memory`, `unresponsive`, `killed`.
+    pub action: String,
+    /// `http_503`, `timeout`, `connection`, `other`; null when the line carries no error.
+    pub error_class: Option<String>,
+    pub status_code: Option<i64>,
+    pub recoverable: Option<bool>,
+    pub attempt: Option<i64>,
+    /// The worker process's memory as a percentage of its limit (of its warning threshold when it
+    /// has no limit).
+    pub memory_used_percent: Option<f64>,
+    /// The line's first line, cut to [`caps::ERROR_MESSAGE_BYTES`].
+    pub message: String,
+    pub value_issues: Vec<String>,
+    pub log_group: String,
+    pub log_stream: String,
+}
+
 /// Rejects keep at most this much of their input: enough to debug, well under Firehose's 1000 KiB
 /// record limit.
 pub const RAW_LIMIT_BYTES: usize = 32 * 1024;
@@ -394,6 +437,8 @@ pub mod caps {
     pub const ID_BYTES: usize = 256;
     /// Labels that become metric dimensions (agent, version, tenant, models, tool names).
     pub const LABEL_BYTES: usize = 128;
+    /// A failure line's message.
+    pub const ERROR_MESSAGE_BYTES: usize = 2048;
     /// Free text: tool errors, setup failure reasons.
     pub const TEXT_BYTES: usize = 1024;
     /// Tool calls kept per session; `tool_call_count`, `tool_failure_count` and `tool_outcome_count` count them all.

@@ -55,6 +55,8 @@ pub enum Series {
     Metric { metric: MetricSpec, stat: Stat, label: &'static str, axis: Axis },
     /// One line per agent: a `SEARCH` over the `{Environment, Agent}` dimension set.
     PerAgent { metric: MetricSpec, stat: Stat },
+    /// One line per provider and kind: a `SEARCH` over `{Environment, Kind, Provider}`.
+    PerProvider { metric: MetricSpec, stat: Stat },
     /// `100 × (1 − ToolCallFailures / ToolCallOutcomes)`, by metric math: what the tool alarm evaluates.
     ToolSuccessPercent,
     /// A metric AWS publishes about one of the stack's resources. Only CloudWatch has it.
@@ -80,6 +82,7 @@ impl Series {
         match self {
             Series::Metric { label, .. } | Series::Aws { label, .. } => label,
             Series::PerAgent { .. } => "per agent",
+            Series::PerProvider { .. } => "per provider",
             Series::ToolSuccessPercent => "tool success %",
         }
     }
@@ -208,13 +211,16 @@ const fn at(x: u32, y: u32, width: u32, height: u32, widget: Widget) -> View {
 }
 
 /// The alarms the alarm widget shows: the logical ids of every alarm in `template.yaml`.
-pub const ALARM_IDS: [&str; 12] = [
+pub const ALARM_IDS: [&str; 15] = [
     "TurnLatencyP95Alarm",
     "LLMTimeToFirstTokenP95Alarm",
     "TTSTimeToFirstByteP95Alarm",
     "ToolSuccessRateAlarm",
     "CostPerCallAlarm",
     "RejectedEventsAlarm",
+    "ProviderErrorsAlarm",
+    "SessionsClosedByErrorAlarm",
+    "WorkerMemoryAlarm",
     "SendFailuresAlarm",
     "IngestErrorsAlarm",
     "IngestThrottlesAlarm",
@@ -223,7 +229,7 @@ pub const ALARM_IDS: [&str; 12] = [
     "PagingAlarm",
 ];
 
-const HEADER_MARKDOWN: &str = "## voicelake: ${EnvironmentName}\nTurn latency = what the agent measured (e2e_latency), else end-of-utterance delay + on_user_turn_completed hook + LLM phase (time to first token; a tool round from the first call's start to the last call's first token) + TTS time to first byte. Saved queries: [Logs Insights, folder voicelake](https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#logsV2:logs-insights) (slowest turns, one session's turns, component regressions, tool failures, cost, leads, rejects) \u{b7} [Athena, workgroup ${AthenaWorkGroup}](https://${AWS::Region}.console.aws.amazon.com/athena/home?region=${AWS::Region}#/query-editor) (latency by hour and agent, slowest sessions, cost by model; database ${LakeDatabase}) \u{b7} [Failure queue](https://${AWS::Region}.console.aws.amazon.com/sqs/v3/home?region=${AWS::Region}#/queues) \u{b7} lake: s3://${LakeBucket}";
+const HEADER_MARKDOWN: &str = "## voicelake: ${EnvironmentName}\nTurn latency = what the agent measured (e2e_latency), else end-of-utterance delay + on_user_turn_completed hook + LLM phase (time to first token; a tool round from the first call's start to the last call's first token) + TTS time to first byte. Saved queries: [Logs Insights, folder voicelake](https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#logsV2:logs-insights) (slowest turns, one session's turns, component regressions, tool failures, provider failures, cost, leads, rejects) \u{b7} [Athena, workgroup ${AthenaWorkGroup}](https://${AWS::Region}.console.aws.amazon.com/athena/home?region=${AWS::Region}#/query-editor) (latency by hour and agent, slowest sessions, failures by provider, cost by model; database ${LakeDatabase}) \u{b7} [Failure queue](https://${AWS::Region}.console.aws.amazon.com/sqs/v3/home?region=${AWS::Region}#/queues) \u{b7} lake: s3://${LakeBucket}";
 
 /// The dashboard, top to bottom.
 pub const DASHBOARD: &[View] = &[
@@ -365,7 +371,28 @@ pub const DASHBOARD: &[View] = &[
         ..chart("quality", "Calls: duration and quality", "s, ms", 900)
     }
     .at(0, 28, 24, 6),
-    at(0, 34, 24, 4, Widget::Alarms),
+    Chart {
+        series: &[
+            Series::PerProvider { metric: m::PROVIDER_FAILURES, stat: Stat::Sum },
+            own(m::FALLBACK_ACTIVATIONS, Stat::Sum, "fallback switches"),
+            own_right(m::SESSIONS_CLOSED_BY_ERROR, Stat::Sum, "sessions closed by errors"),
+        ],
+        right_unit: Some("sessions"),
+        thresholds: &[Threshold { label: "provider alarm", parameter: "ProviderFailuresThreshold", color: Some("#d62728") }],
+        alarm: Some("ProviderErrorsAlarm"),
+        y_min: Some(0.0),
+        ..chart("failures", "Provider failures", "failures", 300)
+    }
+    .at(0, 34, 16, 6),
+    Chart {
+        series: &[own(m::WORKER_MEMORY, Stat::Maximum, "job process, max")],
+        thresholds: &[Threshold { label: "alarm", parameter: "WorkerMemoryThresholdPercent", color: None }],
+        alarm: Some("WorkerMemoryAlarm"),
+        y_min: Some(0.0),
+        ..chart("worker-memory", "Worker memory (of its limit)", "%", 300)
+    }
+    .at(16, 34, 8, 6),
+    at(0, 40, 24, 4, Widget::Alarms),
 ];
 
 /// The charts of the dashboard, in order.
@@ -393,6 +420,14 @@ fn metric_line(series: &Series, period_seconds: u32) -> Vec<Value> {
                 stat.cloudwatch()
             );
             vec![json!([{"expression": search, "id": "byagent", "label": ""}])]
+        }
+        Series::PerProvider { metric, stat } => {
+            let search = format!(
+                "SEARCH('{{${{MetricsNamespace}},Environment,Kind,Provider}} Environment=\"${{EnvironmentName}}\" MetricName=\"{}\"', '{}', {period_seconds})",
+                metric.name,
+                stat.cloudwatch()
+            );
+            vec![json!([{"expression": search, "id": "byprovider", "label": ""}])]
         }
         Series::ToolSuccessPercent => vec![
             json!(["${MetricsNamespace}", m::TOOL_CALL_OUTCOMES.name, env[0], env[1], {"id": "calls", "stat": "Sum", "visible": false}]),

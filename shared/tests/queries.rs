@@ -30,6 +30,7 @@ fn the_required_queries_exist() {
         "cost-per-day",
         "qualified-leads",
         "rejects-by-reason",
+        "provider-failures",
         "turns_dedup",
         "turns_assembled",
         "latency_by_hour_agent",
@@ -37,6 +38,7 @@ fn the_required_queries_exist() {
         "cost_by_model",
         "tool_success_rate",
         "rejects_by_reason",
+        "failures_by_provider",
     ] {
         assert!(names.iter().any(|x| x == n), "{n}");
     }

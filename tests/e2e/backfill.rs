@@ -40,7 +40,7 @@ fn traffic(calls: usize, hours: i64, now: i64) -> Vec<LogBatch> {
     let batches: Vec<LogBatch> = (1..=hours)
         .flat_map(|ago| {
             let start = (now / HOUR - ago) * HOUR + 5 * 60_000;
-            generate(&SynthOptions { calls, seed: 17 + ago as u64, start_ms: start, noise: true })
+            generate(&SynthOptions { calls, seed: 17 + ago as u64, start_ms: start, noise: true, outage: None })
         })
         .filter(|b| b.message_type == MessageType::DataMessage)
         .collect();

@@ -51,7 +51,9 @@ fn ids(records: &[Value]) -> Vec<String> {
 async fn every_row_arrives_once_with_its_event_id_and_metrics_count_every_turn() {
     let bed = bed("arrive").await;
     let now = now_ms();
-    let batches = synth::generate(&SynthOptions { calls: 40, seed: 3, start_ms: now - 3_600_000, noise: true });
+    // With a provider outage, so that the errors stream and the failure metrics carry rows too.
+    let outage = Some(synth::Outage { kind: "tts".into(), provider: "cartesia".into(), agent: None, start_minute: 10, minutes: 20 });
+    let batches = synth::generate(&SynthOptions { calls: 40, seed: 3, start_ms: now - 3_600_000, noise: true, outage });
 
     let mut expected = BatchOutput::default();
     let mut summaries: Vec<Summary> = Vec::new();
@@ -60,12 +62,16 @@ async fn every_row_arrives_once_with_its_event_id_and_metrics_count_every_turn()
         expected.turns.extend(out.turns);
         expected.sessions.extend(out.sessions);
         expected.rejects.extend(out.rejects);
+        expected.errors.extend(out.errors);
         summaries.push(bed.ingest.handle(&event(b), now).await.expect("delivered"));
     }
 
     let turns = bed.lake.records("turns/").await;
     let sessions = bed.lake.records("sessions/").await;
     let rejects = bed.lake.records("rejects/").await;
+    let errors = bed.lake.records("errors/").await;
+    assert!(!errors.is_empty(), "the outage's failure lines");
+    assert_eq!(ids(&errors), ids(&expected.errors.iter().map(|e| serde_json::to_value(e).unwrap()).collect::<Vec<_>>()));
     assert_eq!(ids(&turns), ids(&expected.turns.iter().map(|t| serde_json::to_value(t).unwrap()).collect::<Vec<_>>()));
     assert_eq!(ids(&turns).iter().collect::<BTreeSet<_>>().len(), turns.len(), "each turn once");
     assert_eq!(sessions.len(), expected.sessions.len());
@@ -73,7 +79,7 @@ async fn every_row_arrives_once_with_its_event_id_and_metrics_count_every_turn()
     assert!(!rejects.is_empty(), "the noise holds malformed events");
 
     // Records carry exactly the table's columns and the partition keys.
-    for (table, records) in [(Table::Turns, &turns), (Table::Sessions, &sessions), (Table::Rejects, &rejects)] {
+    for (table, records) in [(Table::Turns, &turns), (Table::Sessions, &sessions), (Table::Rejects, &rejects), (Table::Errors, &errors)] {
         let mut want: BTreeSet<String> = table.schema().fields().iter().map(|f| f.name().clone()).collect();
         want.extend(PARTITION_KEYS.iter().map(|k| k.to_string()));
         for r in records.iter() {
@@ -101,7 +107,17 @@ async fn every_row_arrives_once_with_its_event_id_and_metrics_count_every_turn()
     assert_eq!(per_agent, complete);
     let events_in: u64 = summaries.iter().map(|s| s.counts.events_in).sum();
     let sums = bed.recorder.sums().await;
-    assert_eq!(sums[&("EventsIn".to_owned(), env)], events_in as f64, "one EventsIn value per batch, summed");
+    assert_eq!(sums[&("EventsIn".to_owned(), env.clone())], events_in as f64, "one EventsIn value per batch, summed");
+    // Every failure line is one ProviderFailures, for the environment and for its provider and kind.
+    let failures = expected.errors.iter().filter(|e| e.source_format == voicelake_shared::rows::SourceFormat::LivekitFailureLog).count();
+    assert_eq!(sums[&("ProviderFailures".to_owned(), env)], failures as f64);
+    let by_provider: f64 = sums
+        .iter()
+        .filter(|((name, dims), _)| name == "ProviderFailures" && dims.iter().any(|(k, v)| k == "Provider" && v == "cartesia"))
+        .map(|(_, v)| v)
+        .sum();
+    let cartesia = expected.errors.iter().filter(|e| e.provider == "cartesia").count();
+    assert_eq!(by_provider, cartesia as f64);
     assert!(summaries.iter().all(|s| s.records_failed() == 0 && s.metrics.failed_requests == 0));
 }
 
@@ -200,7 +216,7 @@ async fn a_turn_cut_across_two_invocations_is_sent_once_whole_through_the_store(
     let now = now_ms();
     // One stream of each agent's first call, its lines in order: the sales agent's tool rounds
     // (seed 9 makes some), the booking agent's chat turns.
-    let batches = synth::generate(&SynthOptions { calls: 8, seed: 9, start_ms: now - 3_600_000, noise: false });
+    let batches = synth::generate(&SynthOptions { calls: 8, seed: 9, start_ms: now - 3_600_000, noise: false, outage: None });
     let mut streams: BTreeMap<String, Vec<LogEvent>> = BTreeMap::new();
     for b in batches.iter().filter(|b| b.message_type == envelope::MessageType::DataMessage) {
         streams.entry(format!("{}:{}", b.log_group, b.log_stream)).or_default().extend(b.log_events.iter().cloned());

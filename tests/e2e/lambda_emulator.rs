@@ -28,7 +28,7 @@ async fn the_function_runs_under_the_lambda_runtime_api() {
     let emulator = Emulator::ingest(&env, &log);
 
     let now = voicelake_shared::timefmt::now_ms();
-    let batches = synth::generate(&SynthOptions { calls: 12, seed: 9, start_ms: now - 1_800_000, noise: true });
+    let batches = synth::generate(&SynthOptions { calls: 12, seed: 9, start_ms: now - 1_800_000, noise: true, outage: None });
     let data = batches.iter().skip(1).find(|b| b.log_events.len() > 20).expect("a busy batch");
     let expected =
         voicelake_shared::process_batch(data, &voicelake_shared::Config { environment: "emulator".into(), ..Default::default() }, now);

@@ -745,3 +745,80 @@ async fn worst_call_ids_from_the_agents_logs_get_the_lakes_pseudonyms() {
         assert!(text.contains(&lake_id), "{lake_id} in {text}");
     }
 }
+
+/// A provider alarm is a Metrics Insights query over `{Environment, Kind, Provider}`: the function
+/// reads LiveKit's failure lines of the window as the ingest function reads them and names the
+/// kind, provider, agent, since when, the error classes and the calls it closed.
+#[tokio::test]
+async fn a_provider_alarm_names_the_kind_provider_agent_and_closed_calls_on_every_channel() {
+    let bed = Bed::start().await;
+    bed.answer_both().await;
+    // The breach: the 14:00 and 14:05 periods (changed 14:10:32, 2 × 5 min).
+    let line = |at: &str, message: &str, room: &str| {
+        vec![
+            ("@timestamp", format!("2026-11-23 {at}")),
+            ("message", message.to_owned()),
+            ("tts", "livekit.plugins.cartesia.tts.TTS".to_owned()),
+            ("room", room.to_owned()),
+            ("agent_name", "sales-agent".to_owned()),
+            ("@log", "123456789012:/ecs/sales-agent".to_owned()),
+        ]
+    };
+    let retry =
+        "failed to synthesize speech: message='Service Unavailable', status_code=503, retryable=True, request_id=req_1, retrying in 0.1s";
+    let switch = "livekit.plugins.cartesia.tts.TTS error, switching to next TTS";
+    let close = "AgentSession is closing due to unrecoverable error: message='Service Unavailable', status_code=503, retryable=True";
+    let mut rows = Vec::new();
+    for (i, room) in ["call-1", "call-2", "call-3", "call-4"].iter().enumerate() {
+        rows.push(line(&format!("14:0{}:10.000", i + 1), retry, room));
+        rows.push(line(&format!("14:0{}:12.000", i + 1), retry, room));
+        rows.push(line(&format!("14:0{}:13.000", i + 1), switch, room));
+    }
+    let mut closing = line("14:06:14.000", close, "call-3");
+    closing.retain(|(k, _)| *k != "tts");
+    rows.push(closing);
+    let world = World {
+        agents: vec!["sales-agent"],
+        values: vec![("bv".into(), BREACH_START, 13.0), ("ba0v".into(), BREACH_START, 13.0), ("hv".into(), BREACH_START - HOUR, 0.0)],
+        rows: Some(rows),
+        ..World::default()
+    };
+    let outcomes = bed.notify(&world).handle(&event("provider-failures-alarm.json"), later()).await.unwrap();
+    let Outcome::Delivered { channels, notification } = &outcomes[0] else { panic!("{outcomes:?}") };
+    assert_eq!(channels, &["slack", "webhook", "sns"]);
+    assert!(notification.missing.is_empty(), "{:?}", notification.missing);
+
+    let hook = &Bed::bodies(&bed.webhook).await[0];
+    let d = &hook["diagnosis"];
+    assert_eq!((d["kind"].as_str(), d["provider"].as_str(), d["agent"].as_str()), (Some("tts"), Some("cartesia"), Some("sales-agent")));
+    assert_eq!(d["since"], "2026-11-23T14:01:10.000Z");
+    assert_eq!(d["error_classes"], serde_json::json!([["http_503", 9]]));
+    assert_eq!(d["sessions_closed"], 1);
+    assert_eq!(d["worst_sessions"], serde_json::json!(["call-3", "call-1", "call-2", "call-4"]), "the closed call first");
+    assert_eq!(
+        (d["window_start"].as_str(), d["window_end"].as_str()),
+        (Some("2026-11-23T14:00:00.000Z"), Some("2026-11-23T14:10:00.000Z"))
+    );
+    let cause = hook["cause"].as_str().unwrap();
+    assert!(cause.starts_with("tts cartesia failed 13 times for sales-agent since 14:01 UTC (http_503 ×9)"), "{cause}");
+    assert!(cause.contains("1 call closed by the error"), "{cause}");
+    let insights = hook["links"]["insights"].as_str().unwrap();
+    assert!(insights.contains("switching*20to*20next"), "the link runs the failure lines' query: {insights}");
+
+    let slack = Bed::bodies(&bed.slack).await[0].to_string();
+    assert!(
+        slack.contains("*Provider*\\ntts cartesia failing since 2026-11-23T14:01:10.000Z; http_503 ×9; 1 closed by the error"),
+        "{slack}"
+    );
+    assert!(slack.contains("*Calls hit (closed first)*\\ncall-3, call-1, call-2, call-4"), "{slack}");
+    let mail = bed.mail().await;
+    assert_eq!(mail[0].0, "ALARM: voicelake-provider-failures");
+    assert!(
+        mail[0].1.contains(
+            "Provider: tts cartesia failing since 2026-11-23T14:01:10.000Z; http_503 ×9; 1 closed by the error\nAgent: sales-agent"
+        ),
+        "{}",
+        mail[0].1
+    );
+    examples_are_current(&[("provider-outage-email.txt", format!("Subject: {}\n\n{}\n", mail[0].0, mail[0].1))]);
+}

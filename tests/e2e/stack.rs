@@ -80,7 +80,7 @@ fn the_ingest_role_reaches_its_streams_metrics_and_logs_and_nothing_else() {
     let stream = |var: &str| format!("arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{}", env(&s, "IngestFunction", var));
     let namespace = env(&s, "IngestFunction", "VOICELAKE_METRICS_NAMESPACE");
     let mut needed = own_logging(&s, "IngestFunction");
-    for var in ["VOICELAKE_TURNS_STREAM", "VOICELAKE_SESSIONS_STREAM", "VOICELAKE_REJECTS_STREAM"] {
+    for var in ["VOICELAKE_TURNS_STREAM", "VOICELAKE_SESSIONS_STREAM", "VOICELAKE_REJECTS_STREAM", "VOICELAKE_ERRORS_STREAM"] {
         needed.push(Request::new("firehose:PutRecordBatch", stream(var)));
     }
     needed.push(Request::new("cloudwatch:PutMetricData", "*").with("cloudwatch:namespace", namespace));
@@ -117,7 +117,12 @@ fn firehose_reaches_its_prefixes_schema_and_error_logs_and_nothing_else() {
     let bucket = s.attribute("LakeBucket", "Arn");
     let database = s.physical_id("LakeDatabase");
     let log_group = s.physical_id("FirehoseLogGroup");
-    for (stream, table) in [("TurnsStream", "TurnsTable"), ("SessionsStream", "SessionsTable"), ("RejectsStream", "RejectsTable")] {
+    for (stream, table) in [
+        ("TurnsStream", "TurnsTable"),
+        ("SessionsStream", "SessionsTable"),
+        ("RejectsStream", "RejectsTable"),
+        ("ErrorsStream", "ErrorsTable"),
+    ] {
         let dest = &s.resource(stream)["Properties"]["ExtendedS3DestinationConfiguration"];
         let role = s
             .resources
@@ -132,7 +137,7 @@ fn firehose_reaches_its_prefixes_schema_and_error_logs_and_nothing_else() {
         let log_stream = logging["LogStreamName"].as_str().unwrap();
         let needed = [
             Request::new("s3:PutObject", format!("{bucket}/{prefix}/dt=2026-11-30/hour=14/file.parquet")),
-            Request::new("s3:PutObject", format!("{bucket}/errors/{prefix}/format-conversion-failed/dt=2026-11-30/file")),
+            Request::new("s3:PutObject", format!("{bucket}/delivery-errors/{prefix}/format-conversion-failed/dt=2026-11-30/file")),
             Request::new("s3:AbortMultipartUpload", format!("{bucket}/{prefix}/dt=2026-11-30/hour=14/file.parquet")),
             Request::new("s3:GetBucketLocation", &bucket),
             Request::new("s3:ListBucket", &bucket),
@@ -552,7 +557,7 @@ fn a_customer_managed_key_encrypts_the_lake_and_only_its_writers_may_use_it_thro
     let sse = &s.resource("LakeBucket")["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0];
     assert_eq!(sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"].as_str(), Some("aws:kms"));
     assert_eq!(sse["ServerSideEncryptionByDefault"]["KMSMasterKeyID"].as_str(), Some(key.as_str()));
-    for stream in ["TurnsStream", "SessionsStream", "RejectsStream"] {
+    for stream in ["TurnsStream", "SessionsStream", "RejectsStream", "ErrorsStream"] {
         let p = &s.resource(stream)["Properties"];
         assert_eq!(p["DeliveryStreamEncryptionConfigurationInput"]["KeyARN"].as_str(), Some(key.as_str()), "{stream}");
         let dest = &p["ExtendedS3DestinationConfiguration"]["EncryptionConfiguration"]["KMSEncryptionConfig"];

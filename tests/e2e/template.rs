@@ -69,13 +69,16 @@ fn firehose_streams_partition_on_event_time_and_convert_with_the_tables() {
         (Table::Turns, "TurnsStream", "TurnsTable"),
         (Table::Sessions, "SessionsStream", "SessionsTable"),
         (Table::Rejects, "RejectsStream", "RejectsTable"),
+        (Table::Errors, "ErrorsStream", "ErrorsTable"),
     ] {
         let s3 = &resource(&t, id)["Properties"]["ExtendedS3DestinationConfiguration"];
         assert_eq!(
             s3["Prefix"].as_str(),
             Some(format!("{}/dt=!{{partitionKeyFromQuery:dt}}/hour=!{{partitionKeyFromQuery:hour}}/", table.name()).as_str())
         );
-        assert!(s3["ErrorOutputPrefix"].as_str().is_some());
+        // Records Firehose could not deliver land outside every table's folder (and its lifecycle).
+        let failed = s3["ErrorOutputPrefix"].as_str().unwrap();
+        assert!(Table::ALL.iter().all(|t| !failed.starts_with(&format!("{}/", t.name()))), "{failed}");
         assert_eq!(s3["DynamicPartitioningConfiguration"]["Enabled"].as_bool(), Some(true));
         let conversion = &s3["DataFormatConversionConfiguration"];
         assert_eq!(ref_name(&conversion["SchemaConfiguration"]["TableName"]), Some(glue));
@@ -84,6 +87,13 @@ fn firehose_streams_partition_on_event_time_and_convert_with_the_tables() {
         assert_eq!(ref_name(&s3["BufferingHints"]["SizeInMBs"]), Some("FirehoseBufferSizeMB"));
     }
     assert!(t["Parameters"]["FirehoseBufferSizeMB"]["MinValue"].as_u64() >= Some(64), "Parquet conversion needs 64 MiB");
+    // Every table is kept as long as the lake: its folder's lifecycle rule is LakeRetentionDays.
+    let rules = resource(&t, "LakeBucket")["Properties"]["LifecycleConfiguration"]["Rules"].as_sequence().unwrap().clone();
+    for table in Table::ALL {
+        let folder = format!("{}/", table.name());
+        let rule = rules.iter().find(|r| r["Prefix"].as_str() == Some(folder.as_str())).unwrap_or_else(|| panic!("no rule for {folder}"));
+        assert_eq!(ref_name(&rule["ExpirationInDays"]), Some("LakeRetentionDays"), "{folder}");
+    }
 }
 
 #[test]
@@ -138,6 +148,16 @@ fn alarms_are_the_defaults_the_report_evaluates() {
                 assert_eq!(metrics, vec![m::TOOL_CALL_OUTCOMES.name, m::TOOL_CALL_FAILURES.name]);
                 assert_eq!(props["Metrics"][0]["MetricStat"]["Period"].as_u64(), Some(u64::from(spec.period_seconds)));
             }
+            Statistic::ProviderSum => {
+                // One Metrics Insights query, each provider and kind a contributor of its own.
+                let [query] = props["Metrics"].as_sequence().unwrap().as_slice() else { panic!("{}: one query", spec.id) };
+                assert_eq!(query["Period"].as_u64(), Some(u64::from(spec.period_seconds)));
+                let (_, sql) = tagged(&query["Expression"]);
+                let sql = sql.as_str().unwrap();
+                assert!(sql.starts_with(&format!("SELECT SUM({})", spec.metric)), "{sql}");
+                assert!(sql.contains("SCHEMA(\"${MetricsNamespace}\", Environment, Kind, Provider)"), "{sql}");
+                assert!(sql.contains("WHERE Environment = '${EnvironmentName}'") && sql.ends_with("GROUP BY Provider, Kind"), "{sql}");
+            }
             stat => {
                 assert_eq!(props["MetricName"].as_str(), Some(spec.metric));
                 assert_eq!(props["Period"].as_u64(), Some(u64::from(spec.period_seconds)));
@@ -148,7 +168,8 @@ fn alarms_are_the_defaults_the_report_evaluates() {
                     }
                     Statistic::Average => assert_eq!(props["Statistic"].as_str(), Some("Average")),
                     Statistic::Sum => assert_eq!(props["Statistic"].as_str(), Some("Sum")),
-                    Statistic::ToolSuccessPercent => unreachable!(),
+                    Statistic::Maximum => assert_eq!(props["Statistic"].as_str(), Some("Maximum")),
+                    Statistic::ToolSuccessPercent | Statistic::ProviderSum => unreachable!(),
                 }
             }
         }
@@ -258,7 +279,10 @@ fn subscription_filters_cover_every_agent_log_group() {
 /// CloudWatch Logs passes an event when a term appears in it.
 fn markers_missing_from(pattern: &str) -> Vec<&'static str> {
     let terms: Vec<String> = pattern.split('?').map(|t| t.trim().trim_matches('"').to_owned()).filter(|t| !t.is_empty()).collect();
-    voicelake_shared::event::markers::read().filter(|m| !terms.iter().any(|t| m.contains(t.as_str()))).collect()
+    voicelake_shared::event::markers::read()
+        .chain(voicelake_shared::event::markers::FAILURE_TERMS)
+        .filter(|m| !terms.iter().any(|t| m.contains(t.as_str())))
+        .collect()
 }
 
 #[test]
@@ -497,7 +521,7 @@ fn the_lake_refuses_plain_http_and_public_access_and_everything_is_encrypted_at_
     for (s, algorithm) in deployed.iter().zip(["AES256", "aws:kms"]) {
         let sse = &s.resource("LakeBucket")["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0];
         assert_eq!(sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"].as_str(), Some(algorithm), "bucket encryption: {sse:?}");
-        for stream in ["TurnsStream", "SessionsStream", "RejectsStream"] {
+        for stream in ["TurnsStream", "SessionsStream", "RejectsStream", "ErrorsStream"] {
             let kind = &s.resource(stream)["Properties"]["DeliveryStreamEncryptionConfigurationInput"]["KeyType"];
             assert!(kind.as_str().is_some_and(|k| !k.is_empty()), "{stream} buffers encrypted");
         }

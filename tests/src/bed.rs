@@ -74,7 +74,7 @@ impl Bed {
 /// Generated traffic: the data batches (no control messages), and what the pipeline makes of each.
 pub fn traffic(calls: usize, seed: u64) -> Vec<(LogBatch, BatchOutput)> {
     let now = now_ms();
-    synth::generate(&SynthOptions { calls, seed, start_ms: now - 3_600_000, noise: true })
+    synth::generate(&SynthOptions { calls, seed, start_ms: now - 3_600_000, noise: true, outage: None })
         .into_iter()
         .filter(|b| b.message_type == MessageType::DataMessage)
         .map(|b| {
@@ -110,6 +110,7 @@ pub fn expected_ids<'a>(outputs: impl Iterator<Item = &'a BatchOutput>, table: T
             Table::Turns => o.turns.iter().map(|t| t.event_id.clone()).collect::<Vec<_>>(),
             Table::Sessions => o.sessions.iter().map(|s| s.event_id.clone()).collect(),
             Table::Rejects => o.rejects.iter().filter_map(|r| r.event_id.clone()).collect(),
+            Table::Errors => o.errors.iter().map(|e| e.event_id.clone()).collect(),
         })
         .collect()
 }

@@ -11,6 +11,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_firehose::types::{BufferingHints, ExtendedS3DestinationConfiguration};
 use serde_json::Value;
 use voicelake_ingest::config::Streams;
+use voicelake_shared::lake::Table;
 
 pub mod bed;
 pub mod stack;
@@ -98,8 +99,8 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
         .await
 }
 
-/// A lake on moto: a bucket and the three Firehose streams writing to `turns/`, `sessions/` and
-/// `rejects/`. moto writes each `PutRecordBatch` to S3 at once, so what was sent can be read back.
+/// A lake on moto: a bucket and the four Firehose streams writing to `turns/`, `sessions/`,
+/// `rejects/` and `errors/`. moto writes each `PutRecordBatch` to S3 at once, so what was sent can be read back.
 pub struct Lake {
     pub bucket: String,
     pub streams: Streams,
@@ -113,12 +114,16 @@ impl Lake {
         let firehose = aws_sdk_firehose::Client::new(config);
         let bucket = format!("{name}-lake");
         s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
-        let streams = Streams { turns: format!("{name}-turns"), sessions: format!("{name}-sessions"), rejects: format!("{name}-rejects") };
+        let streams = Streams {
+            turns: format!("{name}-turns"),
+            sessions: format!("{name}-sessions"),
+            rejects: format!("{name}-rejects"),
+            errors: format!("{name}-errors"),
+        };
         let lake = Lake { bucket, streams, s3, firehose };
-        for (stream, prefix) in
-            [(&lake.streams.turns, "turns/"), (&lake.streams.sessions, "sessions/"), (&lake.streams.rejects, "rejects/")]
-        {
-            lake.create_stream(stream, prefix).await;
+        for table in Table::ALL {
+            let (stream, prefix) = (lake.streams.of(table), format!("{}/", table.name()));
+            lake.create_stream(stream, &prefix).await;
         }
         lake
     }
@@ -492,6 +497,7 @@ pub fn function_env(moto: &Moto, recorder: &CloudWatchRecorder, lake: &Lake, env
         ("VOICELAKE_TURNS_STREAM", lake.streams.turns.clone()),
         ("VOICELAKE_SESSIONS_STREAM", lake.streams.sessions.clone()),
         ("VOICELAKE_REJECTS_STREAM", lake.streams.rejects.clone()),
+        ("VOICELAKE_ERRORS_STREAM", lake.streams.errors.clone()),
         ("VOICELAKE_ENVIRONMENT", environment.to_owned()),
         ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
         ("AWS_ENDPOINT_URL_CLOUDWATCH", recorder.endpoint()),

@@ -48,6 +48,8 @@ pub struct Totals {
     pub turns: usize,
     pub sessions: usize,
     pub rejects: usize,
+    /// Rows of the `errors` table.
+    pub errors: usize,
     pub files: usize,
 }
 
@@ -339,6 +341,7 @@ impl UnitWriter {
         self.pending.turns.extend(out.turns);
         self.pending.sessions.extend(out.sessions);
         self.pending.rejects.extend(out.rejects);
+        self.pending.errors.extend(out.errors);
     }
 
     /// The unit's end: the parts still held are settled, whole or partial. A turn cut across two
@@ -350,7 +353,7 @@ impl UnitWriter {
     }
 
     fn pending_rows(&self) -> usize {
-        self.pending.turns.len() + self.pending.sessions.len() + self.pending.rejects.len()
+        self.pending.turns.len() + self.pending.sessions.len() + self.pending.rejects.len() + self.pending.errors.len()
     }
 
     async fn flush(&mut self, sink: &impl LakeSink, totals: &mut Totals) -> Result<()> {
@@ -368,6 +371,7 @@ impl UnitWriter {
         totals.turns += pending.turns.len();
         totals.sessions += pending.sessions.len();
         totals.rejects += pending.rejects.len();
+        totals.errors += pending.errors.len();
         Ok(())
     }
 }

@@ -31,11 +31,61 @@ pub struct SynthOptions {
     pub start_ms: i64,
     /// Foreign lines and malformed events mixed in.
     pub noise: bool,
+    /// A provider failing for a while.
+    pub outage: Option<Outage>,
 }
 
 impl Default for SynthOptions {
     fn default() -> Self {
-        SynthOptions { calls: 200, seed: 7, start_ms: 1_795_442_400_000, noise: true }
+        SynthOptions { calls: 200, seed: 7, start_ms: 1_795_442_400_000, noise: true, outage: None }
+    }
+}
+
+/// A provider's outage: from `start_minute` of the traffic for `minutes`, every turn of the calls
+/// of `agent` (every agent when `None`) retries the provider twice and falls back from it, as
+/// LiveKit 1.8 logs it, and some calls close on the error and take no more turns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outage {
+    /// `llm`, `stt` or `tts`.
+    pub kind: String,
+    /// The plugin's name, as in `livekit.plugins.<provider>.tts.TTS`.
+    pub provider: String,
+    pub agent: Option<String>,
+    pub start_minute: u32,
+    pub minutes: u32,
+}
+
+impl std::str::FromStr for Outage {
+    type Err = String;
+
+    /// `KIND:PROVIDER[:AGENT][@START_MINUTE[+MINUTES]]`, e.g. `tts:cartesia:sales-agent@20+10`.
+    fn from_str(s: &str) -> Result<Outage, String> {
+        let usage = || format!("{s:?}: expected KIND:PROVIDER[:AGENT][@START_MINUTE[+MINUTES]], e.g. tts:cartesia:sales-agent@20+10");
+        let (what, when) = s.split_once('@').map_or((s, None), |(w, t)| (w, Some(t)));
+        let mut parts = what.split(':');
+        let (Some(kind), Some(provider)) = (parts.next(), parts.next()) else { return Err(usage()) };
+        let agent = parts.next().map(str::to_owned);
+        if parts.next().is_some() || !["llm", "stt", "tts"].contains(&kind) || provider.is_empty() {
+            return Err(usage());
+        }
+        if let Some(a) = &agent
+            && !AGENTS.iter().any(|x| x.name() == a)
+        {
+            return Err(format!("{s:?}: the agents are {}", AGENTS.map(Agent::name).join(", ")));
+        }
+        let (start_minute, minutes) = match when {
+            None => (20, 10),
+            Some(t) => {
+                let (start, length) = t.split_once('+').map_or((t, None), |(a, b)| (a, Some(b)));
+                let start = start.parse().map_err(|_| usage())?;
+                let length = length.map(str::parse).transpose().map_err(|_| usage())?.unwrap_or(10);
+                (start, length)
+            }
+        };
+        if minutes == 0 {
+            return Err(usage());
+        }
+        Ok(Outage { kind: kind.to_owned(), provider: provider.to_owned(), agent, start_minute, minutes })
     }
 }
 
@@ -131,6 +181,8 @@ struct Generator {
     /// stays what it was but for the new parts.
     extra: ChaCha8Rng,
     lat: Latencies,
+    /// The outage's own draws: traffic without one is what it always was.
+    outage_rng: ChaCha8Rng,
     opts: SynthOptions,
     lines: Vec<Line>,
     window_ms: i64,
@@ -220,7 +272,7 @@ impl Generator {
             turns.push(self.turn(agent, t, degraded, i));
             t += self.rng.random_range(6_000..16_000);
         }
-        let end = t;
+        let mut end = t;
         let session = match agent {
             Agent::Support => format!("sess_{}", self.hex(16)),
             Agent::Sales => format!("call-{}", self.hex(10)),
@@ -229,6 +281,11 @@ impl Generator {
         let room_id = format!("RM_{}", self.hex(12));
         let job_id = format!("AJ_{}", self.hex(12));
         let logged_form = agent == Agent::Sales && self.rng.random_bool(0.3);
+        let session_id = if logged_form { room_id.clone() } else { session.clone() };
+        if let Some(closed_at) = self.outage(agent, &stream, &session_id, &room_id, &job_id, &mut turns) {
+            turns.truncate(closed_at);
+            end = turns.last().map_or(start, |t| t.time + 1_000);
+        }
         for (i, turn) in turns.iter().enumerate() {
             match agent {
                 Agent::Support => self.support_turn(&stream, &session, turn),
@@ -245,8 +302,79 @@ impl Generator {
                 self.noise(agent, &stream, turn.time + 500);
             }
         }
-        let session_id = if logged_form { room_id.clone() } else { session.clone() };
         self.session_analytics(agent, &stream, &session_id, start, end, &turns, setup_failed);
+    }
+
+    /// The lines of the outage in this call's turns: two retries and a fallback switch before each
+    /// affected turn, as LiveKit's JSON formatter writes them. A call the error closes
+    /// (one in four) logs LiveKit's close line and takes no more turns: the index of its first turn
+    /// that does not happen, if it closed.
+    #[allow(clippy::too_many_arguments)]
+    fn outage(&mut self, agent: Agent, stream: &str, session: &str, room_id: &str, job_id: &str, turns: &mut [Turn]) -> Option<usize> {
+        let outage = self.opts.outage.clone()?;
+        if outage.agent.as_deref().is_some_and(|a| a != agent.name()) {
+            return None;
+        }
+        let from = self.opts.start_ms + i64::from(outage.start_minute) * 60_000;
+        let until = from + i64::from(outage.minutes) * 60_000;
+        let label = format!("livekit.plugins.{}.{}.{}", outage.provider, outage.kind, outage.kind.to_ascii_uppercase());
+        let retry = match outage.kind.as_str() {
+            "llm" => "failed to generate LLM completion",
+            "stt" => "failed to recognize speech",
+            _ => "failed to synthesize speech",
+        };
+        let closes = self.outage_rng.random_bool(0.25);
+        let line = |time: i64, level: &str, message: String, extra: Value| {
+            let mut line = json!({"message": message, "level": level, "name": "livekit.agents"});
+            let obj = line.as_object_mut().expect("object");
+            for (k, v) in extra.as_object().expect("object") {
+                obj.insert(k.clone(), v.clone());
+            }
+            for (k, v) in [
+                ("pid", json!(4242)),
+                ("job_id", json!(job_id)),
+                ("room", json!(session)),
+                ("room_id", json!(room_id)),
+                ("agent_name", json!(agent.name())),
+                ("timestamp", json!(python_isoformat(time))),
+            ] {
+                obj.insert(k.into(), v);
+            }
+            line.to_string()
+        };
+        for (i, turn) in turns.iter_mut().enumerate().filter(|(_, t)| (from..until).contains(&t.time)) {
+            let request = format!("req_{:016x}", self.outage_rng.random::<u64>());
+            let error = format!("message='Service Unavailable', status_code=503, retryable=True, request_id={request}");
+            for (attempt, wait, at) in [(1, "0.1", 40), (2, "2.0", 180)] {
+                let extra = json!({outage.kind.as_str(): label, "attempt": attempt, "streamed": true});
+                let message = line(turn.time + at, "WARNING", format!("{retry}: {error}, retrying in {wait}s"), extra);
+                self.push(agent, stream, turn.time + at, message);
+            }
+            if closes {
+                let message =
+                    line(turn.time + 2_300, "ERROR", format!("AgentSession is closing due to unrecoverable error: {error}"), json!({}));
+                self.push(agent, stream, turn.time + 2_300, message);
+                return Some(i);
+            }
+            let switch = match outage.kind.as_str() {
+                "tts" => format!("{label} error, switching to next TTS"),
+                kind => format!("{label} failed, switching to next {}: {error}", kind.to_ascii_uppercase()),
+            };
+            let message = line(turn.time + 2_250, "WARNING", switch, json!({"streamed": false}));
+            self.push(agent, stream, turn.time + 2_250, message);
+            // The caller waited through both retries before the next provider answered.
+            match outage.kind.as_str() {
+                "llm" => turn.ttft_ms += 2_250.0,
+                "stt" => {
+                    turn.eou_ms += 2_250.0;
+                    turn.transcription_ms += 2_250.0;
+                }
+                _ => turn.ttfb_ms += 2_250.0,
+            }
+            turn.llm_duration_ms = turn.llm_duration_ms.max(turn.ttft_ms);
+            turn.tts_duration_ms = turn.tts_duration_ms.max(turn.ttfb_ms);
+        }
+        None
     }
 
     fn support_turn(&mut self, stream: &str, session: &str, t: &Turn) {
@@ -629,6 +757,7 @@ pub fn generate(opts: &SynthOptions) -> Vec<LogBatch> {
             ttfb_degraded: lognormal(620.0, 0.35),
             hook: lognormal(90.0, 0.4),
         },
+        outage_rng: ChaCha8Rng::seed_from_u64(opts.seed ^ 0x07a6e),
         opts: opts.clone(),
         lines: Vec::new(),
         window_ms,

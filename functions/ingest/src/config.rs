@@ -11,6 +11,7 @@ use voicelake_shared::metrics::LabelSet;
 pub const TURNS_STREAM: &str = "VOICELAKE_TURNS_STREAM";
 pub const SESSIONS_STREAM: &str = "VOICELAKE_SESSIONS_STREAM";
 pub const REJECTS_STREAM: &str = "VOICELAKE_REJECTS_STREAM";
+pub const ERRORS_STREAM: &str = "VOICELAKE_ERRORS_STREAM";
 pub const METRICS_NAMESPACE: &str = "VOICELAKE_METRICS_NAMESPACE";
 pub const ENVIRONMENT: &str = "VOICELAKE_ENVIRONMENT";
 pub const LATENCY_TARGET_MS: &str = "VOICELAKE_LATENCY_TARGET_MS";
@@ -31,10 +32,11 @@ pub const PENDING_TABLE: &str = "VOICELAKE_PENDING_TABLE";
 pub const PSEUDONYM_KEY_ARN: &str = voicelake_shared::pii::KEY_ARN_VARIABLE;
 
 /// Every variable the function reads, for the README and the template test.
-pub const ALL: [&str; 17] = [
+pub const ALL: [&str; 18] = [
     TURNS_STREAM,
     SESSIONS_STREAM,
     REJECTS_STREAM,
+    ERRORS_STREAM,
     METRICS_NAMESPACE,
     ENVIRONMENT,
     LATENCY_TARGET_MS,
@@ -51,12 +53,13 @@ pub const ALL: [&str; 17] = [
     PSEUDONYM_KEY_ARN,
 ];
 
-/// The Firehose delivery streams of the three lake tables.
+/// The Firehose delivery streams of the four lake tables.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Streams {
     pub turns: String,
     pub sessions: String,
     pub rejects: String,
+    pub errors: String,
 }
 
 impl Streams {
@@ -66,6 +69,7 @@ impl Streams {
             Table::Turns => &self.turns,
             Table::Sessions => &self.sessions,
             Table::Rejects => &self.rejects,
+            Table::Errors => &self.errors,
         }
     }
 }
@@ -186,7 +190,12 @@ impl IngestConfig {
         Ok(IngestConfig {
             pipeline,
             namespace: get(METRICS_NAMESPACE).unwrap_or_else(|| voicelake_shared::metrics::DEFAULT_NAMESPACE.to_owned()),
-            streams: Streams { turns: required(TURNS_STREAM)?, sessions: required(SESSIONS_STREAM)?, rejects: required(REJECTS_STREAM)? },
+            streams: Streams {
+                turns: required(TURNS_STREAM)?,
+                sessions: required(SESSIONS_STREAM)?,
+                rejects: required(REJECTS_STREAM)?,
+                errors: required(ERRORS_STREAM)?,
+            },
             retry,
         })
     }
@@ -202,12 +211,12 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
-    const STREAMS: [(&str, &str); 3] = [(TURNS_STREAM, "t"), (SESSIONS_STREAM, "s"), (REJECTS_STREAM, "r")];
+    const STREAMS: [(&str, &str); 4] = [(TURNS_STREAM, "t"), (SESSIONS_STREAM, "s"), (REJECTS_STREAM, "r"), (ERRORS_STREAM, "e")];
 
     #[test]
     fn defaults_need_only_the_streams() {
         let c = IngestConfig::from_vars(vars(&STREAMS)).unwrap();
-        assert_eq!(c.streams, Streams { turns: "t".into(), sessions: "s".into(), rejects: "r".into() });
+        assert_eq!(c.streams, Streams { turns: "t".into(), sessions: "s".into(), rejects: "r".into(), errors: "e".into() });
         assert_eq!(c.namespace, "VoiceLake");
         assert_eq!(c.pipeline, Config::default());
         assert_eq!(c.retry, RetryPolicy::default());

@@ -32,6 +32,7 @@ pub struct Summary {
     pub turn_records: StreamOutcome,
     pub session_records: StreamOutcome,
     pub reject_records: StreamOutcome,
+    pub error_records: StreamOutcome,
     pub metrics: MetricsOutcome,
     pub pending: PendingOutcome,
     pub duration_ms: u64,
@@ -57,6 +58,7 @@ impl Summary {
             Table::Turns => &self.turn_records,
             Table::Sessions => &self.session_records,
             Table::Rejects => &self.reject_records,
+            Table::Errors => &self.error_records,
         }
     }
 
@@ -90,6 +92,7 @@ impl Summary {
             (&mut self.turn_records, &other.turn_records),
             (&mut self.session_records, &other.session_records),
             (&mut self.reject_records, &other.reject_records),
+            (&mut self.error_records, &other.error_records),
         ] {
             mine.sent += theirs.sent;
             mine.failed += theirs.failed;
@@ -171,6 +174,7 @@ fn table_records(out: &BatchOutput, table: Table) -> Vec<Vec<u8>> {
         Table::Turns => records(&out.turns),
         Table::Sessions => records(&out.sessions),
         Table::Rejects => records(&out.rejects),
+        Table::Errors => records(&out.errors),
     }
 }
 
@@ -364,15 +368,16 @@ impl<M: MetricsSink, R: RecordSink, P: PendingStore> Ingest<M, R, P> {
 
         // Aggregate.
         let requests = metrics::split_requests(metrics::datums_for(&out, cfg, now_ms));
-        let [turns, sessions, rejects] = Table::ALL.map(|t| table_records(&out, t));
+        let [turns, sessions, rejects, errors] = Table::ALL.map(|t| table_records(&out, t));
 
         // Send.
         let streams = &self.config.streams;
         let send = |table: Table, records| deliver::send_records(&self.records, streams.of(table), records, self.config.retry, sends_until);
-        let (turn_records, session_records, reject_records, metrics) = tokio::join!(
+        let (turn_records, session_records, reject_records, error_records, metrics) = tokio::join!(
             send(Table::Turns, &turns),
             send(Table::Sessions, &sessions),
             send(Table::Rejects, &rejects),
+            send(Table::Errors, &errors),
             deliver::send_metrics(&self.metrics, &self.config.namespace, &requests, sends_until),
         );
 
@@ -385,6 +390,7 @@ impl<M: MetricsSink, R: RecordSink, P: PendingStore> Ingest<M, R, P> {
             turn_records,
             session_records,
             reject_records,
+            error_records,
             metrics,
             pending,
             duration_ms: 0,

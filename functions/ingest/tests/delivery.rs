@@ -60,7 +60,7 @@ async fn sent(messages: &[Timed]) -> (Vec<(String, Value)>, Vec<Datum>) {
     let config = IngestConfig {
         pipeline: Default::default(),
         namespace: "t".into(),
-        streams: Streams { turns: "turns".into(), sessions: "sessions".into(), rejects: "rejects".into() },
+        streams: Streams { turns: "turns".into(), sessions: "sessions".into(), rejects: "rejects".into(), errors: "errors".into() },
         retry: RetryPolicy::default(),
     };
     let ingest = Ingest::new(config, Recorder::default(), Recorder::default());

@@ -57,7 +57,7 @@ fn config() -> IngestConfig {
     IngestConfig {
         pipeline: Default::default(),
         namespace: "t".into(),
-        streams: Streams { turns: "t".into(), sessions: "s".into(), rejects: "r".into() },
+        streams: Streams { turns: "t".into(), sessions: "s".into(), rejects: "r".into(), errors: "e".into() },
         retry: RetryPolicy::default(),
     }
 }

@@ -30,7 +30,7 @@ fn config() -> IngestConfig {
     IngestConfig {
         pipeline: Config { environment: "test".into(), ..Config::default() },
         namespace: "VoiceLakeTest".into(),
-        streams: Streams { turns: "t".into(), sessions: "s".into(), rejects: "r".into() },
+        streams: Streams { turns: "t".into(), sessions: "s".into(), rejects: "r".into(), errors: "e".into() },
         retry: FAST,
     }
 }
@@ -116,7 +116,7 @@ async fn put_metric_data_requests_hold_every_datum_within_the_limits() {
     let latency_samples: f64 =
         sent.iter().filter(|d| d.metric_name() == Some("TurnLatency") && d.dimensions().len() == 1).flat_map(|d| d.counts().to_vec()).sum();
     assert_eq!(latency_samples, out.stats.turns as f64, "one sample per complete turn");
-    assert_eq!(records.0.lock().unwrap().len(), out.turns.len() + out.sessions.len() + out.rejects.len());
+    assert_eq!(records.0.lock().unwrap().len(), out.turns.len() + out.sessions.len() + out.rejects.len() + out.errors.len());
 }
 
 #[tokio::test]

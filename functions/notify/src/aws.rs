@@ -220,6 +220,7 @@ impl Metrics for CloudWatch {
                                 })
                             }),
                             expression: q.expression().map(str::to_owned),
+                            period: q.period().map(|p| p as u32),
                             return_data: q.return_data(),
                         })
                         .collect(),

@@ -40,6 +40,7 @@ pub mod queries {
     pub const REJECTS_BY_REASON: &str = include_str!("../../../queries/insights/rejects-by-reason.logsinsights");
     pub const INGEST_ERRORS: &str = include_str!("../../../queries/insights/ingest-errors.logsinsights");
     pub const COST_PER_DAY: &str = include_str!("../../../queries/insights/cost-per-day.logsinsights");
+    pub const FAILURE_LINES: &str = include_str!("../../../queries/insights/failure-lines.logsinsights");
 }
 
 /// The SNS message attribute `voicelake notify test` sets on its sample.
@@ -136,6 +137,9 @@ fn log_query(spec: Option<&AlarmSpec>) -> LogQuery {
         }
         Some(s) if s.metric == m::CALL_COST.name => {
             LogQuery { what: "cost by day (Logs Insights)", text: queries::COST_PER_DAY, on_ingest: false, run: false }
+        }
+        Some(s) if s.metric == m::PROVIDER_FAILURES.name || s.metric == m::SESSIONS_CLOSED_BY_ERROR.name => {
+            LogQuery { what: "provider failure lines (Logs Insights)", text: queries::FAILURE_LINES, on_ingest: false, run: true }
         }
         Some(_) => LogQuery { what: "worst calls (Logs Insights)", text: queries::WORST_CALLS, on_ingest: false, run: true },
         None => LogQuery { what: "the ingest function's errors (Logs Insights)", text: queries::INGEST_ERRORS, on_ingest: true, run: true },
@@ -370,7 +374,11 @@ impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
         let mut rows = rows.unwrap_or_default();
         // The agents' own logs, unscrubbed: the caller's number in a room name, an email in a tool's error.
         let scrub = voicelake_shared::pii::Scrub { mode: self.config.pii, key: self.config.pseudonym_key.as_ref() };
-        rows.iter_mut().flat_map(|r| r.values_mut()).for_each(|v| voicelake_shared::pii::scrub_in_place(v, scrub));
+        // Insights' own fields (`@timestamp`, `@log`) are not: a timestamp's digits look like a phone number.
+        rows.iter_mut()
+            .flat_map(|r| r.iter_mut())
+            .filter(|(k, _)| !k.starts_with('@'))
+            .for_each(|(_, v)| voicelake_shared::pii::scrub_in_place(v, scrub));
 
         let Some(spec) = spec else {
             // Not one of the alarms voicelake diagnoses (pipeline alarms): what the ingest function logged.
@@ -405,6 +413,8 @@ impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
             tool_failures: if lq.text == queries::TOOL_FAILURES { enrich::tool_failures_from_rows(&rows) } else { Vec::new() },
             rejects: if lq.text == queries::REJECTS_BY_REASON { enrich::rejects_from_rows(&rows) } else { Vec::new() },
             error_lines: Vec::new(),
+            failures: if lq.text == queries::FAILURE_LINES { enrich::failures_from_rows(&rows) } else { Vec::new() },
+            serving: Default::default(),
             missing: Vec::new(),
         };
         let mut d: Diagnosis = diagnosis::diagnose(&evidence);

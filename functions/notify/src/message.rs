@@ -60,6 +60,9 @@ pub struct MathQuery {
     pub metric_stat: Option<MetricStat>,
     #[serde(default)]
     pub expression: Option<String>,
+    /// A Metrics Insights query's period (a `MetricStat` has its own).
+    #[serde(default)]
+    pub period: Option<u32>,
     #[serde(default)]
     pub return_data: Option<bool>,
 }
@@ -103,7 +106,9 @@ impl Trigger {
 
     /// The period of the evaluated series: the trigger's, or for metric math that of its inputs.
     pub fn period_seconds(&self) -> Option<u32> {
-        self.period.or_else(|| self.metrics.iter().filter_map(|q| q.metric_stat.as_ref()).map(|s| s.period).max())
+        self.period
+            .or_else(|| self.metrics.iter().filter_map(|q| q.metric_stat.as_ref()).map(|s| s.period).max())
+            .or_else(|| self.metrics.iter().filter_map(|q| q.period).max())
     }
 }
 
@@ -228,6 +233,11 @@ pub fn spec_of(trigger: &Trigger) -> Option<AlarmSpec> {
                 Statistic::P95 => names == [a.metric] && stat.as_deref() == Some("p95"),
                 Statistic::Average => names == [a.metric] && stat.as_deref() == Some("average"),
                 Statistic::Sum => names == [a.metric] && stat.as_deref() == Some("sum"),
+                Statistic::Maximum => names == [a.metric] && stat.as_deref() == Some("maximum"),
+                // A Metrics Insights alarm: its one query is SQL over the metric.
+                Statistic::ProviderSum => {
+                    trigger.metrics.iter().filter_map(|q| q.expression.as_deref()).any(|e| e.contains(&format!("SUM({})", a.metric)))
+                }
             }
     })?;
     Some(AlarmSpec {

@@ -99,6 +99,32 @@ impl Notification {
         Some(s)
     }
 
+    /// A provider alarm's failing model: kind and provider, since when, how it failed, what serves
+    /// in its place, the calls closed over it.
+    fn provider_line(d: &Diagnosis) -> Option<String> {
+        let (kind, provider) = (d.kind.as_ref()?, d.provider.as_ref()?);
+        let mut s = format!("{kind} {provider}");
+        if let Some(since) = &d.since {
+            s.push_str(&format!(" failing since {since}"));
+        }
+        if !d.error_classes.is_empty() {
+            let classes: Vec<String> = d.error_classes.iter().take(3).map(|(c, n)| format!("{c} ×{n}")).collect();
+            s.push_str(&format!("; {}", classes.join(", ")));
+        }
+        if let Some(next) = &d.fallback {
+            s.push_str(&format!("; now served by {next}"));
+        }
+        if let Some(closed) = d.sessions_closed.filter(|n| *n > 0) {
+            s.push_str(&format!("; {closed} closed by the error"));
+        }
+        Some(s)
+    }
+
+    /// The calls a provider alarm hit, worst first, where no call measurements name them.
+    fn affected_line(d: &Diagnosis) -> Option<String> {
+        (d.worst_calls.is_empty() && d.kind.is_some() && !d.worst_sessions.is_empty()).then(|| d.worst_sessions.join(", "))
+    }
+
     fn worst_call_lines(d: &Diagnosis) -> Vec<String> {
         d.worst_calls
             .iter()
@@ -156,7 +182,9 @@ impl Notification {
         b.extend(self.lasted());
         if let Some(d) = &self.diagnosis {
             b.extend(Self::component_line(d).map(|c| format!("Component: {c}")));
+            b.extend(Self::provider_line(d).map(|p| format!("Provider: {p}")));
             b.extend(d.agent.iter().map(|a| format!("Agent: {a}")));
+            b.extend(Self::affected_line(d).map(|c| format!("Calls hit (closed first): {c}")));
             b.push(format!("Window: {}", Self::window_line(d)));
             let calls = Self::worst_call_lines(d);
             if !calls.is_empty() {
@@ -205,8 +233,14 @@ impl Notification {
             if let Some(c) = Self::component_line(d) {
                 fields.push(format!("*Component*\n{}", escape(&c)));
             }
+            if let Some(p) = Self::provider_line(d) {
+                fields.push(format!("*Provider*\n{}", escape(&p)));
+            }
             if let Some(a) = &d.agent {
                 fields.push(format!("*Agent*\n{}", escape(a)));
+            }
+            if let Some(c) = Self::affected_line(d) {
+                fields.push(format!("*Calls hit (closed first)*\n{}", escape(&c)));
             }
             fields.push(format!("*Window*\n{}", escape(&Self::window_line(d))));
             blocks.push(json!({"type": "section", "fields": fields.iter().map(|f| json!({"type": "mrkdwn", "text": clip(f, 2000)})).collect::<Vec<_>>()}));

@@ -4,6 +4,7 @@
 //! happen in [`crate::assembly`] once a whole batch is observed.
 
 mod conversation;
+mod failures;
 mod livekit_metrics;
 mod session_analytics;
 mod session_usage;
@@ -13,7 +14,7 @@ use crate::config::Config;
 use crate::event::{EventObject, Family, RawEvent};
 use crate::lenient::{Bad, Num, Obj, Stamp, Text};
 use crate::reasons::{RejectReason, SkipReason};
-use crate::rows::{ModelUsageRow, SessionRecordType, SessionRow, SourceFormat, TurnRow, UsageKind, caps};
+use crate::rows::{ErrorRow, ModelUsageRow, SessionRecordType, SessionRow, SourceFormat, TurnRow, UsageKind, caps};
 use crate::timefmt;
 
 /// Latencies above ten minutes are unit errors (milliseconds logged as seconds), not slow turns.
@@ -55,6 +56,8 @@ pub enum Observation {
     },
     Session(SessionRow),
     Usage(SessionRow),
+    /// A provider's failure, a session closed by an error, a worker's health warning.
+    Failure(ErrorRow),
     Skip(SkipReason),
     Reject {
         reason: RejectReason,
@@ -71,6 +74,7 @@ impl Observation {
             | Observation::Component(row)
             | Observation::ChatUser(row) => Some(row.event_time),
             Observation::Session(s) | Observation::Usage(s) => Some(s.event_time),
+            Observation::Failure(e) => Some(e.event_time),
             Observation::Skip(_) | Observation::Reject { .. } => None,
         }
     }
@@ -102,6 +106,12 @@ impl Issues {
 
     fn bad(&mut self, field: &str, bad: Bad) {
         self.push(field, bad.describe());
+    }
+
+    fn block<T>(&mut self, field: &str, block: &crate::lenient::Block<T>) {
+        if let Some(b) = block.not_an_object() {
+            self.bad(field, b);
+        }
     }
 
     fn object<T>(&mut self, field: &str, obj: &Obj<T>) {
@@ -334,6 +344,7 @@ pub fn observe(raw: RawEvent, origin: &Origin, config: &Config) -> Observation {
         Family::MetricsCollected => livekit_metrics::observe_collected(raw, origin, config),
         Family::ConversationItem => conversation::observe(&raw, origin, config),
         Family::SessionUsage => session_usage::observe(&raw, origin, config),
+        Family::Failure => failures::observe(&raw, origin, config),
         Family::Unknown => Observation::Skip(SkipReason::NotAnEvent),
     }
 }

@@ -9,9 +9,9 @@ use crate::rows::SourceFormat;
 pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Observation {
     let mut issues = Issues::default();
     issues.object("eou", &raw.eou);
-    issues.object("llm", &raw.llm);
-    issues.object("tts", &raw.tts);
-    issues.object("stt", &raw.stt);
+    issues.block("llm", &raw.llm);
+    issues.block("tts", &raw.tts);
+    issues.block("stt", &raw.stt);
     let none = ModelBlock::default();
     let eou_none = EouBlock::default();
     let eou = raw.eou.get().map(Box::as_ref).unwrap_or(&eou_none);

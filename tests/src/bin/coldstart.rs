@@ -120,6 +120,7 @@ async fn main() {
         ("VOICELAKE_TURNS_STREAM".into(), lake.streams.turns.clone()),
         ("VOICELAKE_SESSIONS_STREAM".into(), lake.streams.sessions.clone()),
         ("VOICELAKE_REJECTS_STREAM".into(), lake.streams.rejects.clone()),
+        ("VOICELAKE_ERRORS_STREAM".into(), lake.streams.errors.clone()),
         ("AWS_ENDPOINT_URL".into(), moto.endpoint.clone()),
         ("AWS_ENDPOINT_URL_CLOUDWATCH".into(), recorder.endpoint()),
     ]);

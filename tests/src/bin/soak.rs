@@ -31,7 +31,7 @@ fn traffic(min_turns: usize, streams: usize, config: &Config) -> Vec<(LogBatch, 
     let mut turns = 0;
     let mut seed = 1;
     while turns < min_turns {
-        let batches = synth::generate(&SynthOptions { calls: 400, seed, start_ms: now - 6 * 3_600_000, noise: true });
+        let batches = synth::generate(&SynthOptions { calls: 400, seed, start_ms: now - 6 * 3_600_000, noise: true, outage: None });
         seed += 1;
         let mut pending: Option<LogBatch> = None;
         for b in batches.into_iter().filter(|b| b.message_type == MessageType::DataMessage) {
