@@ -199,6 +199,12 @@ def main(queries_dir, lake_dir, report_path):
     expected = {(p["kind"], p["provider"]): p["events"] for p in report["errors"]["by_provider"]}
     check("failures_by_provider = report errors by provider", by_provider == expected, f"{by_provider} vs {expected}")
 
+    closed = con.execute("SELECT count(*) FROM calls WHERE closed_by_error").fetchone()[0]
+    expected_closed = report["errors"]["sessions_closed_by_error"]
+    check("calls closed by error = report sessions closed by error", closed == expected_closed, f"{closed} vs {expected_closed}")
+    failing = con.execute("SELECT sum(error_count) FROM calls").fetchone()[0]
+    check("calls' error_count at most the failure events", failing <= report["errors"]["events"], f"{failing} <= {report['errors']['events']}")
+
     slowest = results["slowest_sessions"][0]
     check("slowest_sessions ranks by p95", all(
         a["p95_ms"] >= b["p95_ms"] for a, b in zip(results["slowest_sessions"], results["slowest_sessions"][1:])
