@@ -7,15 +7,41 @@ use voicelake_shared::config::Config;
 
 /// The alarms as the stack deploys them with this configuration: in the template one parameter,
 /// `TurnLatencyP95ThresholdMs`, is both the latency target and the turn-latency alarm's threshold,
-/// so locally `--target-ms` is both too.
+/// so locally `--target-ms` is both too; the others take the deployment's parameters where it sets
+/// them (`voicelake replay --params samconfig.toml`).
 pub fn deployed(config: &Config) -> Vec<AlarmSpec> {
     DEFAULTS
         .iter()
         .map(|spec| AlarmSpec {
-            threshold: if spec.parameter == "TurnLatencyP95ThresholdMs" { config.latency_target_ms } else { spec.threshold },
+            threshold: if spec.parameter == LATENCY_PARAMETER {
+                config.latency_target_ms
+            } else {
+                config.alarm_thresholds.get(spec.parameter).copied().unwrap_or(spec.threshold)
+            },
             ..*spec
         })
         .collect()
+}
+
+/// The template parameter that is both the latency target and the turn-latency alarm's threshold.
+pub const LATENCY_PARAMETER: &str = "TurnLatencyP95ThresholdMs";
+
+/// The alarm thresholds and the latency target a deployment's parameters set: each default alarm's
+/// parameter that `parameters` holds, as a number.
+pub fn thresholds_of(parameters: &std::collections::BTreeMap<String, String>) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let mut found = Vec::new();
+    for spec in &DEFAULTS {
+        if let Some(text) = parameters.get(spec.parameter) {
+            let value: f64 = text
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite())
+                .ok_or_else(|| anyhow::anyhow!("the parameter {} is {text:?}, not a number", spec.parameter))?;
+            found.push((spec.parameter, value));
+        }
+    }
+    Ok(found)
 }
 
 /// Whether `breaching` (one flag per consecutive period, missing periods not breaching) holds an

@@ -188,12 +188,22 @@ pub struct ReplayArgs {
     /// The environment name written to rows (the Environment metric dimension on AWS).
     #[arg(long, default_value = voicelake_shared::config::DEFAULT_ENVIRONMENT)]
     pub environment: String,
-    /// Turn latency target in milliseconds.
-    #[arg(long, default_value_t = voicelake_shared::config::DEFAULT_LATENCY_TARGET_MS)]
-    pub target_ms: f64,
-    /// A price table (JSON, the shape of shared/data/prices.json) instead of the built-in one.
+    /// Turn latency target in milliseconds, and the TurnLatencyP95Alarm threshold (in the stack,
+    /// TurnLatencyP95ThresholdMs is both). Default: the --params file's, else 1500.
+    #[arg(long)]
+    pub target_ms: Option<f64>,
+    /// A price table (JSON, the shape of shared/data/prices.json) laid over the built-in one.
+    /// Default: the --params file's PriceTableOverride, if it has one.
     #[arg(long)]
     pub prices: Option<PathBuf>,
+    /// The deploy's samconfig.toml: the alarms are judged at its parameter_overrides' thresholds
+    /// (the template's defaults where it sets none), and its PriceTableOverride is laid over the
+    /// prices, as the stack does.
+    #[arg(long, value_name = "FILE")]
+    pub params: Option<PathBuf>,
+    /// The config environment of --params.
+    #[arg(long, value_name = "NAME", default_value = "default", requires = "params")]
+    pub config_env: String,
     /// Emails and phone numbers in signals, session ids, tool errors and rejects: hash (a stable
     /// pseudonym), drop ([redacted]) or keep.
     #[arg(long, default_value = "hash")]

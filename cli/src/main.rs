@@ -36,8 +36,10 @@ fn main() -> Result<()> {
                 lake,
                 format: Format::Text,
                 environment: voicelake_shared::config::DEFAULT_ENVIRONMENT.into(),
-                target_ms: voicelake_shared::config::DEFAULT_LATENCY_TARGET_MS,
+                target_ms: None,
                 prices: None,
+                params: None,
+                config_env: "default".into(),
                 pii: voicelake_shared::pii::PiiMode::default(),
                 pseudonym_key_file: None,
                 log_group: None,
@@ -277,7 +279,25 @@ fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
 }
 
 fn replay(args: ReplayArgs) -> Result<()> {
-    let config = pipeline_config(&args.environment, args.target_ms, args.pii, args.pseudonym_key_file.as_deref(), args.prices.as_deref())?;
+    let deploy = match &args.params {
+        Some(path) => Some(voicelake_cli::samconfig::read(path, &args.config_env).context("--params")?),
+        None => None,
+    };
+    let thresholds = match &deploy {
+        Some(d) => voicelake_cli::alarms::thresholds_of(&d.parameters)
+            .with_context(|| format!("--params {}", args.params.as_ref().unwrap().display()))?,
+        None => Vec::new(),
+    };
+    let deployed_target = thresholds.iter().find(|(p, _)| *p == voicelake_cli::alarms::LATENCY_PARAMETER).map(|(_, v)| *v);
+    let target_ms = args.target_ms.or(deployed_target).unwrap_or(voicelake_shared::config::DEFAULT_LATENCY_TARGET_MS);
+    let mut config = pipeline_config(&args.environment, target_ms, args.pii, args.pseudonym_key_file.as_deref(), args.prices.as_deref())?;
+    config.alarm_thresholds = thresholds.into_iter().map(|(p, v)| (p.to_owned(), v)).collect();
+    // The stack lays PriceTableOverride over the built-in table; a --prices file stands in for it.
+    if let (None, Some(text)) =
+        (&args.prices, deploy.as_ref().and_then(|d| d.parameters.get("PriceTableOverride")).filter(|t| !t.trim().is_empty()))
+    {
+        config.prices = voicelake_shared::cost::PriceTable::default().with_overrides(text).context("--params: PriceTableOverride")?;
+    }
     let now = now_ms();
     let started = std::time::Instant::now();
     // Every output is checked before the work: a replay that cannot write its page fails now, not

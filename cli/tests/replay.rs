@@ -622,3 +622,48 @@ fn an_injected_outage_is_diagnosed_with_its_provider_agent_window_and_closed_cal
     let tts = report["alarms"].as_array().unwrap().iter().find(|a| a["alarm"] == "TTSTimeToFirstByteP95Alarm").unwrap();
     assert!(tts["diagnosis"]["cause"].as_str().unwrap().contains("failures of cartesia"), "{tts}");
 }
+
+/// `--params samconfig.toml` judges the alarms at the thresholds the deploy sets, the target and
+/// the turn-latency threshold still one number, and lays its price override over the prices.
+#[test]
+fn the_deploys_parameters_set_the_local_thresholds_and_prices() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), 40, true);
+    let params = dir.path().join("samconfig.toml");
+    std::fs::write(
+        &params,
+        r#"version = 0.1
+[default.deploy.parameters]
+parameter_overrides = "EnvironmentName=dev"
+[prod.deploy.parameters]
+parameter_overrides = [
+  "TurnLatencyP95ThresholdMs=900",
+  "ProviderFailuresThreshold=500 CostPerCallThresholdUsd=0.05",
+  'PriceTableOverride="{\"default\": {\"transport_per_minute\": 0.5}}"',
+]
+"#,
+    )
+    .unwrap();
+    let run = |name: &str, extra: &[&str]| -> Value {
+        let lake = dir.path().join(name);
+        let mut args = vec!["replay", input.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--format", "json"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&voicelake(&args)).unwrap()
+    };
+    let threshold = |report: &Value, id: &str| {
+        report["alarms"].as_array().unwrap().iter().find(|a| a["alarm"] == id).unwrap()["threshold"].as_f64().unwrap()
+    };
+    let plain = run("plain", &[]);
+    let prod = run("prod", &["--params", params.to_str().unwrap(), "--config-env", "prod"]);
+    assert_eq!(prod["target"]["target_ms"].as_f64(), Some(900.0));
+    assert_eq!(threshold(&prod, "TurnLatencyP95Alarm"), 900.0);
+    assert_eq!(threshold(&prod, "ProviderErrorsAlarm"), 500.0);
+    assert_eq!(threshold(&prod, "CostPerCallAlarm"), 0.05);
+    assert_eq!(threshold(&prod, "TTSTimeToFirstByteP95Alarm"), threshold(&plain, "TTSTimeToFirstByteP95Alarm"), "unset: the template's");
+    assert!(prod["cost"]["total_usd"].as_f64() > plain["cost"]["total_usd"].as_f64(), "the override's transport price is laid over");
+    // An explicit --target-ms still wins, and an environment without overrides is the template's defaults.
+    let explicit = run("explicit", &["--params", params.to_str().unwrap(), "--config-env", "prod", "--target-ms", "1200"]);
+    assert_eq!(threshold(&explicit, "TurnLatencyP95Alarm"), 1200.0);
+    let default_env = run("default", &["--params", params.to_str().unwrap()]);
+    assert_eq!(threshold(&default_env, "TurnLatencyP95Alarm"), 1500.0);
+}

@@ -30,6 +30,9 @@ pub struct Config {
     pub time_window: TimeWindow,
     /// Which agents, tenants and models get metric dimensions of their own; the rest are `other`.
     pub metric_labels: MetricLabels,
+    /// The default alarms' thresholds a deployment sets, by template parameter (the local report
+    /// evaluates with them). The turn-latency alarm's is `latency_target_ms`, as in the template.
+    pub alarm_thresholds: std::collections::BTreeMap<String, f64>,
 }
 
 /// The event times a deployment can keep. By default (the local replay) any time from 2000 to 2100.
@@ -120,6 +123,7 @@ impl Default for Config {
             pseudonym_key: None,
             time_window: TimeWindow::default(),
             metric_labels: MetricLabels::default(),
+            alarm_thresholds: Default::default(),
         }
     }
 }
