@@ -9,42 +9,14 @@ usage: check_queries.py QUERIES_DIR LAKE_DIR REPORT_JSON
 """
 
 import json
-import math
-import re
 import sys
 from pathlib import Path
 
 import duckdb
-import sqlglot
 import trino_sql_validator
 
-
-def header(text):
-    """The `-- key: value` lines at the top of a query file."""
-    fields = {}
-    for line in text.splitlines():
-        m = re.match(r"^--\s*(\w[\w-]*):\s*(.*)$", line)
-        if not m:
-            break
-        fields[m.group(1)] = m.group(2).strip()
-    return fields
-
-
-def to_duckdb(sql):
-    """Trino (Athena engine 3) to DuckDB, with two rewrites sqlglot does not make:
-    - approx_percentile becomes DuckDB's exact quantile_disc, which picks the same nearest rank as
-      voicelake's report, so the two can be compared exactly;
-    - `CROSS JOIN UNNEST(rows) AS u(a, b, …)` expands each row's fields into columns in Trino;
-      DuckDB does that with a lateral `UNNEST(…, recursive := TRUE)`."""
-    out = sqlglot.transpile(sql, read="trino", write="duckdb")
-    if len(out) != 1:
-        raise ValueError(f"expected one statement, got {len(out)}")
-    duck = re.sub(r"\bAPPROX_QUANTILE\(", "QUANTILE_DISC(", out[0])
-    return re.sub(
-        r"CROSS JOIN UNNEST\(([^()]+)\) AS (\w+)\(([^()]*,[^()]*)\)",
-        r"CROSS JOIN LATERAL (SELECT UNNEST(\1, recursive := TRUE)) AS \2(\3)",
-        duck,
-    )
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lake_sql import header, open_lake, to_duckdb  # noqa: E402
 
 
 class Failure(Exception):
@@ -81,29 +53,11 @@ def main(queries_dir, lake_dir, report_path):
     if problems:
         raise Failure("\n".join(problems))
 
-    # 2. The lake as Athena sees it: hive partitions dt and hour as strings.
-    con = duckdb.connect()
-    for table in ("turns", "sessions", "rejects", "errors"):
-        glob = str(Path(lake_dir) / table / "*" / "*" / "*.parquet")
-        con.execute(
-            f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true, "
-            "hive_types = {'dt': 'VARCHAR', 'hour': 'VARCHAR'})"
-        )
-    views = {name: p for name, p in parsed.items() if p[0].get("kind") == "view"}
-    pending = dict(views)
-    while pending:
-        created = []
-        errors = {}
-        for name, (_, text) in pending.items():
-            try:
-                con.execute(to_duckdb(text))
-                created.append(name)
-            except duckdb.Error as e:  # a view may need another one first
-                errors[name] = str(e)
-        if not created:
-            raise Failure("\n".join(f"view {n}: {e}" for n, e in errors.items()))
-        for name in created:
-            del pending[name]
+    # 2. The lake as Athena sees it: hive partitions dt and hour as strings, the saved views created.
+    try:
+        con = open_lake(lake_dir, parsed)
+    except RuntimeError as e:
+        raise Failure(str(e))
 
     first = report["first_event"][:10]
     last = report["last_event"][:10]

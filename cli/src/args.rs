@@ -28,6 +28,9 @@ pub enum Command {
     /// Saved queries as code.
     #[command(subcommand)]
     Queries(QueriesCommand),
+    /// Run a saved Athena query (or a view, a .sql file, or `call`: one call's turns) on a local
+    /// lake, in DuckDB, narrowed to an agent and a time range.
+    Query(queries::QueryArgs),
     /// The ingest function's on-failure queue: batches it could not deliver after Lambda's retries.
     #[command(subcommand)]
     Dlq(DlqCommand),

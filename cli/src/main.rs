@@ -21,6 +21,7 @@ fn main() -> Result<()> {
         Command::Generate(args) => generate(args),
         Command::Backfill(args) => backfill(args),
         Command::Queries(QueriesCommand::Check(args)) => queries::check(args),
+        Command::Query(args) => queries::query(args),
         Command::Dlq(DlqCommand::Replay(args)) => dlq_replay(args),
         Command::Notify(NotifyCommand::Test(args)) => notify_test(args),
         Command::Preflight(args) => preflight(args),

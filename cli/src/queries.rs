@@ -27,6 +27,83 @@ pub struct CheckArgs {
     calls: usize,
 }
 
+#[derive(clap::Args)]
+pub struct QueryArgs {
+    /// A saved Athena query's name (`latency_by_hour_agent`), a view (`calls`), `call` (one call's
+    /// turns, with --session), or a .sql file in Athena's SQL.
+    query: String,
+    /// The lake `voicelake replay`, `demo` or `backfill --lake` wrote.
+    #[arg(long)]
+    lake: PathBuf,
+    /// Only this agent's rows.
+    #[arg(long)]
+    agent: Option<String>,
+    /// Only rows from this time (RFC 3339, or a date: its midnight UTC); the query's first-day parameter.
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// Only rows before this time; the query's last-day parameter is its day.
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+    /// The call of `call`.
+    #[arg(long, value_name = "SESSION_ID")]
+    session: Option<String>,
+    /// Rows as an aligned table, or as JSON lines.
+    #[arg(long, value_enum, default_value_t = QueryFormat::Text)]
+    format: QueryFormat,
+    /// Rows shown at most.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// The queries folder (athena/ below it).
+    #[arg(long, default_value = "queries")]
+    dir: PathBuf,
+    /// Python with DuckDB and sqlglot (./infra/bootstrap installs them into .venv).
+    #[arg(long, env = "VOICELAKE_PYTHON", default_value = ".venv/bin/python")]
+    python: PathBuf,
+    /// The script that opens the lake in DuckDB, shared with `queries check`.
+    #[arg(long, default_value = "infra/lake_sql.py")]
+    script: PathBuf,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum QueryFormat {
+    Text,
+    Json,
+}
+
+/// `voicelake query`: the saved Athena queries on the local lake, through the same Trino-to-DuckDB
+/// translation `queries check` holds to the report.
+pub fn query(args: QueryArgs) -> Result<()> {
+    if !args.python.exists() {
+        bail!("{} not found: run ./infra/bootstrap (it installs DuckDB and sqlglot into .venv) or pass --python", args.python.display());
+    }
+    if !args.lake.is_dir() {
+        bail!("--lake {} is not a folder: write one with voicelake replay, demo or backfill --lake", args.lake.display());
+    }
+    // Every table's columns, as empty Parquet files: a lake that has no file of a table yet (no
+    // failures, no rejects) still answers the queries that read it, with no rows.
+    let empty = tempfile::tempdir()?;
+    for table in voicelake_shared::lake::Table::ALL {
+        std::fs::write(empty.path().join(format!("{}.parquet", table.name())), voicelake_shared::lake::empty_parquet(table)?)?;
+    }
+    let mut command = Command::new(&args.python);
+    command.arg(&args.script).arg(args.dir.join("athena")).arg(&args.lake).arg(&args.query).arg("--empty").arg(empty.path());
+    for (flag, value) in [("--agent", &args.agent), ("--from", &args.from), ("--to", &args.to), ("--session", &args.session)] {
+        if let Some(v) = value {
+            command.arg(flag).arg(v);
+        }
+    }
+    let format = match args.format {
+        QueryFormat::Text => "text",
+        QueryFormat::Json => "json",
+    };
+    command.args(["--format", format, "--limit", &args.limit.to_string()]);
+    let status = command.status().with_context(|| format!("running {} {}", args.python.display(), args.script.display()))?;
+    if !status.success() {
+        bail!("the query did not run (see above)");
+    }
+    Ok(())
+}
+
 /// Every query file below `dir`, as (path relative to `dir`, text).
 pub fn read_dir(dir: &Path) -> Result<Vec<(String, String)>> {
     let mut files = Vec::new();

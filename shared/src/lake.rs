@@ -440,6 +440,12 @@ pub fn to_parquet(table: Table, batch: &RecordBatch) -> Result<Vec<u8>, LakeErro
     Ok(out)
 }
 
+/// A Parquet file of `table` with its columns and no rows: what a query reads of a table the lake
+/// has no file of yet.
+pub fn empty_parquet(table: Table) -> Result<Vec<u8>, LakeError> {
+    to_parquet(table, &RecordBatch::new_empty(table.schema()))
+}
+
 /// One Parquet object of the lake.
 #[derive(Debug, Clone)]
 pub struct LakeFile {
