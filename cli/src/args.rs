@@ -251,8 +251,8 @@ pub struct GenerateArgs {
     pub clean: bool,
     /// A provider outage, as LiveKit 1.8 logs one: KIND:PROVIDER[:AGENT][@START_MINUTE[+MINUTES]]
     /// (e.g. `tts:cartesia:sales-agent@20+10`; default from minute 20 for 10 minutes, every agent).
-    /// Each affected turn retries the provider twice and falls back from it; one call in four
-    /// closes on the error and takes no more turns.
+    /// Each affected turn retries the provider twice and falls back from it; in one call in four,
+    /// with no fallback, turns fail and the fourth failure closes the session.
     #[arg(long, value_parser = clap::value_parser!(voicelake_synth::Outage))]
     pub outage: Option<voicelake_synth::Outage>,
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 use voicelake_shared::alarms::{AlarmSpec, Statistic};
 use voicelake_shared::config::Config;
 use voicelake_shared::diagnosis::{
-    self, AgentSnapshot, COMPONENTS, Call, Diagnosis, Evidence, ProviderFailures, RejectReason, Snapshot, ToolFailures, Window,
+    self, AgentSnapshot, COMPONENTS, Call, Diagnosis, Evidence, FailureFact, ProviderFailures, RejectReason, Snapshot, ToolFailures, Window,
 };
 use voicelake_shared::failure::Action;
 use voicelake_shared::metrics::{self, MetricSpec, m};
@@ -413,21 +413,7 @@ impl Record for Rejected {
     }
 }
 
-/// One `errors` row, compact.
-#[derive(Debug, Clone)]
-struct FailurePoint {
-    time: i64,
-    agent: String,
-    session: Option<String>,
-    kind: String,
-    provider: String,
-    action: String,
-    class: Option<String>,
-    /// A failure event: a line of LiveKit's logger that [`Action::is_failure_str`] holds.
-    counted: bool,
-}
-
-impl Record for FailurePoint {
+impl Record for FailureFact {
     fn encode(&self, out: &mut Vec<u8>) {
         codec::put_i64(out, self.time);
         codec::put_str(out, &self.agent);
@@ -438,8 +424,8 @@ impl Record for FailurePoint {
         codec::put_opt_str(out, self.class.as_deref());
         codec::put_u8(out, u8::from(self.counted));
     }
-    fn decode(input: &mut &[u8]) -> FailurePoint {
-        FailurePoint {
+    fn decode(input: &mut &[u8]) -> FailureFact {
+        FailureFact {
             time: codec::i64(input),
             agent: codec::string(input),
             session: codec::opt_string(input),
@@ -541,7 +527,7 @@ pub struct ReportBuilder {
     rejects: Spill<Rejected>,
     spend: Spill<Spend>,
     calls: Spill<EndedCall>,
-    failures: Spill<FailurePoint>,
+    failures: Spill<FailureFact>,
     /// The minutes in which each (agent, kind, provider) served turns: which provider a fallback
     /// switched to.
     served: BTreeMap<(String, &'static str, String), std::collections::BTreeSet<i64>>,
@@ -704,20 +690,10 @@ impl ReportBuilder {
             let agent = self.agent_id(&e.agent_name);
             let mut seen = Vec::new();
             metrics::failure_observations(e, |spec, value| seen.push((spec, value)));
-            let counted = seen.iter().any(|(spec, _)| spec.index == m::PROVIDER_FAILURES.index);
             for (spec, value) in seen {
                 self.observe(spec, e.event_time, agent, value)?;
             }
-            self.failures.push(&FailurePoint {
-                time: e.event_time,
-                agent: e.agent_name.clone(),
-                session: e.session_id.clone(),
-                kind: e.kind.clone(),
-                provider: e.provider.clone(),
-                action: e.action.clone(),
-                class: e.error_class.clone(),
-                counted,
-            })?;
+            self.failures.push(&FailureFact::of(e))?;
         }
         for r in &out.rejects {
             self.see(r.event_time);
@@ -1187,56 +1163,17 @@ impl ReportBuilder {
     /// The failures of `window`, by kind, provider and agent; and who served turns in it.
     #[allow(clippy::type_complexity)]
     fn failures_in(&self, window: Window) -> io::Result<(Vec<ProviderFailures>, BTreeMap<(String, String), Vec<String>>)> {
-        let mut groups: BTreeMap<(String, String, String), ProviderFailures> = BTreeMap::new();
-        let mut closed: HashSet<String> = HashSet::new();
-        // Since when: a failure that began before the worst period began in the hour before it.
-        let mut began: BTreeMap<(String, String, String), i64> = BTreeMap::new();
-        let lookback = Window { start_ms: window.start_ms - 3_600_000, end_ms: window.start_ms };
+        // Since when: a failure that began before the window began in the hour before it.
+        let hour_before = Window { start_ms: window.start_ms - 3_600_000, end_ms: window.start_ms };
+        let (mut inside, mut before) = (Vec::new(), Vec::new());
         self.failures.scan(|f| {
-            if f.counted && lookback.contains(f.time) {
-                let first = began.entry((f.kind.clone(), f.provider.clone(), f.agent.clone())).or_insert(f.time);
-                *first = (*first).min(f.time);
-            }
-            if !window.contains(f.time) {
-                return;
-            }
-            if f.action == Action::Closed.as_str()
-                && let Some(s) = &f.session
-            {
-                closed.insert(s.clone());
-            }
-            if !f.counted || f.kind == "unknown" || f.kind == "process" {
-                return;
-            }
-            let key = (f.kind.clone(), f.provider.clone(), f.agent.clone());
-            let g = groups.entry(key).or_insert_with(|| ProviderFailures {
-                kind: f.kind.clone(),
-                provider: f.provider.clone(),
-                agent: f.agent.clone(),
-                first_ms: f.time,
-                ..ProviderFailures::default()
-            });
-            g.events += 1;
-            g.first_ms = g.first_ms.min(f.time);
-            g.fell_back |= f.action == Action::Fallback.as_str();
-            if let Some(c) = f.class {
-                *g.error_classes.entry(c).or_default() += 1;
-            }
-            if let Some(s) = f.session {
-                g.sessions.entry(s).or_default().0 += 1;
+            if window.contains(f.time) {
+                inside.push(f);
+            } else if hour_before.contains(f.time) {
+                before.push(f);
             }
         })?;
-        for (key, g) in groups.iter_mut() {
-            if let Some(first) = began.get(key) {
-                g.first_ms = g.first_ms.min(*first);
-            }
-        }
-        let mut failures: Vec<ProviderFailures> = groups.into_values().collect();
-        for g in &mut failures {
-            for (session, (_, was_closed)) in g.sessions.iter_mut() {
-                *was_closed = closed.contains(session);
-            }
-        }
+        let failures = diagnosis::group_failures(inside, before);
         let mut serving: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
         for ((agent, kind, provider), minutes) in &self.served {
             if minutes.range(window.start_ms..window.end_ms).next().is_some() {
@@ -1250,22 +1187,27 @@ impl ReportBuilder {
     fn errors_summary(&self) -> io::Result<ErrorsSummary> {
         let mut by_provider: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut closed: HashSet<String> = HashSet::new();
+        // A close line without a session (the thread executor logs no job context) is one session.
+        let mut closed_unnamed = 0;
         let mut events = 0;
         self.failures.scan(|f| {
             if f.counted {
                 events += 1;
                 *by_provider.entry((f.kind.clone(), f.provider.clone())).or_default() += 1;
             }
-            if f.action == Action::Closed.as_str()
-                && let Some(s) = f.session
-            {
-                closed.insert(s);
+            if f.action == Action::Closed.as_str() {
+                match f.session {
+                    Some(s) => {
+                        closed.insert(s);
+                    }
+                    None => closed_unnamed += u64::from(f.counted),
+                }
             }
         })?;
         let mut by_provider: Vec<ProviderEvents> =
             by_provider.into_iter().map(|((kind, provider), events)| ProviderEvents { kind, provider, events }).collect();
         by_provider.sort_by(|a, b| b.events.cmp(&a.events).then_with(|| (&a.kind, &a.provider).cmp(&(&b.kind, &b.provider))));
-        Ok(ErrorsSummary { events, sessions_closed_by_error: closed.len() as u64, by_provider })
+        Ok(ErrorsSummary { events, sessions_closed_by_error: closed.len() as u64 + closed_unnamed, by_provider })
     }
 
     /// The state of things in `window`: the worst period of the alarm's `series` in it, each agent's

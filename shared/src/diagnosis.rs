@@ -140,6 +140,91 @@ pub struct ProviderFailures {
     pub sessions: BTreeMap<String, (u64, bool)>,
 }
 
+/// What a diagnosis reads of one `errors` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailureFact {
+    pub time: i64,
+    pub agent: String,
+    pub session: Option<String>,
+    pub kind: String,
+    pub provider: String,
+    pub action: String,
+    pub class: Option<String>,
+    /// A failure event ([`crate::metrics::failure_observations`] counts it as `ProviderFailures`).
+    pub counted: bool,
+}
+
+impl FailureFact {
+    pub fn of(row: &crate::rows::ErrorRow) -> FailureFact {
+        let mut counted = false;
+        crate::metrics::failure_observations(row, |spec, _| counted |= spec.index == m::PROVIDER_FAILURES.index);
+        FailureFact {
+            time: row.event_time,
+            agent: row.agent_name.clone(),
+            session: row.session_id.clone(),
+            kind: row.kind.clone(),
+            provider: row.provider.clone(),
+            action: row.action.clone(),
+            class: row.error_class.clone(),
+            counted,
+        }
+    }
+
+    fn is_close(&self) -> bool {
+        self.action == crate::failure::Action::Closed.as_str()
+    }
+}
+
+/// The failures of a breach window by kind, provider and agent, from its facts; `earlier` (the
+/// facts of the hour before it) only says since when each has been failing. Sessions a close names
+/// are marked closed in every group that failed them.
+pub fn group_failures(
+    window: impl IntoIterator<Item = FailureFact>,
+    earlier: impl IntoIterator<Item = FailureFact>,
+) -> Vec<ProviderFailures> {
+    let mut groups: BTreeMap<(String, String, String), ProviderFailures> = BTreeMap::new();
+    let mut closed: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for f in window {
+        if f.is_close()
+            && let Some(s) = &f.session
+        {
+            closed.insert(s.clone());
+        }
+        // Process lines, and closes no failure before them explains, are not a provider's.
+        if !f.counted || f.kind == "unknown" || f.kind == "process" {
+            continue;
+        }
+        let g = groups.entry((f.kind.clone(), f.provider.clone(), f.agent.clone())).or_insert_with(|| ProviderFailures {
+            kind: f.kind.clone(),
+            provider: f.provider.clone(),
+            agent: f.agent.clone(),
+            first_ms: f.time,
+            ..ProviderFailures::default()
+        });
+        g.events += 1;
+        g.first_ms = g.first_ms.min(f.time);
+        g.fell_back |= f.action == crate::failure::Action::Fallback.as_str();
+        if let Some(c) = f.class {
+            *g.error_classes.entry(c).or_default() += 1;
+        }
+        if let Some(s) = f.session {
+            g.sessions.entry(s).or_default().0 += 1;
+        }
+    }
+    for f in earlier.into_iter().filter(|f| f.counted) {
+        if let Some(g) = groups.get_mut(&(f.kind, f.provider, f.agent)) {
+            g.first_ms = g.first_ms.min(f.time);
+        }
+    }
+    let mut failures: Vec<ProviderFailures> = groups.into_values().collect();
+    for g in &mut failures {
+        for (session, (_, was_closed)) in g.sessions.iter_mut() {
+            *was_closed = closed.contains(session);
+        }
+    }
+    failures
+}
+
 /// Everything known about a breach. What could not be gathered stays empty and is named in
 /// `missing`, so that the diagnosis says what it does not know instead of guessing.
 #[derive(Debug, Clone, PartialEq)]
@@ -462,9 +547,18 @@ fn is_failure_alarm(alarm: &AlarmSpec) -> bool {
     alarm.metric == m::PROVIDER_FAILURES.name || alarm.metric == m::SESSIONS_CLOSED_BY_ERROR.name
 }
 
-/// The provider with the most failure events (ties: the earliest to fail).
+/// The provider with the most failure events (ties: the earliest to fail). A FallbackAdapter's own
+/// retries (`fallback_adapter`) and every provider failing (`all`) follow from the providers'
+/// failures: a provider is named before them.
 fn most_failing(failures: &[ProviderFailures]) -> Option<&ProviderFailures> {
-    failures.iter().max_by(|a, b| a.events.cmp(&b.events).then_with(|| b.first_ms.cmp(&a.first_ms)).then_with(|| b.agent.cmp(&a.agent)))
+    let real = |f: &ProviderFailures| !matches!(f.provider.as_str(), "fallback_adapter" | "all" | "unknown");
+    failures.iter().max_by(|a, b| {
+        real(a)
+            .cmp(&real(b))
+            .then_with(|| a.events.cmp(&b.events))
+            .then_with(|| b.first_ms.cmp(&a.first_ms))
+            .then_with(|| b.agent.cmp(&a.agent))
+    })
 }
 
 /// Kind, provider, agent, since when, the error classes, the fallback serving, the calls hit.
@@ -501,10 +595,11 @@ fn explain_failures(d: &mut Diagnosis, f: &ProviderFailures, e: &Evidence) {
 }
 
 /// `ElevenLabs` as LiveKit's metrics name a provider and `elevenlabs` as its plugin's label does;
-/// `api.openai.com` and `openai`.
+/// `api.openai.com` and `openai`: one names the other as a whole word.
 fn same_provider(a: &str, b: &str) -> bool {
     let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
-    a == b || a.contains(&b) || b.contains(&a)
+    let words = |s: &str| s.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+    a == b || words(&a).contains(&b) || words(&b).contains(&a)
 }
 
 /// The component with the largest mean of a call's turns: end-of-utterance delay, the

@@ -53,9 +53,26 @@ impl Action {
         matches!(self, Action::Retry | Action::Fallback | Action::AllFailed | Action::Closed)
     }
 
+    pub const ALL: [Action; 9] = [
+        Action::Retry,
+        Action::Fallback,
+        Action::AllFailed,
+        Action::Recovered,
+        Action::Closed,
+        Action::Error,
+        Action::Memory,
+        Action::Unresponsive,
+        Action::Killed,
+    ];
+
+    /// The action of a row's `action` column.
+    pub fn parse(text: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+
     /// [`Action::is_failure`] of a row's `action` column.
     pub fn is_failure_str(action: &str) -> bool {
-        [Action::Retry, Action::Fallback, Action::AllFailed, Action::Closed].iter().any(|a| a.as_str() == action)
+        Action::parse(action).is_some_and(Action::is_failure)
     }
 }
 
@@ -217,11 +234,13 @@ pub fn provider_of(label: &str) -> (String, Option<Kind>) {
     }
 }
 
-/// The class of an error from its text: `http_503` for a status code, `timeout`, `connection`,
-/// or `other`.
+/// The class of an error from its text: `http_503` for an HTTP status, `ws_1011` for a WebSocket
+/// close code (LiveKit reports a provider's dropped socket as a status too), `timeout`,
+/// `connection`, or `other`.
 pub fn error_class(text: &str) -> (String, Option<i64>) {
     if let Some(code) = status_code(text) {
-        return (format!("http_{code}"), Some(code));
+        let scheme = if code >= 1000 { "ws" } else { "http" };
+        return (format!("{scheme}_{code}"), Some(code));
     }
     let lower = text.to_ascii_lowercase();
     if lower.contains("timed out") || lower.contains("timeout") {

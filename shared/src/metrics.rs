@@ -122,13 +122,56 @@ impl LabelSet {
     }
 }
 
-/// The label sets of the three labelled dimensions.
+/// The label sets of the labelled dimensions.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MetricLabels {
     pub agents: LabelSet,
     pub tenants: LabelSet,
     pub models: LabelSet,
+    /// The providers of `ProviderFailures`' `{Environment, Provider, Kind}`.
+    pub providers: LabelSet,
 }
+
+/// The providers LiveKit Agents 1.8 has plugins for (`livekit.plugins.<name>`), and the names
+/// voicelake gives a FallbackAdapter's own failures and every provider failing: the providers the
+/// deployed function publishes by name unless told otherwise (`MetricProviderNames`). A label any
+/// line can make up is `other`, so that no log line adds a billed metric.
+pub const KNOWN_PROVIDERS: [&str; 34] = [
+    "anthropic",
+    "assemblyai",
+    "aws",
+    "azure",
+    "baseten",
+    "bey",
+    "bithuman",
+    "cartesia",
+    "clova",
+    "deepgram",
+    "elevenlabs",
+    "fal",
+    "fallback_adapter",
+    "gladia",
+    "google",
+    "groq",
+    "hume",
+    "inworld",
+    "langchain",
+    "lmnt",
+    "minimax",
+    "mistralai",
+    "neuphonic",
+    "nvidia",
+    "openai",
+    "resemble",
+    "rime",
+    "sarvam",
+    "simli",
+    "smallestai",
+    "soniox",
+    "speechify",
+    "speechmatics",
+    "all",
+];
 
 /// How a metric aggregates within a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -309,11 +352,10 @@ impl Dimensions {
 }
 
 impl Dimensions {
-    /// `{Environment, Provider, Kind}`. Providers come from plugin labels the agent's code names,
-    /// not from callers' data: a handful per deployment.
-    fn provider(&mut self, provider: &str, kind: &str) -> u32 {
+    /// `{Environment, Provider, Kind}`, the provider admitted by its label set (kinds are a fixed few).
+    fn provider(&mut self, labels: &MetricLabels, provider: &str, kind: &str) -> u32 {
         let mut set = self.sets[self.environment as usize].clone();
-        set.push((dim::PROVIDER, dimension_value(provider).into_owned()));
+        set.push((dim::PROVIDER, dimension_value(labels.providers.admit(provider)).into_owned()));
         set.push((dim::KIND, dimension_value(kind).into_owned()));
         match self.sets.iter().position(|s| *s == set) {
             Some(existing) => existing as u32,
@@ -504,7 +546,7 @@ impl<'c> Aggregator<'c> {
                 continue;
             }
             let dims = self.agent_dims(&e.agent_name);
-            let by_provider = self.dims.provider(&e.provider, &e.kind);
+            let by_provider = self.dims.provider(&self.config.metric_labels, &e.provider, &e.kind);
             failure_observations(e, |spec, value| {
                 let mut sets = dims.to_vec();
                 if spec.index == m::PROVIDER_FAILURES.index {

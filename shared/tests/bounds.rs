@@ -54,7 +54,7 @@ fn dimension_values_are_printable_ascii_and_never_fold_two_names_into_one() {
 }
 
 #[test]
-fn undeclared_agents_tenants_and_models_are_published_as_other() {
+fn undeclared_agents_tenants_models_and_providers_are_published_as_other() {
     let names = |prefix: &str, n: usize| (0..n).map(|i| format!("{prefix}-{i}")).collect::<Vec<_>>();
     let lines: Vec<String> = names("agent", 1000)
         .iter()
@@ -65,18 +65,26 @@ fn undeclared_agents_tenants_and_models_are_published_as_other() {
             .to_string()
         })
         .collect();
+    // And a thousand made-up providers failing: any line can name one.
+    let mut lines = lines;
+    lines.extend((0..1000).map(|i| {
+        json!({"message": format!("livekit.plugins.made-up-{i}.tts.TTS error, switching to next TTS"), "room": "r",
+               "timestamp": "2026-11-23T14:00:00Z"})
+        .to_string()
+    }));
     let batch = LogBatch::of_messages("/ecs/agent", "s", NOW - 1000, lines);
     let declared = MetricLabels {
         agents: LabelSet::parse("agent-1,agent-2"),
         tenants: LabelSet::parse("tenant-7"),
         models: LabelSet::parse("p/m-agent-1"),
+        providers: LabelSet::parse("made-up-3"),
     };
     let config = Config { model_dimension: true, tenant_dimension: true, metric_labels: declared.clone(), ..Config::default() };
     let out = process_batch(&batch, &config, NOW);
     let datums = metrics::datums_for(&out, &config, NOW);
     let distinct: std::collections::BTreeSet<(&str, &Vec<(&str, String)>)> =
         datums.iter().map(|d| (d.metric_name, &d.dimensions)).collect();
-    for kind in ["Agent", "Tenant", "Model"] {
+    for kind in ["Agent", "Tenant", "Model", "Provider"] {
         let values: std::collections::BTreeSet<&str> =
             datums.iter().flat_map(|d| d.dimensions.iter()).filter(|(n, _)| *n == kind).map(|(_, v)| v.as_str()).collect();
         assert!(values.len() <= 3 && values.contains("other"), "{kind}: {values:?}");

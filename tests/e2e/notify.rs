@@ -753,15 +753,19 @@ async fn worst_call_ids_from_the_agents_logs_get_the_lakes_pseudonyms() {
 async fn a_provider_alarm_names_the_kind_provider_agent_and_closed_calls_on_every_channel() {
     let bed = Bed::start().await;
     bed.answer_both().await;
-    // The breach: the 14:00 and 14:05 periods (changed 14:10:32, 2 × 5 min).
-    let line = |at: &str, message: &str, room: &str| {
+    // The breach: the 14:00 and 14:05 periods (changed 14:10:32, 2 × 5 min). Insights answers
+    // with the raw lines, as LiveKit's JSON formatter wrote them.
+    let line = |at: &str, message: &str, room: &str, label: bool| {
+        let mut json = serde_json::json!({"message": message, "level": "WARNING", "name": "livekit.agents", "room": room,
+            "agent_name": "sales-agent", "timestamp": format!("2026-11-23T{at}+00:00")});
+        if label {
+            json["tts"] = "livekit.plugins.cartesia.tts.TTS".into();
+        }
         vec![
             ("@timestamp", format!("2026-11-23 {at}")),
-            ("message", message.to_owned()),
-            ("tts", "livekit.plugins.cartesia.tts.TTS".to_owned()),
-            ("room", room.to_owned()),
-            ("agent_name", "sales-agent".to_owned()),
+            ("@message", json.to_string()),
             ("@log", "123456789012:/ecs/sales-agent".to_owned()),
+            ("@logStream", format!("sales-agent/{room}")),
         ]
     };
     let retry =
@@ -770,13 +774,11 @@ async fn a_provider_alarm_names_the_kind_provider_agent_and_closed_calls_on_ever
     let close = "AgentSession is closing due to unrecoverable error: message='Service Unavailable', status_code=503, retryable=True";
     let mut rows = Vec::new();
     for (i, room) in ["call-1", "call-2", "call-3", "call-4"].iter().enumerate() {
-        rows.push(line(&format!("14:0{}:10.000", i + 1), retry, room));
-        rows.push(line(&format!("14:0{}:12.000", i + 1), retry, room));
-        rows.push(line(&format!("14:0{}:13.000", i + 1), switch, room));
+        rows.push(line(&format!("14:0{}:10.000", i + 1), retry, room, true));
+        rows.push(line(&format!("14:0{}:12.000", i + 1), retry, room, true));
+        rows.push(line(&format!("14:0{}:13.000", i + 1), switch, room, false));
     }
-    let mut closing = line("14:06:14.000", close, "call-3");
-    closing.retain(|(k, _)| *k != "tts");
-    rows.push(closing);
+    rows.push(line("14:06:14.000", close, "call-3", false));
     let world = World {
         agents: vec!["sales-agent"],
         values: vec![("bv".into(), BREACH_START, 13.0), ("ba0v".into(), BREACH_START, 13.0), ("hv".into(), BREACH_START - HOUR, 0.0)],

@@ -298,6 +298,12 @@ fn the_saved_queries_resource_gets_what_query_sync_reads() {
     let t = template();
     let r = resource(&t, "SavedQueries");
     assert_eq!(r["Type"].as_str(), Some("Custom::SavedQueries"));
+    // The views read every table: they are created after all of them.
+    let after: BTreeSet<&str> = r["DependsOn"].as_sequence().unwrap().iter().filter_map(|d| d.as_str()).collect();
+    for table in Table::ALL {
+        let id = format!("{}{}Table", table.name()[..1].to_uppercase(), &table.name()[1..]);
+        assert!(after.contains(id.as_str()), "SavedQueries does not wait for {id}");
+    }
     let p = &r["Properties"];
     for key in ["Folder", "LogGroupNames", "IngestLogGroup", "Database", "WorkGroup", "StackName"] {
         assert!(!p[key].is_null(), "SavedQueries passes {key}");

@@ -124,6 +124,15 @@ impl Agent {
     }
 }
 
+/// What an outage did to a call's turns.
+#[derive(Default)]
+struct Outcome {
+    /// Turns that failed: no reply, no metrics.
+    failed: Vec<usize>,
+    /// The turn at which the session closed: it and every later one do not happen.
+    closed_at: Option<usize>,
+}
+
 /// One log line before batching.
 struct Line {
     group: String,
@@ -282,9 +291,15 @@ impl Generator {
         let job_id = format!("AJ_{}", self.hex(12));
         let logged_form = agent == Agent::Sales && self.rng.random_bool(0.3);
         let session_id = if logged_form { room_id.clone() } else { session.clone() };
-        if let Some(closed_at) = self.outage(agent, &stream, &session_id, &room_id, &job_id, &mut turns) {
+        let outcome = self.outage(agent, &stream, &session_id, &room_id, &job_id, &mut turns);
+        if let Some(closed_at) = outcome.closed_at {
+            // The call ends when LiveKit closes it.
+            end = turns[closed_at].time + 5_000;
             turns.truncate(closed_at);
-            end = turns.last().map_or(start, |t| t.time + 1_000);
+        }
+        let kept = turns.len();
+        for &i in outcome.failed.iter().rev().filter(|&&i| i < kept) {
+            turns.remove(i);
         }
         for (i, turn) in turns.iter().enumerate() {
             match agent {
@@ -305,15 +320,15 @@ impl Generator {
         self.session_analytics(agent, &stream, &session_id, start, end, &turns, setup_failed);
     }
 
-    /// The lines of the outage in this call's turns: two retries and a fallback switch before each
-    /// affected turn, as LiveKit's JSON formatter writes them. A call the error closes
-    /// (one in four) logs LiveKit's close line and takes no more turns: the index of its first turn
-    /// that does not happen, if it closed.
+    /// The lines of the outage in this call's turns, as LiveKit's JSON formatter writes them: behind
+    /// a fallback, two retries and a switch before each affected turn, which waits for them. One
+    /// call in four has no fallback: each affected turn retries three times and fails, and the
+    /// fourth failure closes the session. Which turns failed, and where the call closed.
     #[allow(clippy::too_many_arguments)]
-    fn outage(&mut self, agent: Agent, stream: &str, session: &str, room_id: &str, job_id: &str, turns: &mut [Turn]) -> Option<usize> {
-        let outage = self.opts.outage.clone()?;
+    fn outage(&mut self, agent: Agent, stream: &str, session: &str, room_id: &str, job_id: &str, turns: &mut [Turn]) -> Outcome {
+        let Some(outage) = self.opts.outage.clone() else { return Outcome::default() };
         if outage.agent.as_deref().is_some_and(|a| a != agent.name()) {
-            return None;
+            return Outcome::default();
         }
         let from = self.opts.start_ms + i64::from(outage.start_minute) * 60_000;
         let until = from + i64::from(outage.minutes) * 60_000;
@@ -342,19 +357,30 @@ impl Generator {
             }
             line.to_string()
         };
+        let mut failed = Vec::new();
         for (i, turn) in turns.iter_mut().enumerate().filter(|(_, t)| (from..until).contains(&t.time)) {
             let request = format!("req_{:016x}", self.outage_rng.random::<u64>());
             let error = format!("message='Service Unavailable', status_code=503, retryable=True, request_id={request}");
-            for (attempt, wait, at) in [(1, "0.1", 40), (2, "2.0", 180)] {
+            // Behind a FallbackAdapter a provider is retried twice (max_retry_per_tts=2); alone,
+            // three times (DEFAULT_API_CONNECT_OPTIONS).
+            let retries: &[(u32, &str, i64)] =
+                if closes { &[(1, "0.1", 40), (2, "2.0", 180), (3, "2.0", 2_200)] } else { &[(1, "0.1", 40), (2, "2.0", 180)] };
+            for &(attempt, wait, at) in retries {
                 let extra = json!({outage.kind.as_str(): label, "attempt": attempt, "streamed": true});
                 let message = line(turn.time + at, "WARNING", format!("{retry}: {error}, retrying in {wait}s"), extra);
                 self.push(agent, stream, turn.time + at, message);
             }
             if closes {
-                let message =
-                    line(turn.time + 2_300, "ERROR", format!("AgentSession is closing due to unrecoverable error: {error}"), json!({}));
-                self.push(agent, stream, turn.time + 2_300, message);
-                return Some(i);
+                // Without a fallback the turn fails; LiveKit closes the session at its fourth
+                // unrecoverable error (max_unrecoverable_errors=3), with the last attempt's error.
+                failed.push(i);
+                if failed.len() == 4 {
+                    let message =
+                        line(turn.time + 4_300, "ERROR", format!("AgentSession is closing due to unrecoverable error: {error}"), json!({}));
+                    self.push(agent, stream, turn.time + 4_300, message);
+                    return Outcome { failed, closed_at: Some(i) };
+                }
+                continue;
             }
             let switch = match outage.kind.as_str() {
                 "tts" => format!("{label} error, switching to next TTS"),
@@ -374,7 +400,7 @@ impl Generator {
             turn.llm_duration_ms = turn.llm_duration_ms.max(turn.ttft_ms);
             turn.tts_duration_ms = turn.tts_duration_ms.max(turn.ttfb_ms);
         }
-        None
+        Outcome { failed, closed_at: None }
     }
 
     fn support_turn(&mut self, stream: &str, session: &str, t: &Turn) {

@@ -24,6 +24,7 @@ pub const LAKE_RETENTION_DAYS: &str = "VOICELAKE_LAKE_RETENTION_DAYS";
 pub const METRIC_AGENTS: &str = "VOICELAKE_METRIC_AGENTS";
 pub const METRIC_TENANTS: &str = "VOICELAKE_METRIC_TENANTS";
 pub const METRIC_MODELS: &str = "VOICELAKE_METRIC_MODELS";
+pub const METRIC_PROVIDERS: &str = "VOICELAKE_METRIC_PROVIDERS";
 /// The DynamoDB table that holds the parts of turns cut across invocations; unset, every turn is
 /// settled in the invocation that has its lines (read by `main`, which builds the store).
 pub const PENDING_TABLE: &str = "VOICELAKE_PENDING_TABLE";
@@ -32,7 +33,7 @@ pub const PENDING_TABLE: &str = "VOICELAKE_PENDING_TABLE";
 pub const PSEUDONYM_KEY_ARN: &str = voicelake_shared::pii::KEY_ARN_VARIABLE;
 
 /// Every variable the function reads, for the README and the template test.
-pub const ALL: [&str; 18] = [
+pub const ALL: [&str; 19] = [
     TURNS_STREAM,
     SESSIONS_STREAM,
     REJECTS_STREAM,
@@ -49,6 +50,7 @@ pub const ALL: [&str; 18] = [
     METRIC_AGENTS,
     METRIC_TENANTS,
     METRIC_MODELS,
+    METRIC_PROVIDERS,
     PENDING_TABLE,
     PSEUDONYM_KEY_ARN,
 ];
@@ -178,6 +180,13 @@ impl IngestConfig {
             pipeline.metric_labels.models = if v.is_empty() {
                 // The models the price table knows, as `provider/model`.
                 LabelSet::Only(pipeline.prices.models.keys().cloned().collect())
+            } else {
+                LabelSet::parse(&v)
+            };
+        }
+        if let Some(v) = raw(METRIC_PROVIDERS) {
+            pipeline.metric_labels.providers = if v.is_empty() {
+                LabelSet::Only(voicelake_shared::metrics::KNOWN_PROVIDERS.iter().map(|p| (*p).to_owned()).collect())
             } else {
                 LabelSet::parse(&v)
             };

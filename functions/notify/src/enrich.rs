@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use voicelake_shared::alarms::{AlarmSpec, Statistic};
-use voicelake_shared::diagnosis::{self, AgentSnapshot, COMPONENTS, Call, ProviderFailures, RejectReason, Snapshot, ToolFailures, Window};
+use voicelake_shared::diagnosis::{
+    self, AgentSnapshot, COMPONENTS, Call, FailureFact, ProviderFailures, RejectReason, Snapshot, ToolFailures, Window,
+};
 use voicelake_shared::metrics::m;
 
 pub const HOUR_MS: i64 = 3_600_000;
@@ -177,75 +179,35 @@ pub fn calls_from_rows(rows: &[Row]) -> Vec<Call> {
         .collect()
 }
 
-/// The provider failures of `queries/insights/failure-lines.logsinsights` (one row per line), each
-/// line read as the ingest function reads it, grouped by kind, provider and agent.
-pub fn failures_from_rows(rows: &[Row]) -> Vec<ProviderFailures> {
-    use voicelake_shared::failure::{Action, Failure, Kind, error_class, provider_of};
-    let mut groups: BTreeMap<(String, String, String), ProviderFailures> = BTreeMap::new();
-    let mut closed: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-    let mut last: BTreeMap<String, (String, String, String)> = BTreeMap::new();
-    for r in rows {
-        let (Some(message), Some(time)) = (r.get("message"), r.get("@timestamp").and_then(|t| insights_time(t))) else { continue };
-        let Some(f) = Failure::of_message(message) else { continue };
-        let session = r.get("room").filter(|s| !s.is_empty()).cloned();
-        let agent = match r.get("agent_name").filter(|a| !a.trim().is_empty()) {
-            Some(a) => a.trim().to_owned(),
-            // `@log` is `account:log-group`.
-            None => voicelake_shared::agent_from_log_group(r.get("@log").map_or("", String::as_str)),
-        };
-        let field = |k: &str| r.get(k).map(String::as_str).filter(|s| !s.is_empty());
-        let label = f.label.or(match f.kind {
-            Kind::Llm => field("llm"),
-            Kind::Tts => field("tts"),
-            Kind::Stt => field("stt"),
-            _ => None,
+/// The provider failures of `queries/insights/failure-lines.logsinsights` (one row per raw line):
+/// the lines go through the pipeline the ingest function runs, by log stream in time order as
+/// CloudWatch delivered them, and are grouped as the local report groups them. Lines before
+/// `window` say only since when a provider has been failing.
+pub fn failures_from_rows(rows: &[Row], config: &voicelake_shared::Config, window: Window) -> Vec<ProviderFailures> {
+    use voicelake_shared::envelope::{LogBatch, LogEvent};
+    let mut streams: BTreeMap<(String, String), Vec<LogEvent>> = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let (Some(message), Some(time)) = (r.get("@message"), r.get("@timestamp").and_then(|t| insights_time(t))) else { continue };
+        // `@log` is `account:log-group`.
+        let group = r.get("@log").map_or("", |l| l.split_once(':').map_or(l.as_str(), |(_, g)| g));
+        let stream = r.get("@logStream").cloned().unwrap_or_default();
+        streams.entry((group.to_owned(), stream)).or_default().push(LogEvent {
+            id: i.to_string(),
+            timestamp: time,
+            message: message.clone(),
         });
-        let (mut provider, label_kind) = match (f.action, label) {
-            (Action::AllFailed, _) => ("all".to_owned(), None),
-            (_, Some(l)) => provider_of(l),
-            (_, None) => ("unknown".to_owned(), None),
-        };
-        let mut kind =
-            if f.kind == Kind::Unknown { label_kind.unwrap_or(Kind::Unknown).as_str().to_owned() } else { f.kind.as_str().to_owned() };
-        if f.action == Action::Closed {
-            if let Some(s) = &session {
-                closed.insert(s.clone());
-                // The close names no provider: its session's last failure's.
-                if let Some((k, p, _)) = last.get(s) {
-                    (kind, provider) = (k.clone(), p.clone());
-                }
-            }
-        } else if let Some(s) = &session {
-            last.insert(s.clone(), (kind.clone(), provider.clone(), agent.clone()));
-        }
-        if kind == Kind::Unknown.as_str() {
-            continue;
-        }
-        let g = groups.entry((kind.clone(), provider.clone(), agent.clone())).or_insert_with(|| ProviderFailures {
-            kind,
-            provider,
-            agent,
-            first_ms: time,
-            ..ProviderFailures::default()
-        });
-        g.events += 1;
-        g.first_ms = g.first_ms.min(time);
-        g.fell_back |= f.action == Action::Fallback;
-        let class = if f.timed_out { Some("timeout".to_owned()) } else { f.error.map(|e| error_class(e).0) };
-        if let Some(c) = class {
-            *g.error_classes.entry(c).or_default() += 1;
-        }
-        if let Some(s) = session {
-            g.sessions.entry(s).or_default().0 += 1;
+    }
+    let (mut inside, mut before) = (Vec::new(), Vec::new());
+    for ((group, stream), mut events) in streams {
+        events.sort_by_key(|e| e.timestamp);
+        let mut batch = LogBatch::of_stream(&group, &stream);
+        batch.log_events = events;
+        let out = voicelake_shared::process_batch(&batch, config, window.end_ms);
+        for fact in out.errors.iter().map(FailureFact::of) {
+            if window.contains(fact.time) { inside.push(fact) } else { before.push(fact) }
         }
     }
-    let mut failures: Vec<ProviderFailures> = groups.into_values().collect();
-    for g in &mut failures {
-        for (s, (_, was_closed)) in g.sessions.iter_mut() {
-            *was_closed = closed.contains(s);
-        }
-    }
-    failures
+    diagnosis::group_failures(inside, before)
 }
 
 /// Logs Insights' `@timestamp`: `2026-11-30 17:25:09.414`, UTC.
@@ -317,33 +279,35 @@ mod tests {
         *DEFAULTS.iter().find(|a| a.id == id).unwrap()
     }
 
-    fn row(fields: &[(&str, &str)]) -> Row {
-        fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
     #[test]
-    fn failure_lines_group_by_provider_and_a_close_takes_its_sessions_provider() {
+    fn failure_lines_are_read_as_the_pipeline_reads_them_and_grouped_by_provider() {
+        let line = |time: &str, message: &str, extra: &str| {
+            format!(
+                r#"{{"message": "{message}", "level": "WARNING", "name": "livekit.agents", {extra}"room": "call-1", "timestamp": "2026-11-23T{time}+00:00"}}"#
+            )
+        };
+        let row = |at: &str, message: String| {
+            let fields = [
+                ("@timestamp", format!("2026-11-23 {at}")),
+                ("@message", message),
+                ("@log", "123456789012:/ecs/sales-agent".into()),
+                ("@logStream", "s".into()),
+            ];
+            fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<Row>()
+        };
+        let retry = "failed to synthesize speech: message='x', status_code=503, retryable=True, retrying in 0.1s";
         let rows = [
-            row(&[
-                ("@timestamp", "2026-11-23 14:01:10.000"),
-                ("message", "failed to synthesize speech: message='x', status_code=503, retryable=True, retrying in 0.1s"),
-                ("tts", "livekit.plugins.cartesia.tts.TTS"),
-                ("room", "call-1"),
-                ("@log", "123456789012:/ecs/sales-agent"),
-            ]),
-            row(&[
-                ("@timestamp", "2026-11-23 14:01:12.500"),
-                ("message", "AgentSession is closing due to unrecoverable error: message='x', status_code=503"),
-                ("room", "call-1"),
-                ("@log", "123456789012:/ecs/sales-agent"),
-            ]),
-            row(&[("@timestamp", "2026-11-23 14:02:00.000"), ("message", "LLM metrics"), ("room", "call-2")]),
+            row("13:30:00.000", line("13:30:00", retry, r#""tts": "livekit.plugins.cartesia.tts.TTS", "#)),
+            row("14:01:10.000", line("14:01:10", retry, r#""tts": "livekit.plugins.cartesia.tts.TTS", "#)),
+            row("14:01:12.500", line("14:01:12.5", "AgentSession is closing due to unrecoverable error: message='x', status_code=503", "")),
+            row("14:02:00.000", line("14:02:00", "LLM metrics", "")),
         ];
-        let failures = failures_from_rows(&rows);
+        let window = Window { start_ms: T, end_ms: T + 600_000 };
+        let failures = failures_from_rows(&rows, &voicelake_shared::Config::default(), window);
         assert_eq!(failures.len(), 1, "{failures:?}");
         let f = &failures[0];
         assert_eq!((f.kind.as_str(), f.provider.as_str(), f.agent.as_str(), f.events), ("tts", "cartesia", "sales-agent", 2));
-        assert_eq!(f.first_ms, T + 70_000);
+        assert_eq!(f.first_ms, T - 1_800_000, "since the failure of the hour before");
         assert_eq!(f.sessions.get("call-1"), Some(&(2, true)));
         assert_eq!(f.error_classes.get("http_503"), Some(&2));
     }

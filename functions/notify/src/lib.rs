@@ -366,7 +366,10 @@ impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
                 log_missing.push(format!("{} (no log group configured)", lq.what));
                 return None;
             }
-            within(budget, lq.what, self.insights_rows(&groups, lq.text, window, budget), &mut log_missing).await
+            // The failure lines of the hour before too: since when a provider has been failing.
+            let span =
+                if lq.text == queries::FAILURE_LINES { Window { start_ms: window.start_ms - enrich::HOUR_MS, ..window } } else { window };
+            within(budget, lq.what, self.insights_rows(&groups, lq.text, span, budget), &mut log_missing).await
         };
         let (measured, rows) = tokio::join!(metrics, logs);
         missing.append(&mut metric_missing);
@@ -413,7 +416,16 @@ impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
             tool_failures: if lq.text == queries::TOOL_FAILURES { enrich::tool_failures_from_rows(&rows) } else { Vec::new() },
             rejects: if lq.text == queries::REJECTS_BY_REASON { enrich::rejects_from_rows(&rows) } else { Vec::new() },
             error_lines: Vec::new(),
-            failures: if lq.text == queries::FAILURE_LINES { enrich::failures_from_rows(&rows) } else { Vec::new() },
+            failures: if lq.text == queries::FAILURE_LINES {
+                let reading = voicelake_shared::Config {
+                    pii: self.config.pii,
+                    pseudonym_key: self.config.pseudonym_key.clone(),
+                    ..voicelake_shared::Config::default()
+                };
+                enrich::failures_from_rows(&rows, &reading, window)
+            } else {
+                Vec::new()
+            },
             serving: Default::default(),
             missing: Vec::new(),
         };

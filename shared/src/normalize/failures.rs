@@ -98,5 +98,11 @@ fn memory_percent(raw: &RawEvent, issues: &mut Issues) -> Option<f64> {
         _ => None,
     };
     let of = positive(raw.memory_limit_mb).or_else(|| positive(raw.memory_warn_mb))?;
-    Some((used / of * 1000.0).round() / 10.0)
+    let percent = (used / of * 1000.0).round() / 10.0;
+    // A limit of a few bytes is a unit error, not a process at a million per cent.
+    if !percent.is_finite() || percent > 10_000.0 {
+        issues.push("memory_limit_mb", format_args!("{used} MB used of {of} MB is not a share of a limit"));
+        return None;
+    }
+    Some(percent)
 }
