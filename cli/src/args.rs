@@ -12,6 +12,9 @@ use crate::queries;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// On an error, every cause behind it, one a line (by default the error and its first cause).
+    #[arg(long, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Subcommand)]
@@ -114,6 +117,8 @@ pub enum QueriesCommand {
 }
 
 #[derive(clap::Args)]
+#[command(override_usage = "voicelake backfill --log-group NAME… --start WHEN [--end WHEN] (--lake DIR | --to s3://BUCKET/) [OPTIONS]
+       voicelake backfill --export s3://BUCKET/PREFIX|DIR --log-group NAME (--lake DIR | --to s3://BUCKET/) [OPTIONS]")]
 pub struct BackfillArgs {
     /// A log group to read with FilterLogEvents (repeat for several). With --export, the group the
     /// export is of, written to the rows.
@@ -178,6 +183,8 @@ pub struct DemoArgs {
 }
 
 #[derive(clap::Args)]
+#[command(override_usage = "voicelake replay FILE… --lake DIR [--format text|json] [--html FILE] [--log-group NAME] [OPTIONS]
+       voicelake replay FILE… --lake DIR --params samconfig.toml [--config-env NAME] [OPTIONS]")]
 pub struct ReplayArgs {
     /// Subscription events (one per file or per line), `aws logs filter-log-events` output, or raw log lines.
     #[arg(required = true)]

@@ -540,7 +540,11 @@ fn read_line(reader: &mut dyn BufRead, out: &mut Vec<u8>) -> std::io::Result<Opt
 
 /// Lines that are subscription events become payloads, lines that are decoded payloads their
 /// batches, lines that are `aws logs` output their events; every other non-empty line is a raw log
-/// message, named `<file>:<line>`. A raw line's time is its event's own, else the replay's start.
+/// message, named `<file>:<line>`. A raw line has no CloudWatch time: it takes the time it gives
+/// itself (its event's, or its router's or runtime's), else that of the nearest line before it
+/// that gives one (after it, for the lines before the first), so that a line without a time, a
+/// malformed event, a foreign line, lands in its own hour and not at the replay's clock. Only a
+/// run of [`RAW_BATCH`] lines with no time at all, from the start, takes the replay's start.
 fn from_lines(
     name: &str,
     mut reader: Box<dyn BufRead>,
@@ -549,6 +553,9 @@ fn from_lines(
     each: &mut dyn FnMut(Unit) -> Result<()>,
 ) -> Result<()> {
     let mut raw: Vec<LogEvent> = Vec::new();
+    // Lines before the first that gives a time, waiting for it.
+    let mut untimed: Vec<LogEvent> = Vec::new();
+    let mut last_time: Option<i64> = None;
     let mut buf = Vec::new();
     let mut number = 0;
     let flush = |raw: &mut Vec<LogEvent>, each: &mut dyn FnMut(Unit) -> Result<()>| -> Result<()> {
@@ -618,11 +625,30 @@ fn from_lines(
         } else {
             line
         };
-        raw.push(LogEvent { id: source, timestamp: now_ms, message });
-        if raw.len() == RAW_BATCH {
+        let own = voicelake_shared::message_time(&message);
+        let event = LogEvent { id: source, timestamp: own.or(last_time).unwrap_or(now_ms), message };
+        if own.is_none() && last_time.is_none() {
+            untimed.push(event);
+            if untimed.len() < RAW_BATCH {
+                continue;
+            }
+            // No time in sight: these keep the replay's start.
+            raw.append(&mut untimed);
+        } else {
+            if let Some(t) = own {
+                for mut early in untimed.drain(..) {
+                    early.timestamp = t;
+                    raw.push(early);
+                }
+                last_time = Some(t);
+            }
+            raw.push(event);
+        }
+        if raw.len() >= RAW_BATCH {
             flush(&mut raw, each)?;
         }
     }
+    raw.append(&mut untimed);
     flush(&mut raw, each)
 }
 

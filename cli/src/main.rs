@@ -15,8 +15,34 @@ use voicelake_shared::cost::PriceTable;
 use voicelake_shared::timefmt::{self, now_ms};
 use voicelake_synth::{self as synth, SynthOptions};
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+/// One line an operator can act on: the error and its first cause (`--verbose`: every cause, one a
+/// line). An SDK's debug dump of a request is never the message.
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let verbose = cli.verbose;
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let mut causes = e.chain();
+            let mut line = format!("error: {}", causes.next().map(ToString::to_string).unwrap_or_default());
+            if verbose {
+                for cause in causes {
+                    line.push_str(&format!("\n  caused by: {cause}"));
+                }
+            } else if let Some(cause) = causes.next() {
+                line.push_str(&format!(": {cause}"));
+                if e.chain().count() > 2 {
+                    line.push_str(" (--verbose for every cause)");
+                }
+            }
+            eprintln!("{line}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
         Command::Replay(args) => replay(args),
         Command::Generate(args) => generate(args),
         Command::Backfill(args) => backfill(args),

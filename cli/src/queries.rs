@@ -28,6 +28,8 @@ pub struct CheckArgs {
 }
 
 #[derive(clap::Args)]
+#[command(override_usage = "voicelake query NAME|FILE.sql --lake DIR [--agent NAME] [--from TIME] [--to TIME] [OPTIONS]
+       voicelake query call --session SESSION_ID --lake DIR [OPTIONS]")]
 pub struct QueryArgs {
     /// A saved Athena query's name (`latency_by_hour_agent`), a view (`calls`), `call` (one call's
     /// turns, with --session), or a .sql file in Athena's SQL.

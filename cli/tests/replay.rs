@@ -667,3 +667,55 @@ parameter_overrides = [
     let default_env = run("default", &["--params", params.to_str().unwrap()]);
     assert_eq!(threshold(&default_env, "TurnLatencyP95Alarm"), 1500.0);
 }
+
+/// Raw lines carry no CloudWatch time: a line that gives none itself (a malformed event, an event
+/// without a time) takes the nearest line's that does, and stays in its hour, not at the replay's clock.
+#[test]
+fn untimed_raw_lines_take_the_nearest_timed_lines_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        // Before any timed line: the first timed line's time.
+        r#"{"_event_type": "voice_metrics", "_session_id": "s-1", "speech_id": "sp-1", "agent_name": "a", "total_latency": 0.9}"#,
+        r#"{"_event_type": "voice_metrics", "_session_id": "s-1", "speech_id": "sp-2", "agent_name": "a", "_timestamp": "2026-11-20T10:15:00Z", "total_latency": 1.1}"#,
+        r#"{"_event_type": "voice_metrics", "_session_id": "s-1", "speech_id": "sp-3", "eou": {"end"#,
+        r#"{"_event_type": "voice_metrics", "_session_id": "s-1", "speech_id": "sp-4", "agent_name": "a", "total_latency": 1.3}"#,
+        r#"{"_event_type": "voice_metrics", "_session_id": "s-1", "speech_id": "sp-5", "agent_name": "a", "_timestamp": "2026-11-20T10:40:00Z", "total_latency": 1.2}"#,
+    ];
+    let input = dir.path().join("agent.log");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let lake = dir.path().join("lake");
+    let report = replay_json(&input, &lake);
+    assert_eq!(report["turns"].as_u64(), Some(4), "{report}");
+    assert_eq!(
+        (report["first_event"].as_str(), report["last_event"].as_str()),
+        (Some("2026-11-20T10:15:00.000Z"), Some("2026-11-20T10:40:00.000Z"))
+    );
+    let rejected = report["alarms"].as_array().unwrap().iter().find(|a| a["alarm"] == "RejectedEventsAlarm").unwrap();
+    assert_eq!(rejected["worst_period"], "2026-11-20T10:15:00.000Z", "the malformed line is in its hour: {rejected}");
+    // Every row of the lake is in the 10:00 hour.
+    for file in parquet_files(&lake) {
+        assert!(file.to_string_lossy().contains("dt=2026-11-20/hour=10"), "{}", file.display());
+    }
+}
+
+/// A failure is one line, the error and its cause; `--verbose` gives every cause, one a line.
+#[test]
+fn a_failure_is_one_line_and_verbose_gives_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.jsonl");
+    let run = |verbose: bool| {
+        let mut args = vec!["replay", missing.to_str().unwrap(), "--lake", dir.path().to_str().unwrap()];
+        if verbose {
+            args.insert(0, "--verbose");
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_voicelake")).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let short = run(false);
+    assert_eq!(short.lines().count(), 1, "{short}");
+    assert!(short.starts_with("error: reading ") && short.contains("No such file"), "{short}");
+    let long = run(true);
+    assert_eq!(long.lines().count(), 2, "{long}");
+    assert!(long.lines().nth(1).unwrap().starts_with("  caused by: "), "{long}");
+}

@@ -38,6 +38,6 @@ pub use carry::Carrier;
 pub use config::Config;
 pub use normalize::agent_from_log_group;
 pub use pipeline::{
-    Delivered, Hold, PENDING_TIMEOUT_MS, SETTLE_MS, decode_event, process_batch, process_batch_carrying, process_decoded,
+    Delivered, Hold, PENDING_TIMEOUT_MS, SETTLE_MS, decode_event, message_time, process_batch, process_batch_carrying, process_decoded,
     process_decoded_holding, process_delivered, process_event, process_payload, process_payload_holding, reject_input,
 };

@@ -177,6 +177,19 @@ fn reject_row(
     }
 }
 
+/// The time a log message gives itself: its event's own time, else the time its log router or
+/// container runtime wrote beside it. `None` for a line that names none (plain text, an event
+/// without a time): for inputs that carry no CloudWatch time (raw lines), the nearest line that
+/// does stands in.
+pub fn message_time(message: &str) -> Option<i64> {
+    let unwrapped = delivery::unwrap(message);
+    let own = match extract::extract(&unwrapped.line) {
+        Extracted::Event(raw) => normalize::logged_time(&raw),
+        _ => None,
+    };
+    own.or(unwrapped.delivery.time_ms)
+}
+
 /// Extracts and normalizes one message, repairing Python's non-finite tokens once.
 fn observe_message(message: &str, origin: &Origin, config: &Config, stats: &mut BatchStats) -> Observation {
     match extract::extract(message) {

@@ -241,16 +241,29 @@ impl From<Rejection> for Observation {
     }
 }
 
-fn identity<M>(raw: &EventObject<M>, extra_time: Option<&Stamp>, origin: &Origin, issues: &mut Issues) -> Result<Identity, Rejection> {
-    let time_fields = [
+/// The time field an event logs, by the contract's precedence: the first present of `_timestamp`,
+/// `timestamp`, `created_at`, the chat item's `created_at`, `time`, `asctime`.
+fn logged_stamp<'s, 'a, M>(raw: &'s EventObject<'a, M>, extra_time: Option<&'s Stamp<'a>>) -> Option<(&'static str, &'s Stamp<'a>)> {
+    [
         ("_timestamp", &raw.private_timestamp),
         ("timestamp", &raw.timestamp),
         ("created_at", &raw.created_at),
         ("item.created_at", extra_time.unwrap_or(&Stamp::Missing)),
         ("time", &raw.time),
         ("asctime", &raw.asctime),
-    ];
-    let logged = time_fields.iter().find(|(_, t)| !matches!(t, Stamp::Missing));
+    ]
+    .into_iter()
+    .find(|(_, t)| !matches!(t, Stamp::Missing))
+}
+
+/// The time an event gives itself, where it gives a usable one: what its rows' `event_time` is.
+pub(crate) fn logged_time(raw: &RawEvent) -> Option<i64> {
+    let item_time = raw.item.get().map(|item| &item.created_at);
+    logged_stamp(raw, item_time).and_then(|(_, stamp)| stamp.millis())
+}
+
+fn identity<M>(raw: &EventObject<M>, extra_time: Option<&Stamp>, origin: &Origin, issues: &mut Issues) -> Result<Identity, Rejection> {
+    let logged = logged_stamp(raw, extra_time);
     let event_time = match logged {
         Some((name, stamp)) => match stamp.millis() {
             Some(ms) => Some(ms),
