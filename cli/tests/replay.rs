@@ -343,7 +343,7 @@ fn every_archive_form_of_the_same_events_gives_the_same_report() {
 /// `--log-group` says which group the output is of. Without it the agent is `unknown`, not the
 /// file's name.
 #[test]
-fn aws_logs_output_gives_the_rows_of_the_subscription_events_of_its_log_group() {
+fn aws_logs_output_and_raw_lines_give_the_rows_of_the_subscription_events_of_their_log_group() {
     let dir = tempfile::tempdir().unwrap();
     let input = generate(dir.path(), 120, false);
     let group = "/ecs/sales-agent";
@@ -389,6 +389,37 @@ fn aws_logs_output_gives_the_rows_of_the_subscription_events_of_its_log_group() 
     }
     for key in ["events", "turns", "partial_turns", "sessions", "latency_ms", "components_ms", "agents", "cost", "alarms"] {
         assert!(same(&a[key], &b[key]), "{key}: {} against {}", a[key], b[key]);
+    }
+    // The same events as raw lines (what `docker logs` gives): no stream, no CloudWatch time; each
+    // line's time is its own or its neighbour's.
+    let raw = dir.path().join("agent.log");
+    let text: String = events.iter().map(|e| e["message"].as_str().unwrap().trim_end_matches('\n').to_owned() + "\n").collect();
+    std::fs::write(&raw, text).unwrap();
+    let lines: Value = serde_json::from_str(&voicelake(&[
+        "replay",
+        raw.to_str().unwrap(),
+        "--lake",
+        dir.path().join("r").to_str().unwrap(),
+        "--format",
+        "json",
+        "--log-group",
+        group,
+    ]))
+    .unwrap();
+    for key in [
+        "events",
+        "turns",
+        "partial_turns",
+        "sessions",
+        "latency_ms",
+        "components_ms",
+        "agents",
+        "cost",
+        "alarms",
+        "first_event",
+        "last_event",
+    ] {
+        assert!(same(&a[key], &lines[key]), "raw lines, {key}: {} against {}", a[key], lines[key]);
     }
     let unnamed = run(dir.path().join("c").to_str().unwrap(), &[]);
     let agents: Vec<&str> = unnamed["agents"].as_array().unwrap().iter().map(|a| a["agent"].as_str().unwrap()).collect();

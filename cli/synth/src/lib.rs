@@ -732,27 +732,27 @@ impl Generator {
             }],
         }];
         let mut sequence: u64 = 0;
-        let mut i = 0;
-        let lines = std::mem::take(&mut self.lines);
-        while i < lines.len() {
+        // Each line's message moves into its event: the traffic is held once, not twice.
+        let mut lines = std::mem::take(&mut self.lines).into_iter().peekable();
+        while let Some(first) = lines.next() {
             let size = self.rng.random_range(8..=64);
-            let (group, stream) = (&lines[i].group, &lines[i].stream);
+            let (group, stream) = (first.group, first.stream);
             let mut events = Vec::with_capacity(size);
-            while i < lines.len() && events.len() < size && &lines[i].group == group && &lines[i].stream == stream {
+            let mut next = Some((first.time, first.message));
+            while let Some((time, message)) = next.take() {
                 sequence += 1;
-                let line = &lines[i];
-                events.push(LogEvent {
-                    id: format!("{:0>32}{:0>24}", line.time, sequence),
-                    timestamp: line.time,
-                    message: line.message.clone(),
-                });
-                i += 1;
+                events.push(LogEvent { id: format!("{:0>32}{:0>24}", time, sequence), timestamp: time, message });
+                if events.len() < size
+                    && let Some(line) = lines.next_if(|l| l.group == group && l.stream == stream)
+                {
+                    next = Some((line.time, line.message));
+                }
             }
             batches.push(LogBatch {
                 message_type: MessageType::DataMessage,
                 owner: "123456789012".into(),
-                log_group: group.clone(),
-                log_stream: stream.clone(),
+                log_group: group,
+                log_stream: stream,
                 subscription_filters: vec!["voicelake-ingest".into()],
                 log_events: events,
             });
