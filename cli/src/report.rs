@@ -1132,16 +1132,10 @@ impl ReportBuilder {
     /// Each period's failure events of the provider (and kind) that failed most in it: what the
     /// Metrics Insights alarm's worst contributor has.
     fn provider_sums(&self, period_ms: i64) -> io::Result<BTreeMap<i64, Option<f64>>> {
-        let mut counts: BTreeMap<(i64, String, String), u64> = BTreeMap::new();
-        self.failures.scan(|f| {
-            if f.counted {
-                *counts.entry((f.time.div_euclid(period_ms) * period_ms, f.kind, f.provider)).or_default() += 1;
-            }
-        })?;
         let mut worst: BTreeMap<i64, Option<f64>> = BTreeMap::new();
-        for ((t, _, _), n) in counts {
+        for (t, n) in self.provider_series(period_ms)?.into_values().flatten() {
             let v = worst.entry(t).or_insert(Some(0.0));
-            *v = Some(v.unwrap_or(0.0).max(n as f64));
+            *v = Some(v.unwrap_or(0.0).max(n.unwrap_or(0.0)));
         }
         Ok(worst)
     }

@@ -337,26 +337,15 @@ impl Dimensions {
             LabelKind::Model => dim::MODEL,
         };
         // Labels folded into one value share its set.
-        let mut set = self.sets[self.environment as usize].clone();
-        set.push((name, value));
-        let id = match self.sets.iter().position(|s| *s == set) {
-            Some(existing) => existing as u32,
-            None => {
-                self.sets.push(set);
-                (self.sets.len() - 1) as u32
-            }
-        };
+        let id = self.intern(&[(name, value)]);
         self.by_label[kind as usize].insert(label.to_owned(), id);
         id
     }
-}
 
-impl Dimensions {
-    /// `{Environment, Provider, Kind}`, the provider admitted by its label set (kinds are a fixed few).
-    fn provider(&mut self, labels: &MetricLabels, provider: &str, kind: &str) -> u32 {
+    /// The id of `{Environment}` with `extra` added, the set made once.
+    fn intern(&mut self, extra: &[(&'static str, String)]) -> u32 {
         let mut set = self.sets[self.environment as usize].clone();
-        set.push((dim::PROVIDER, dimension_value(labels.providers.admit(provider)).into_owned()));
-        set.push((dim::KIND, dimension_value(kind).into_owned()));
+        set.extend_from_slice(extra);
         match self.sets.iter().position(|s| *s == set) {
             Some(existing) => existing as u32,
             None => {
@@ -364,6 +353,12 @@ impl Dimensions {
                 (self.sets.len() - 1) as u32
             }
         }
+    }
+
+    /// `{Environment, Provider, Kind}`, the provider admitted by its label set (kinds are a fixed few).
+    fn provider(&mut self, labels: &MetricLabels, provider: &str, kind: &str) -> u32 {
+        let provider = dimension_value(labels.providers.admit(provider)).into_owned();
+        self.intern(&[(dim::PROVIDER, provider), (dim::KIND, dimension_value(kind).into_owned())])
     }
 }
 
