@@ -11,6 +11,8 @@ use std::future::Future;
 
 use serde_json::Value;
 
+use crate::args::DlqReplayArgs;
+
 /// One message of the queue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueMessage {
@@ -236,6 +238,28 @@ impl Invoker for LambdaInvoker {
         }
         Ok(serde_json::from_str(&body).unwrap_or(Value::String(body)))
     }
+}
+
+/// `voicelake dlq replay`: the queue's batches back through the function, each deleted once it is delivered.
+pub fn run_replay(args: DlqReplayArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let summary = runtime.block_on(async {
+        let aws = crate::aws_setup::load(&[&args.queue_url, &args.function], None).await?;
+        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), &args.queue_url, args.visibility_timeout);
+        let invoker = LambdaInvoker::new(aws_sdk_lambda::Client::new(&aws), &args.function);
+        redrive(&queue, &invoker, args.max).await
+    })?;
+    println!("received {}, replayed and deleted {}", summary.received, summary.replayed);
+    for (id, error) in &summary.failed {
+        println!("failed again, kept in the queue: {id}: {error}");
+    }
+    for (id, why) in &summary.unreadable {
+        println!("cannot be replayed, kept in the queue: {id}: {why}");
+    }
+    if !summary.is_clean() {
+        anyhow::bail!("{} of {} messages were not replayed", summary.failed.len() + summary.unreadable.len(), summary.received);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,7 +5,10 @@
 
 use std::future::Future;
 
+use anyhow::{Context, bail};
 use serde::Serialize;
+
+use crate::args::{Format, PreflightArgs};
 
 /// CloudWatch Logs allows two subscription filters per log group.
 pub const MAX_FILTERS_PER_GROUP: usize = 2;
@@ -237,6 +240,50 @@ pub fn render(findings: &[Finding]) -> String {
             format!("{mark} {}: {}\n", f.check, f.detail)
         })
         .collect()
+}
+
+/// `voicelake preflight`: the plan from the deploy's settings and flags, checked against the account.
+pub fn run(args: PreflightArgs) -> anyhow::Result<()> {
+    let settings = if args.config_file.exists() {
+        crate::samconfig::read(&args.config_file, &args.config_env)?
+    } else if args.stack.is_some() && args.log_groups.is_some() {
+        crate::samconfig::DeploySettings::default()
+    } else {
+        bail!("{} does not exist: give --config-file, or --stack and --log-groups", args.config_file.display());
+    };
+    let stack = args.stack.or(settings.stack_name.clone()).context("give --stack (the config names no stack_name)")?;
+    let groups = args.log_groups.or_else(|| settings.parameter("AgentLogGroupNames")).unwrap_or_default();
+    let reserved = match args.reserved_concurrency {
+        Some(n) => n,
+        None => {
+            let text = settings.parameter("IngestReservedConcurrency").unwrap_or_else(|| "-1".into());
+            text.trim().parse().with_context(|| format!("IngestReservedConcurrency {text:?} is not a number"))?
+        }
+    };
+    let plan = Plan {
+        stack,
+        log_groups: groups.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect(),
+        reserved_concurrency: (reserved >= 0).then_some(reserved),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let findings = runtime.block_on(async {
+        let aws = crate::aws_setup::load(&[], None).await?;
+        let account = Account {
+            logs: aws_sdk_cloudwatchlogs::Client::new(&aws),
+            lakeformation: aws_sdk_lakeformation::Client::new(&aws),
+            lambda: aws_sdk_lambda::Client::new(&aws),
+        };
+        anyhow::Ok(check(&plan, &account).await)
+    })?;
+    match args.format {
+        Format::Text => print!("{}", render(&findings)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&findings)?),
+    }
+    let failed = findings.iter().filter(|f| f.verdict == Verdict::Fails).count();
+    if failed > 0 {
+        bail!("{failed} check(s) would fail the deploy of {}; fix them first", plan.stack);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

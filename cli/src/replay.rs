@@ -5,16 +5,20 @@
 //! input is processed at a time, rows go to the lake once enough are pending, and the report keeps
 //! only compact per-turn and per-metric observations.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
 use voicelake_shared::envelope::LogBatch;
 use voicelake_shared::lake::{self, LakeFile};
+use voicelake_shared::timefmt::now_ms;
 use voicelake_shared::{BatchOutput, Carrier, Config};
 
+use crate::args::{Format, ReplayArgs};
 use crate::input;
 use crate::report::{Report, ReportBuilder};
+use crate::settings::pipeline_config;
 
 /// Input processed in parallel at a time: enough to keep every core busy, little enough that the
 /// chunk and its rows stay a small part of the memory bound.
@@ -343,4 +347,87 @@ pub(crate) fn write_object(root: &Path, key: &str, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().expect("lake keys have folders");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `voicelake replay`: the files through the pipeline into the lake, and the report (and its page).
+pub fn run(args: ReplayArgs) -> Result<()> {
+    let deploy = match &args.params {
+        Some(path) => Some(crate::samconfig::read(path, &args.config_env).context("--params")?),
+        None => None,
+    };
+    let thresholds = match &deploy {
+        Some(d) => {
+            crate::alarms::thresholds_of(&d.parameters).with_context(|| format!("--params {}", args.params.as_ref().unwrap().display()))?
+        }
+        None => Vec::new(),
+    };
+    let deployed_target = thresholds.iter().find(|(p, _)| *p == crate::alarms::LATENCY_PARAMETER).map(|(_, v)| *v);
+    let target_ms = args.target_ms.or(deployed_target).unwrap_or(voicelake_shared::config::DEFAULT_LATENCY_TARGET_MS);
+    let mut config = pipeline_config(&args.environment, target_ms, args.pii, args.pseudonym_key_file.as_deref(), args.prices.as_deref())?;
+    config.alarm_thresholds = thresholds.into_iter().map(|(p, v)| (p.to_owned(), v)).collect();
+    // The stack lays PriceTableOverride over the built-in table; a --prices file stands in for it.
+    if let (None, Some(text)) =
+        (&args.prices, deploy.as_ref().and_then(|d| d.parameters.get("PriceTableOverride")).filter(|t| !t.trim().is_empty()))
+    {
+        config.prices = voicelake_shared::cost::PriceTable::default().with_overrides(text).context("--params: PriceTableOverride")?;
+    }
+    let now = now_ms();
+    let started = std::time::Instant::now();
+    // Every output is checked before the work: a replay that cannot write its page fails now, not
+    // after the lake was written.
+    if let Some(page) = &args.html {
+        if page.is_dir() {
+            bail!("--html {} is a directory, not a file", page.display());
+        }
+        let dir = page.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        ensure_writable_dir(dir).context("the report page's folder (--html)")?;
+    }
+    let mut replay = LocalReplay::of_files(&args.lake, &args.files, now)?.with_log_group(args.log_group.as_deref());
+    let mut input_bytes = 0;
+    for path in &args.files {
+        input_bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        replay.add_file(path, &config, now)?;
+    }
+    let (builder, written) = replay.finish(&config, now)?;
+    let charts = args.html.as_ref().map(|_| builder.charts(&config)).transpose().context("reading the report's temporary files")?;
+    let report = builder.finish(&config).context("reading the report's temporary files")?;
+    if let (Some(path), Some(charts)) = (&args.html, &charts) {
+        let page = crate::html::render(&report, charts, &config.environment)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("report page: {}", path.display());
+    }
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "replayed {:.1} MB of input, {} log events, in {seconds:.2} s: {:.1} MB/s, {:.0} events/s{}",
+        input_bytes as f64 / 1e6,
+        report.counts.events_in,
+        input_bytes as f64 / 1e6 / seconds,
+        report.counts.events_in as f64 / seconds,
+        peak_memory_mib().map_or(String::new(), |m| format!(", peak memory {m} MiB")),
+    );
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut stdout, &report)?;
+            writeln!(stdout)?;
+            eprintln!("lake: {} Parquet files under {}", written.files, args.lake.display());
+        }
+        Format::Text => {
+            write!(stdout, "{}", report.render())?;
+            writeln!(
+                stdout,
+                "\nlake: {} Parquet files under {} ({} turn rows, {} session rows, {} rejects, {} failure rows)",
+                written.files,
+                args.lake.display(),
+                written.turns,
+                written.sessions,
+                written.rejects,
+                written.errors
+            )?;
+        }
+    }
+    Ok(())
 }

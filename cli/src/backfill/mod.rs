@@ -7,6 +7,7 @@
 //! interrupted run continues at the first unit it had not finished, and a unit done again (a run
 //! without the checkpoint) writes the same objects over the old ones instead of adding to them.
 
+pub mod command;
 pub mod plan;
 pub mod sources;
 
