@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use crate::metrics::m;
+use crate::diagnosis::COMPONENTS;
+use crate::metrics::{MetricSpec, m};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub enum Statistic {
@@ -26,13 +27,32 @@ pub enum Comparison {
     LessThanThreshold,
 }
 
+/// What an alarm watches: it decides which evidence explains a breach and how it is worded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AlarmKind {
+    /// The turn's whole latency.
+    TurnLatency,
+    /// One component of the turn's latency (one of [`COMPONENTS`]).
+    ComponentLatency,
+    ToolSuccess,
+    Cost,
+    Rejects,
+    ProviderFailures,
+    SessionsClosedByError,
+    WorkerMemory,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct AlarmSpec {
     /// The alarm's logical id in `template.yaml`.
     pub id: &'static str,
     /// The template parameter holding the threshold.
     pub parameter: &'static str,
-    pub metric: &'static str,
+    pub kind: AlarmKind,
+    /// The metric the alarm's statistic is of (for [`Statistic::ToolSuccessPercent`], the outcomes
+    /// the failures are a share of).
+    #[serde(serialize_with = "metric_name")]
+    pub metric: MetricSpec,
     pub statistic: Statistic,
     pub comparison: Comparison,
     pub threshold: f64,
@@ -50,7 +70,8 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
     AlarmSpec {
         id: "TurnLatencyP95Alarm",
         parameter: "TurnLatencyP95ThresholdMs",
-        metric: m::TURN_LATENCY.name,
+        kind: AlarmKind::TurnLatency,
+        metric: m::TURN_LATENCY,
         statistic: Statistic::P95,
         comparison: Comparison::GreaterThanThreshold,
         threshold: 1500.0,
@@ -62,7 +83,8 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
     AlarmSpec {
         id: "LLMTimeToFirstTokenP95Alarm",
         parameter: "LLMTTFTP95ThresholdMs",
-        metric: m::LLM_TTFT.name,
+        kind: AlarmKind::ComponentLatency,
+        metric: m::LLM_TTFT,
         statistic: Statistic::P95,
         comparison: Comparison::GreaterThanThreshold,
         threshold: 700.0,
@@ -74,7 +96,8 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
     AlarmSpec {
         id: "TTSTimeToFirstByteP95Alarm",
         parameter: "TTSTTFBP95ThresholdMs",
-        metric: m::TTS_TTFB.name,
+        kind: AlarmKind::ComponentLatency,
+        metric: m::TTS_TTFB,
         statistic: Statistic::P95,
         comparison: Comparison::GreaterThanThreshold,
         threshold: 300.0,
@@ -86,7 +109,8 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
     AlarmSpec {
         id: "ToolSuccessRateAlarm",
         parameter: "ToolSuccessRateThresholdPercent",
-        metric: m::TOOL_CALL_OUTCOMES.name,
+        kind: AlarmKind::ToolSuccess,
+        metric: m::TOOL_CALL_OUTCOMES,
         statistic: Statistic::ToolSuccessPercent,
         comparison: Comparison::LessThanThreshold,
         threshold: 95.0,
@@ -98,7 +122,8 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
     AlarmSpec {
         id: "CostPerCallAlarm",
         parameter: "CostPerCallThresholdUsd",
-        metric: m::CALL_COST.name,
+        kind: AlarmKind::Cost,
+        metric: m::CALL_COST,
         statistic: Statistic::Average,
         comparison: Comparison::GreaterThanThreshold,
         threshold: 0.20,
@@ -110,7 +135,8 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
     AlarmSpec {
         id: "RejectedEventsAlarm",
         parameter: "RejectedEventsThreshold",
-        metric: m::EVENTS_REJECTED.name,
+        kind: AlarmKind::Rejects,
+        metric: m::EVENTS_REJECTED,
         statistic: Statistic::Sum,
         comparison: Comparison::GreaterThanThreshold,
         threshold: 10.0,
@@ -126,7 +152,8 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
     AlarmSpec {
         id: "ProviderErrorsAlarm",
         parameter: "ProviderFailuresThreshold",
-        metric: m::PROVIDER_FAILURES.name,
+        kind: AlarmKind::ProviderFailures,
+        metric: m::PROVIDER_FAILURES,
         statistic: Statistic::ProviderSum,
         comparison: Comparison::GreaterThanThreshold,
         threshold: 10.0,
@@ -138,7 +165,8 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
     AlarmSpec {
         id: "SessionsClosedByErrorAlarm",
         parameter: "SessionsClosedByErrorThreshold",
-        metric: m::SESSIONS_CLOSED_BY_ERROR.name,
+        kind: AlarmKind::SessionsClosedByError,
+        metric: m::SESSIONS_CLOSED_BY_ERROR,
         statistic: Statistic::Sum,
         comparison: Comparison::GreaterThanThreshold,
         threshold: 2.0,
@@ -150,7 +178,8 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
     AlarmSpec {
         id: "WorkerMemoryAlarm",
         parameter: "WorkerMemoryThresholdPercent",
-        metric: m::WORKER_MEMORY.name,
+        kind: AlarmKind::WorkerMemory,
+        metric: m::WORKER_MEMORY,
         statistic: Statistic::Maximum,
         comparison: Comparison::GreaterThanThreshold,
         threshold: 80.0,
@@ -161,7 +190,29 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
     },
 ];
 
+fn metric_name<S: serde::Serializer>(metric: &MetricSpec, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(metric.name)
+}
+
 impl AlarmSpec {
+    /// A latency alarm: the turn's, or one of its components'.
+    pub fn is_latency(&self) -> bool {
+        matches!(self.kind, AlarmKind::TurnLatency | AlarmKind::ComponentLatency)
+    }
+
+    /// An alarm on providers failing: their failure events, or the sessions they closed.
+    pub fn is_failure(&self) -> bool {
+        matches!(self.kind, AlarmKind::ProviderFailures | AlarmKind::SessionsClosedByError)
+    }
+
+    /// For a component's latency alarm, the component's position in [`COMPONENTS`].
+    pub fn component(&self) -> Option<usize> {
+        match self.kind {
+            AlarmKind::ComponentLatency => COMPONENTS.iter().position(|(_, spec)| spec.index == self.metric.index),
+            _ => None,
+        }
+    }
+
     /// Orders two values of the alarm's statistic so that the worse one is the greater: the higher
     /// for a `GreaterThanThreshold` alarm, the lower for a `LessThanThreshold` one.
     pub fn cmp_badness(&self, a: f64, b: f64) -> std::cmp::Ordering {
@@ -197,7 +248,7 @@ pub fn sample_alarm_event(stack: &str, region: &str, account: &str, now_ms: i64)
         "AlarmArn": format!("arn:aws:cloudwatch:{region}:{account}:alarm:{alarm}"),
         "OldStateValue": "OK",
         "Trigger": {
-            "MetricName": spec.metric,
+            "MetricName": spec.metric.name,
             "Namespace": "VoiceLake",
             "StatisticType": "ExtendedStatistic",
             "ExtendedStatistic": "p95",

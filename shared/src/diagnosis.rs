@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::alarms::{AlarmSpec, Comparison};
+use crate::alarms::{AlarmKind, AlarmSpec, Comparison, Statistic};
 use crate::metrics::{MetricSpec, m};
 use crate::timefmt;
 
@@ -89,14 +89,11 @@ pub struct Call {
 /// The calls an alarm is about, worst first: the slowest for latency, the costliest for cost, those
 /// with failed tools for tool success. Other alarms are not about calls.
 fn worst_calls(alarm: &AlarmSpec, calls: &[Call]) -> Vec<Call> {
-    let key: fn(&Call) -> Option<f64> = if is_latency(alarm) {
-        |c| c.p95_ms
-    } else if alarm.metric == m::CALL_COST.name {
-        |c| c.cost_usd
-    } else if alarm.statistic == crate::alarms::Statistic::ToolSuccessPercent {
-        |c| (c.failed_tool_calls > 0).then_some(c.failed_tool_calls as f64)
-    } else {
-        |_| None
+    let key: fn(&Call) -> Option<f64> = match alarm.kind {
+        AlarmKind::TurnLatency | AlarmKind::ComponentLatency => |c| c.p95_ms,
+        AlarmKind::Cost => |c| c.cost_usd,
+        AlarmKind::ToolSuccess => |c| (c.failed_tool_calls > 0).then_some(c.failed_tool_calls as f64),
+        AlarmKind::Rejects | AlarmKind::ProviderFailures | AlarmKind::SessionsClosedByError | AlarmKind::WorkerMemory => |_| None,
     };
     let mut worst: Vec<(f64, &Call)> = calls.iter().filter_map(|c| key(c).map(|k| (k, c))).collect();
     worst.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.session_id.cmp(&b.1.session_id)));
@@ -303,14 +300,6 @@ fn healthy_baseline<'s>(alarm: &AlarmSpec, baselines: &'s [Snapshot]) -> Option<
     baselines.iter().find(|b| b.value.is_some_and(|v| !alarm.breaches(v)))
 }
 
-fn component_of_alarm(alarm: &AlarmSpec) -> Option<usize> {
-    COMPONENTS.iter().position(|(_, spec)| spec.name == alarm.metric)
-}
-
-fn is_latency(alarm: &AlarmSpec) -> bool {
-    alarm.metric == m::TURN_LATENCY.name || component_of_alarm(alarm).is_some()
-}
-
 /// What a component's p95 is compared with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -374,14 +363,11 @@ fn ms(v: f64) -> String {
 }
 
 fn amount(alarm: &AlarmSpec, v: f64) -> String {
-    if is_latency(alarm) {
-        ms(v)
-    } else if alarm.metric == m::CALL_COST.name {
-        format!("${v:.4}")
-    } else if alarm.parameter.contains("Percent") {
-        format!("{v:.1}%")
-    } else {
-        format!("{v:.0}")
+    match alarm.kind {
+        AlarmKind::TurnLatency | AlarmKind::ComponentLatency => ms(v),
+        AlarmKind::Cost => format!("${v:.4}"),
+        AlarmKind::ToolSuccess | AlarmKind::WorkerMemory => format!("{v:.1}%"),
+        AlarmKind::Rejects | AlarmKind::ProviderFailures | AlarmKind::SessionsClosedByError => format!("{v:.0}"),
     }
 }
 
@@ -435,8 +421,8 @@ pub fn diagnose(e: &Evidence) -> Diagnosis {
         missing: Vec::new(),
     };
 
-    if is_latency(alarm) {
-        if let Some(moved) = most_moved(&e.breach, baseline, component_of_alarm(alarm)) {
+    if alarm.is_latency() {
+        if let Some(moved) = most_moved(&e.breach, baseline, alarm.component()) {
             let (name, _) = COMPONENTS[moved.component];
             d.component = Some(name);
             d.agent = Some(moved.agent.to_owned());
@@ -470,7 +456,7 @@ pub fn diagnose(e: &Evidence) -> Diagnosis {
         } else {
             missing.push("component p95s for the breach window".into());
         }
-    } else if is_failure_alarm(alarm) {
+    } else if alarm.is_failure() {
         match most_failing(&e.failures) {
             Some(f) => explain_failures(&mut d, f, e),
             None => missing.push("the failure lines of the breach window".into()),
@@ -478,7 +464,7 @@ pub fn diagnose(e: &Evidence) -> Diagnosis {
     } else {
         d.agent = worst_agent(alarm, &e.breach).map(str::to_owned);
     }
-    if is_latency(alarm)
+    if alarm.is_latency()
         && let Some(f) = most_failing(&e.failures)
     {
         // Failures that coincide with a rise: retries and fallbacks cost time before they cost calls.
@@ -496,7 +482,7 @@ pub fn diagnose(e: &Evidence) -> Diagnosis {
         });
     }
 
-    if alarm.metric == m::CALL_COST.name {
+    if alarm.kind == AlarmKind::Cost {
         let before = baseline.map(|b| &b.cost_by_model);
         let growth = |model: &str, now: f64| now - before.and_then(|b| b.get(model)).copied().unwrap_or(0.0);
         let driver =
@@ -541,10 +527,6 @@ pub fn diagnose(e: &Evidence) -> Diagnosis {
     missing.dedup();
     d.missing = missing;
     d
-}
-
-fn is_failure_alarm(alarm: &AlarmSpec) -> bool {
-    alarm.metric == m::PROVIDER_FAILURES.name || alarm.metric == m::SESSIONS_CLOSED_BY_ERROR.name
 }
 
 /// The provider with the most failure events (ties: the earliest to fail). A FallbackAdapter's own
@@ -632,33 +614,20 @@ pub fn label(component: &str) -> &'static str {
 
 /// What the alarm measures, in words.
 fn measured(alarm: &AlarmSpec) -> String {
-    use crate::alarms::Statistic;
-    match (alarm.metric, alarm.statistic) {
-        (_, Statistic::ToolSuccessPercent) => "tool success".into(),
-        (metric, stat) => {
-            let what = if metric == m::TURN_LATENCY.name {
-                "turn latency"
-            } else if let Some(i) = component_of_alarm(alarm) {
-                label(COMPONENTS[i].0)
-            } else if metric == m::CALL_COST.name {
-                "cost per call"
-            } else if metric == m::EVENTS_REJECTED.name {
-                "rejected events"
-            } else if metric == m::PROVIDER_FAILURES.name {
-                "a provider's failures"
-            } else if metric == m::SESSIONS_CLOSED_BY_ERROR.name {
-                "sessions closed by errors"
-            } else if metric == m::WORKER_MEMORY.name {
-                "worker memory (% of limit)"
-            } else {
-                metric
-            };
-            match stat {
-                Statistic::P95 => format!("{what} p95"),
-                Statistic::Average => format!("{what}, average"),
-                _ => what.to_owned(),
-            }
-        }
+    let what = match alarm.kind {
+        AlarmKind::ToolSuccess => return "tool success".into(),
+        AlarmKind::TurnLatency => "turn latency",
+        AlarmKind::ComponentLatency => alarm.component().map_or(alarm.metric.name, |i| label(COMPONENTS[i].0)),
+        AlarmKind::Cost => "cost per call",
+        AlarmKind::Rejects => "rejected events",
+        AlarmKind::ProviderFailures => "a provider's failures",
+        AlarmKind::SessionsClosedByError => "sessions closed by errors",
+        AlarmKind::WorkerMemory => "worker memory (% of limit)",
+    };
+    match alarm.statistic {
+        Statistic::P95 => format!("{what} p95"),
+        Statistic::Average => format!("{what}, average"),
+        _ => what.to_owned(),
     }
 }
 

@@ -154,12 +154,12 @@ fn alarms_are_the_defaults_the_report_evaluates() {
                 assert_eq!(query["Period"].as_u64(), Some(u64::from(spec.period_seconds)));
                 let (_, sql) = tagged(&query["Expression"]);
                 let sql = sql.as_str().unwrap();
-                assert!(sql.starts_with(&format!("SELECT SUM({})", spec.metric)), "{sql}");
+                assert!(sql.starts_with(&format!("SELECT SUM({})", spec.metric.name)), "{sql}");
                 assert!(sql.contains("SCHEMA(\"${MetricsNamespace}\", Environment, Kind, Provider)"), "{sql}");
                 assert!(sql.contains("WHERE Environment = '${EnvironmentName}'") && sql.ends_with("GROUP BY Provider, Kind"), "{sql}");
             }
             stat => {
-                assert_eq!(props["MetricName"].as_str(), Some(spec.metric));
+                assert_eq!(props["MetricName"].as_str(), Some(spec.metric.name));
                 assert_eq!(props["Period"].as_u64(), Some(u64::from(spec.period_seconds)));
                 match stat {
                     Statistic::P95 => {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io;
 
-use voicelake_shared::alarms::{AlarmSpec, Statistic};
+use voicelake_shared::alarms::{AlarmKind, AlarmSpec, Statistic};
 use voicelake_shared::diagnosis::{
     self, AgentSnapshot, COMPONENTS, Call, Diagnosis, Evidence, ProviderFailures, RejectReason, Snapshot, ToolFailures, Window,
 };
@@ -31,7 +31,7 @@ impl ReportBuilder {
     /// period has none), as CloudWatch would evaluate it on event time.
     pub(super) fn alarm_series(&self, spec: &AlarmSpec) -> io::Result<Vec<(i64, Option<f64>)>> {
         let period = i64::from(spec.period_seconds) * 1000;
-        let metric = m::ALL.iter().find(|x| x.name == spec.metric).copied().unwrap_or_else(|| unreachable!("{} is published", spec.metric));
+        let metric = spec.metric;
         let values: BTreeMap<i64, Option<f64>> = match spec.statistic {
             Statistic::ToolSuccessPercent => self.tool_success(period)?,
             Statistic::P95 => self.period_statistics(metric, period, None, Stat::P95)?,
@@ -57,7 +57,7 @@ impl ReportBuilder {
         let series = self.alarm_series(spec)?;
         let breaching: Vec<bool> = series.iter().map(|(_, v)| v.is_some_and(|v| spec.breaches(v))).collect();
         let worst = worst_period(spec, &series, |_| true);
-        let detail = match worst.filter(|_| spec.metric == m::TURN_LATENCY.name) {
+        let detail = match worst.filter(|_| spec.kind == AlarmKind::TurnLatency) {
             Some((start, _)) => {
                 let window = Window { start_ms: start, end_ms: start + period };
                 let in_period = |spec: MetricSpec| -> io::Result<String> {
@@ -80,7 +80,7 @@ impl ReportBuilder {
         };
         Ok(AlarmOutcome {
             alarm: spec.id,
-            metric: spec.metric,
+            metric: spec.metric.name,
             threshold: spec.threshold,
             would_fire,
             periods_evaluated: series.iter().filter(|(_, v)| v.is_some()).count() as u64,
@@ -101,7 +101,7 @@ impl ReportBuilder {
     /// The alarm's statistic over `window` for each agent (by index), as CloudWatch would compute it
     /// over one period that long.
     pub(super) fn alarm_values_by_agent(&self, spec: &AlarmSpec, window: Window) -> io::Result<Vec<Option<f64>>> {
-        let Some(metric) = m::ALL.iter().find(|x| x.name == spec.metric).copied() else { return Ok(vec![None; self.agents.len()]) };
+        let metric = spec.metric;
         match spec.statistic {
             Statistic::ToolSuccessPercent => {
                 let calls = self.in_window_by_agent(m::TOOL_CALL_OUTCOMES, Stat::Sum, window)?;

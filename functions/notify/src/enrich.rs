@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use voicelake_shared::alarms::{AlarmSpec, Statistic};
+use voicelake_shared::alarms::{AlarmKind, AlarmSpec, Statistic};
 use voicelake_shared::diagnosis::{
     self, AgentSnapshot, COMPONENTS, Call, FailureFact, ProviderFailures, RejectReason, Snapshot, ToolFailures, Window,
 };
@@ -60,11 +60,7 @@ fn stat_name(spec: &AlarmSpec) -> &'static str {
 
 /// The metric whose `Agent` dimension lists the agents an alarm concerns.
 pub fn agent_metric(spec: &AlarmSpec) -> &'static str {
-    spec.metric
-}
-
-fn is_latency(spec: &AlarmSpec) -> bool {
-    spec.metric == m::TURN_LATENCY.name || COMPONENTS.iter().any(|(_, c)| c.name == spec.metric)
+    spec.metric.name
 }
 
 /// The queries of `spec`'s statistic under `prefix`: the value itself, with its inputs first when
@@ -72,7 +68,7 @@ fn is_latency(spec: &AlarmSpec) -> bool {
 fn value_queries(spec: &AlarmSpec, prefix: &str, agent: Option<&str>, period_s: u32, out: &mut Vec<Query>) {
     let stat =
         |id: String, metric, stat, return_data| Query::Stat { id, metric, agent: agent.map(str::to_owned), stat, period_s, return_data };
-    if spec.statistic == Statistic::ToolSuccessPercent {
+    if spec.kind == AlarmKind::ToolSuccess {
         out.push(stat(format!("{prefix}n"), m::TOOL_CALL_OUTCOMES.name, "Sum", false));
         out.push(stat(format!("{prefix}f"), m::TOOL_CALL_FAILURES.name, "Sum", false));
         // The alarm's own expression: no calls gives no value, not 100 %.
@@ -81,7 +77,7 @@ fn value_queries(spec: &AlarmSpec, prefix: &str, agent: Option<&str>, period_s: 
             expression: format!("IF({prefix}n > 0, 100 * (1 - FILL({prefix}f, 0) / {prefix}n))"),
         });
     } else {
-        out.push(stat(format!("{prefix}v"), spec.metric, stat_name(spec), true));
+        out.push(stat(format!("{prefix}v"), spec.metric.name, stat_name(spec), true));
     }
 }
 
@@ -104,7 +100,7 @@ impl MetricPlan {
             for (i, agent) in agents.iter().enumerate() {
                 let prefix = format!("{w}a{i}");
                 value_queries(spec, &prefix, Some(agent), period_s, &mut queries);
-                if is_latency(spec) {
+                if spec.is_latency() {
                     for (k, (_, component)) in COMPONENTS.iter().enumerate() {
                         queries.push(Query::Stat {
                             id: format!("{prefix}c{k}"),

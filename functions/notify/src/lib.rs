@@ -11,6 +11,7 @@ pub mod config;
 pub mod destination;
 pub mod enrich;
 pub mod history;
+pub mod log_query;
 pub mod message;
 pub mod render;
 
@@ -20,9 +21,8 @@ use std::time::Duration;
 use aws_lambda_events::event::sns::{SnsEvent, SnsRecord};
 use serde_json::Value;
 use tokio::time::Instant;
-use voicelake_shared::alarms::{AlarmSpec, Statistic};
+use voicelake_shared::alarms::{AlarmKind, AlarmSpec};
 use voicelake_shared::diagnosis::{self, Diagnosis, Evidence, Snapshot, Window};
-use voicelake_shared::metrics::m;
 use voicelake_shared::timefmt;
 
 use crate::aws::{CallError, Insights, Metrics, QueryState, Secrets, Topic};
@@ -30,18 +30,9 @@ use crate::config::NotifyConfig;
 use crate::destination::Channel;
 use crate::enrich::{MetricPlan, Row};
 use crate::history::{Pace, Transition};
+use crate::log_query::{LogQuery, RowEvidence};
 use crate::message::{AlarmMessage, State, Trigger};
 use crate::render::{Flapping, Links, Notification};
-
-/// The saved queries a notification runs, compiled in from `queries/` (query-sync deploys the same files).
-pub mod queries {
-    pub const WORST_CALLS: &str = include_str!("../../../queries/insights/worst-calls.logsinsights");
-    pub const TOOL_FAILURES: &str = include_str!("../../../queries/insights/tool-failures.logsinsights");
-    pub const REJECTS_BY_REASON: &str = include_str!("../../../queries/insights/rejects-by-reason.logsinsights");
-    pub const INGEST_ERRORS: &str = include_str!("../../../queries/insights/ingest-errors.logsinsights");
-    pub const COST_PER_DAY: &str = include_str!("../../../queries/insights/cost-per-day.logsinsights");
-    pub const FAILURE_LINES: &str = include_str!("../../../queries/insights/failure-lines.logsinsights");
-}
 
 /// The SNS message attribute `voicelake notify test` sets on its sample.
 pub const TEST_ATTRIBUTE: &str = "voicelake-test";
@@ -114,35 +105,6 @@ async fn within<T>(deadline: Instant, what: &str, fut: impl Future<Output = Resu
             missing.push(format!("{what} (no answer within the enrichment budget)"));
             None
         }
-    }
-}
-
-/// What a latency, tool, reject or pipeline alarm is explained by in the logs.
-struct LogQuery {
-    what: &'static str,
-    text: &'static str,
-    on_ingest: bool,
-    /// Whether the function runs it: a cost alarm's query is only linked, its answer (spend per
-    /// day) says nothing the diagnosis can use, and a query costs its scan.
-    run: bool,
-}
-
-fn log_query(spec: Option<&AlarmSpec>) -> LogQuery {
-    match spec {
-        Some(s) if s.statistic == Statistic::ToolSuccessPercent => {
-            LogQuery { what: "failing tools (Logs Insights)", text: queries::TOOL_FAILURES, on_ingest: false, run: true }
-        }
-        Some(s) if s.metric == m::EVENTS_REJECTED.name => {
-            LogQuery { what: "reject reasons (Logs Insights)", text: queries::REJECTS_BY_REASON, on_ingest: true, run: true }
-        }
-        Some(s) if s.metric == m::CALL_COST.name => {
-            LogQuery { what: "cost by day (Logs Insights)", text: queries::COST_PER_DAY, on_ingest: false, run: false }
-        }
-        Some(s) if s.metric == m::PROVIDER_FAILURES.name || s.metric == m::SESSIONS_CLOSED_BY_ERROR.name => {
-            LogQuery { what: "provider failure lines (Logs Insights)", text: queries::FAILURE_LINES, on_ingest: false, run: true }
-        }
-        Some(_) => LogQuery { what: "worst calls (Logs Insights)", text: queries::WORST_CALLS, on_ingest: false, run: true },
-        None => LogQuery { what: "the ingest function's errors (Logs Insights)", text: queries::INGEST_ERRORS, on_ingest: true, run: true },
     }
 }
 
@@ -332,15 +294,38 @@ impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
             .as_ref()
             .and_then(|t| message::window_of(t, subject.changed_ms))
             .unwrap_or(Window { start_ms: subject.changed_ms - 900_000, end_ms: subject.changed_ms });
-        let lq = log_query(spec.as_ref());
+        let query = LogQuery::of(spec.as_ref());
         let groups: Vec<String> =
-            if lq.on_ingest { self.config.ingest_log_group.iter().cloned().collect() } else { self.config.agent_log_groups.clone() };
-        n.links.insights = Some(render::insights_url(region, lq.text, &groups, window.start_ms, window.end_ms));
+            if query.on_ingest() { self.config.ingest_log_group.iter().cloned().collect() } else { self.config.agent_log_groups.clone() };
+        n.links.insights = Some(render::insights_url(region, query.text(), &groups, window.start_ms, window.end_ms));
+        let (measured, rows) = self.gather(spec.as_ref(), query, &groups, window, budget, missing).await;
+        let reading = voicelake_shared::Config {
+            pii: self.config.pii,
+            pseudonym_key: self.config.pseudonym_key.clone(),
+            ..voicelake_shared::Config::default()
+        };
+        let found = query.read(&rows, &reading, window);
+        match spec {
+            Some(spec) => explain(&spec, subject, measured, found, window, n, missing),
+            None => explain_pipeline_alarm(subject, &found.error_lines, n),
+        }
+    }
 
+    /// The alarm's metrics (its series and each agent's, now and at the baselines) and its query's
+    /// rows, fetched at once within the budget; the rows scrubbed of personal data.
+    async fn gather(
+        &self,
+        spec: Option<&AlarmSpec>,
+        query: LogQuery,
+        groups: &[String],
+        window: Window,
+        budget: Instant,
+        missing: &mut Vec<String>,
+    ) -> (Option<Measured>, Vec<Row>) {
         let mut metric_missing = Vec::new();
         let mut log_missing = Vec::new();
         let metrics = async {
-            let Some(spec) = &spec else { return None };
+            let spec = spec?;
             let agents = within(
                 budget,
                 "agents (ListMetrics)",
@@ -359,17 +344,14 @@ impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
             Some((plan, series))
         };
         let logs = async {
-            if !lq.run {
+            if !query.runs() {
                 return None;
             }
             if groups.is_empty() {
-                log_missing.push(format!("{} (no log group configured)", lq.what));
+                log_missing.push(format!("{} (no log group configured)", query.what()));
                 return None;
             }
-            // The failure lines of the hour before too: since when a provider has been failing.
-            let span =
-                if lq.text == queries::FAILURE_LINES { Window { start_ms: window.start_ms - enrich::HOUR_MS, ..window } } else { window };
-            within(budget, lq.what, self.insights_rows(&groups, lq.text, span, budget), &mut log_missing).await
+            within(budget, query.what(), self.insights_rows(groups, query.text(), query.span(window), budget), &mut log_missing).await
         };
         let (measured, rows) = tokio::join!(metrics, logs);
         missing.append(&mut metric_missing);
@@ -382,61 +364,7 @@ impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
             .flat_map(|r| r.iter_mut())
             .filter(|(k, _)| !k.starts_with('@'))
             .for_each(|(_, v)| voicelake_shared::pii::scrub_in_place(v, scrub));
-
-        let Some(spec) = spec else {
-            // Not one of the alarms voicelake diagnoses (pipeline alarms): what the ingest function logged.
-            n.headline = format!("{} is in ALARM: {}", subject.name, n.reason);
-            if subject.name != n.alarm {
-                n.headline = format!("{} is in ALARM because {} is: {}", n.alarm, subject.name, n.reason);
-            }
-            n.diagnosis = None;
-            let lines = enrich::error_lines_from_rows(&rows);
-            if !lines.is_empty() {
-                n.cause = Some(format!("the ingest function's latest error: {}", lines[0]));
-            }
-            n.triggered_by.retain(|c| c != &subject.name);
-            n.triggered_by.insert(0, subject.name.clone());
-            n.triggered_by.dedup();
-            n.reason = if lines.is_empty() { n.reason.clone() } else { format!("{}\nLatest errors:\n{}", n.reason, lines.join("\n")) };
-            return;
-        };
-
-        let (mut breach, baselines) = match measured {
-            Some((plan, Some(series))) => plan.snapshots(&series),
-            _ => (Snapshot::empty(window), Vec::new()),
-        };
-        if breach.value.is_none() {
-            breach.value = subject.reason_values.iter().copied().max_by(|a, b| spec.cmp_badness(*a, *b));
-        }
-        let evidence = Evidence {
-            alarm: &spec,
-            breach,
-            baselines,
-            calls: if lq.text == queries::WORST_CALLS { enrich::calls_from_rows(&rows) } else { Vec::new() },
-            tool_failures: if lq.text == queries::TOOL_FAILURES { enrich::tool_failures_from_rows(&rows) } else { Vec::new() },
-            rejects: if lq.text == queries::REJECTS_BY_REASON { enrich::rejects_from_rows(&rows) } else { Vec::new() },
-            error_lines: Vec::new(),
-            failures: if lq.text == queries::FAILURE_LINES {
-                let reading = voicelake_shared::Config {
-                    pii: self.config.pii,
-                    pseudonym_key: self.config.pseudonym_key.clone(),
-                    ..voicelake_shared::Config::default()
-                };
-                enrich::failures_from_rows(&rows, &reading, window)
-            } else {
-                Vec::new()
-            },
-            serving: Default::default(),
-            missing: Vec::new(),
-        };
-        let mut d: Diagnosis = diagnosis::diagnose(&evidence);
-        if spec.metric == m::CALL_COST.name && d.cost_driver.is_none() {
-            missing.push("cost by provider and model (not in the metrics: run the Athena query cost_by_model on the window)".into());
-        }
-        missing.append(&mut d.missing);
-        n.headline = if subject.name == n.alarm { d.headline.clone() } else { format!("{}: {}", n.alarm, d.headline) };
-        n.cause = d.cause.clone();
-        n.diagnosis = Some(d);
+        (measured, rows)
     }
 
     /// Runs a Logs Insights query to completion, or stops it when the budget runs out.
@@ -536,5 +464,65 @@ impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
             Err(format!("{} attempts, last: {last}", self.config.retry.attempts))
         };
         tokio::time::timeout_at(deadline, attempts).await.unwrap_or_else(|_| Err(OUT_OF_TIME.into()))
+    }
+}
+
+/// The alarm's metric plan and the series it fetched (`None`: not within the budget).
+type Measured = (MetricPlan, Option<Vec<enrich::Series>>);
+
+/// A voicelake alarm's diagnosis from its metrics and its query's rows.
+fn explain(
+    spec: &AlarmSpec,
+    subject: &Subject,
+    measured: Option<Measured>,
+    found: RowEvidence,
+    window: Window,
+    n: &mut Notification,
+    missing: &mut Vec<String>,
+) {
+    let (mut breach, baselines) = match measured {
+        Some((plan, Some(series))) => plan.snapshots(&series),
+        _ => (Snapshot::empty(window), Vec::new()),
+    };
+    if breach.value.is_none() {
+        breach.value = subject.reason_values.iter().copied().max_by(|a, b| spec.cmp_badness(*a, *b));
+    }
+    let evidence = Evidence {
+        alarm: spec,
+        breach,
+        baselines,
+        calls: found.calls,
+        tool_failures: found.tool_failures,
+        rejects: found.rejects,
+        error_lines: Vec::new(),
+        failures: found.failures,
+        serving: Default::default(),
+        missing: Vec::new(),
+    };
+    let mut d: Diagnosis = diagnosis::diagnose(&evidence);
+    if spec.kind == AlarmKind::Cost && d.cost_driver.is_none() {
+        missing.push("cost by provider and model (not in the metrics: run the Athena query cost_by_model on the window)".into());
+    }
+    missing.append(&mut d.missing);
+    n.headline = if subject.name == n.alarm { d.headline.clone() } else { format!("{}: {}", n.alarm, d.headline) };
+    n.cause = d.cause.clone();
+    n.diagnosis = Some(d);
+}
+
+/// Not one of the alarms voicelake diagnoses (the pipeline's own): what the ingest function logged.
+fn explain_pipeline_alarm(subject: &Subject, lines: &[String], n: &mut Notification) {
+    n.headline = format!("{} is in ALARM: {}", subject.name, n.reason);
+    if subject.name != n.alarm {
+        n.headline = format!("{} is in ALARM because {} is: {}", n.alarm, subject.name, n.reason);
+    }
+    n.diagnosis = None;
+    if let Some(latest) = lines.first() {
+        n.cause = Some(format!("the ingest function's latest error: {latest}"));
+    }
+    n.triggered_by.retain(|c| c != &subject.name);
+    n.triggered_by.insert(0, subject.name.clone());
+    n.triggered_by.dedup();
+    if !lines.is_empty() {
+        n.reason = format!("{}\nLatest errors:\n{}", n.reason, lines.join("\n"));
     }
 }

@@ -229,14 +229,14 @@ pub fn spec_of(trigger: &Trigger) -> Option<AlarmSpec> {
     let spec = DEFAULTS.iter().find(|a| {
         a.comparison == comparison
             && match a.statistic {
-                Statistic::ToolSuccessPercent => names.contains(&a.metric) && !trigger.metrics.is_empty(),
-                Statistic::P95 => names == [a.metric] && stat.as_deref() == Some("p95"),
-                Statistic::Average => names == [a.metric] && stat.as_deref() == Some("average"),
-                Statistic::Sum => names == [a.metric] && stat.as_deref() == Some("sum"),
-                Statistic::Maximum => names == [a.metric] && stat.as_deref() == Some("maximum"),
+                Statistic::ToolSuccessPercent => names.contains(&a.metric.name) && !trigger.metrics.is_empty(),
+                Statistic::P95 => names == [a.metric.name] && stat.as_deref() == Some("p95"),
+                Statistic::Average => names == [a.metric.name] && stat.as_deref() == Some("average"),
+                Statistic::Sum => names == [a.metric.name] && stat.as_deref() == Some("sum"),
+                Statistic::Maximum => names == [a.metric.name] && stat.as_deref() == Some("maximum"),
                 // A Metrics Insights alarm: its one query is SQL over the metric.
                 Statistic::ProviderSum => {
-                    trigger.metrics.iter().filter_map(|q| q.expression.as_deref()).any(|e| e.contains(&format!("SUM({})", a.metric)))
+                    trigger.metrics.iter().filter_map(|q| q.expression.as_deref()).any(|e| e.contains(&format!("SUM({})", a.metric.name)))
                 }
             }
     })?;
