@@ -319,6 +319,24 @@ td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 /// The whole page.
 pub fn render(report: &Report, charts: &Charts, environment: &str) -> Result<String> {
     let mut s = String::new();
+    page_head(&mut s, report, environment);
+    kpis(&mut s, report, charts);
+    alarms(&mut s, report);
+    s.push_str("<h2 id=\"charts\">Dashboard views</h2><div class=\"grid\">");
+    let x_range = shared_x_range(charts);
+    for chart in &charts.charts {
+        s.push_str(&chart_card(chart, x_range, charts.span.map(|(_, last)| last))?);
+    }
+    s.push_str("</div>");
+    slowest_calls(&mut s, report);
+    latency(&mut s, report);
+    rejects(&mut s, report);
+    s.push_str("</body></html>\n");
+    Ok(s)
+}
+
+/// The document's head, title and what the page shows.
+fn page_head(s: &mut String, report: &Report, environment: &str) {
     let _ = write!(
         s,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>voicelake report: {}</title><style>{STYLE}</style></head><body>",
@@ -334,7 +352,10 @@ pub fn render(report: &Report, charts: &Charts, environment: &str) -> Result<Str
         "<p class=\"sub\">{}. The charts are the CloudWatch dashboard's views over this replay: percentiles exact (nearest rank), periods on event time.</p>",
         esc(&span)
     );
+}
 
+/// The headline figures, one card each.
+fn kpis(s: &mut String, report: &Report, charts: &Charts) {
     let kpis = [
         ("turns", report.counts.turns.to_string()),
         ("calls ended", charts.calls_ended.to_string()),
@@ -350,7 +371,10 @@ pub fn render(report: &Report, charts: &Charts, environment: &str) -> Result<Str
         let _ = write!(s, "<div class=\"kpi\"><b>{}</b><span>{label}</span></div>", esc(&value));
     }
     s.push_str("</div>");
+}
 
+/// Each alarm: its state, threshold, breaching periods, worst period and diagnosis.
+fn alarms(s: &mut String, report: &Report) {
     s.push_str("<h2 id=\"alarms\">Alarms (default thresholds, evaluated on event time)</h2><div class=\"wrap\"><table><thead><tr><th>alarm</th><th>state</th><th class=\"n\">threshold</th><th class=\"n\">breaching periods</th><th>worst</th><th>diagnosis</th></tr></thead><tbody>");
     for a in &report.alarms {
         let state = if a.would_fire { "<span class=\"fire\">WOULD FIRE</span>" } else { "<span class=\"ok\">ok</span>" };
@@ -381,14 +405,9 @@ pub fn render(report: &Report, charts: &Charts, environment: &str) -> Result<Str
         );
     }
     s.push_str("</tbody></table></div>");
+}
 
-    s.push_str("<h2 id=\"charts\">Dashboard views</h2><div class=\"grid\">");
-    let x_range = shared_x_range(charts);
-    for chart in &charts.charts {
-        s.push_str(&chart_card(chart, x_range, charts.span.map(|(_, last)| last))?);
-    }
-    s.push_str("</div>");
-
+fn slowest_calls(s: &mut String, report: &Report) {
     s.push_str("<h2 id=\"slowest\">Slowest calls (by turn latency p95)</h2>");
     if report.slowest_sessions.is_empty() {
         s.push_str("<p class=\"empty\">No complete turns in this replay.</p>");
@@ -408,7 +427,9 @@ pub fn render(report: &Report, charts: &Charts, environment: &str) -> Result<Str
         }
         s.push_str("</tbody></table></div>");
     }
+}
 
+fn latency(s: &mut String, report: &Report) {
     s.push_str("<h2 id=\"latency\">Latency (ms)</h2><div class=\"wrap\"><table><thead><tr><th></th><th class=\"n\">count</th><th class=\"n\">mean</th><th class=\"n\">min</th><th class=\"n\">std dev</th><th class=\"n\">p50</th><th class=\"n\">p95</th><th class=\"n\">p99</th><th class=\"n\">max</th></tr></thead><tbody>");
     for (name, x) in report.latency_rows() {
         let _ = write!(s, "<tr><td>{}</td><td class=\"n\">{}</td>", esc(&name), x.count);
@@ -418,7 +439,9 @@ pub fn render(report: &Report, charts: &Charts, environment: &str) -> Result<Str
         s.push_str("</tr>");
     }
     s.push_str("</tbody></table></div>");
+}
 
+fn rejects(s: &mut String, report: &Report) {
     s.push_str("<h2 id=\"rejects\">Rejected events by reason</h2>");
     if report.rejected_by_reason.is_empty() {
         s.push_str("<p class=\"empty\">No rejected events.</p>");
@@ -437,8 +460,6 @@ pub fn render(report: &Report, charts: &Charts, environment: &str) -> Result<Str
         }
         s.push_str("</tbody></table></div>");
     }
-    s.push_str("</body></html>\n");
-    Ok(s)
 }
 
 #[cfg(test)]

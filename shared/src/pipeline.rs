@@ -277,30 +277,9 @@ pub fn process_batch_carrying(batch: &LogBatch, carried: &[LogEvent], hold: Hold
         out.held = carried.to_vec();
         return out;
     }
-    let events: Cow<[LogEvent]> = if carried.is_empty() {
-        Cow::Borrowed(&batch.log_events)
-    } else {
-        let fresh: std::collections::HashSet<&str> = batch.log_events.iter().map(|e| e.id.as_str()).collect();
-        let mut all: Vec<LogEvent> = carried.iter().filter(|e| !fresh.contains(e.id.as_str())).cloned().collect();
-        all.extend(batch.log_events.iter().cloned());
-        Cow::Owned(all)
-    };
+    let events = with_carried(batch, carried);
     let carried_count = events.len() - batch.log_events.len();
-    let holding = match hold {
-        Hold::Nothing => None,
-        Hold::Incomplete { timeout_ms, clock_ms } => {
-            let newest = events.iter().map(|e| e.timestamp).chain(clock_ms).max().unwrap_or(i64::MIN);
-            Some(Holding {
-                horizon_ms: newest.saturating_sub(timeout_ms),
-                settle_from_ms: newest.saturating_sub(SETTLE_MS),
-                before_carry: false,
-            })
-        }
-        Hold::BeforeCarry => {
-            let newest = events.iter().map(|e| e.timestamp).max().unwrap_or(i64::MIN);
-            Some(Holding { horizon_ms: i64::MIN, settle_from_ms: newest.saturating_sub(SETTLE_MS), before_carry: true })
-        }
-    };
+    let holding = hold.holding(&events);
     let mut assembly = Assembly::default();
     out.event_timestamps.reserve(batch.log_events.len());
     let lines = lines(&events);
@@ -325,62 +304,116 @@ pub fn process_batch_carrying(batch: &LogBatch, carried: &[LogEvent], hold: Hold
             out.stats.held += 1;
             continue;
         }
-        let origin = Origin {
-            event_id: &event.id,
-            timestamp: event.timestamp,
-            log_group: &batch.log_group,
-            log_stream: &batch.log_stream,
-            workload: line.delivery.workload.as_deref(),
-            delivered_time: line.delivery.time_ms,
-        };
-        let mut observation = observe_message(&line.text, &origin, config, &mut out.stats);
-        if let Some(why) = observation.event_time().and_then(|t| config.time_window.refuses(t, event.timestamp, now_ms)) {
-            observation = Observation::Reject { reason: RejectReason::EventTimeOutOfRange, detail: why };
-        }
-        if let Observation::Reject { reason: reason @ RejectReason::MalformedJson, detail } = &mut observation
-            && let Some(cut) = line.cut
-        {
-            *reason = RejectReason::SplitLine;
-            *detail = format!("{detail}; the line was cut at {cut} bytes by its container runtime and the next part could not complete it");
-        }
-        match observation {
-            Observation::Skip(reason) => *out.stats.skipped.entry(reason).or_default() += 1,
-            Observation::Reject { reason, detail } => {
-                *out.stats.rejected.entry(reason).or_default() += 1;
-                let time = reject_time(Some(event.timestamp), config, now_ms);
-                let raw = if line.parts > 1 { line.text.as_ref() } else { event.message.as_str() };
-                out.rejects.push(reject_row(
-                    Some(&event.id),
-                    time,
-                    reason,
-                    detail,
-                    "message",
-                    raw,
-                    config,
-                    Some(&batch.log_group),
-                    Some(&batch.log_stream),
-                ));
-            }
-            obs => {
-                out.stats.events_used += 1;
-                assembly.add(obs, &mut out.stats);
-            }
+        if let Some(obs) = observe_line(line, event, batch, config, now_ms, &mut out) {
+            out.stats.events_used += 1;
+            assembly.add(obs, &mut out.stats);
         }
     }
     let held_ids = assembly.finish(config, &mut out, holding);
-    if !held_ids.is_empty() || unfinished.is_some() {
-        out.stats.held += held_ids.len() as u64;
-        let held_ids: std::collections::HashSet<&str> = held_ids.iter().map(String::as_str).collect();
-        for line in &lines {
-            let span = line.first..line.first + line.parts;
-            if held_ids.contains(events[line.first].id.as_str()) || unfinished.as_ref() == Some(&span) {
-                out.held.extend_from_slice(&events[span]);
-            }
-        }
-    }
+    hold_back(&held_ids, unfinished, &lines, &events, &mut out);
     scrub_batch(&mut out, config.scrub());
     reject_oversized(&mut out, batch, config, now_ms);
     out
+}
+
+/// The batch's log events after those its stream carried in; a carried event the batch holds
+/// again (a retried delivery) is read once.
+fn with_carried<'b>(batch: &'b LogBatch, carried: &[LogEvent]) -> Cow<'b, [LogEvent]> {
+    if carried.is_empty() {
+        return Cow::Borrowed(&batch.log_events);
+    }
+    let fresh: std::collections::HashSet<&str> = batch.log_events.iter().map(|e| e.id.as_str()).collect();
+    let mut all: Vec<LogEvent> = carried.iter().filter(|e| !fresh.contains(e.id.as_str())).cloned().collect();
+    all.extend(batch.log_events.iter().cloned());
+    Cow::Owned(all)
+}
+
+impl Hold {
+    /// What assembly may hold back of `events`.
+    fn holding(self, events: &[LogEvent]) -> Option<Holding> {
+        match self {
+            Hold::Nothing => None,
+            Hold::Incomplete { timeout_ms, clock_ms } => {
+                let newest = events.iter().map(|e| e.timestamp).chain(clock_ms).max().unwrap_or(i64::MIN);
+                Some(Holding {
+                    horizon_ms: newest.saturating_sub(timeout_ms),
+                    settle_from_ms: newest.saturating_sub(SETTLE_MS),
+                    before_carry: false,
+                })
+            }
+            Hold::BeforeCarry => {
+                let newest = events.iter().map(|e| e.timestamp).max().unwrap_or(i64::MIN);
+                Some(Holding { horizon_ms: i64::MIN, settle_from_ms: newest.saturating_sub(SETTLE_MS), before_carry: true })
+            }
+        }
+    }
+}
+
+/// One line read: what assembly gets of it, or `None` when it was skipped or rejected (counted,
+/// and its reject row in `out`).
+fn observe_line(
+    line: &Line,
+    event: &LogEvent,
+    batch: &LogBatch,
+    config: &Config,
+    now_ms: i64,
+    out: &mut BatchOutput,
+) -> Option<Observation> {
+    let origin = Origin {
+        event_id: &event.id,
+        timestamp: event.timestamp,
+        log_group: &batch.log_group,
+        log_stream: &batch.log_stream,
+        workload: line.delivery.workload.as_deref(),
+        delivered_time: line.delivery.time_ms,
+    };
+    let mut observation = observe_message(&line.text, &origin, config, &mut out.stats);
+    if let Some(why) = observation.event_time().and_then(|t| config.time_window.refuses(t, event.timestamp, now_ms)) {
+        observation = Observation::Reject { reason: RejectReason::EventTimeOutOfRange, detail: why };
+    }
+    if let Observation::Reject { reason: reason @ RejectReason::MalformedJson, detail } = &mut observation
+        && let Some(cut) = line.cut
+    {
+        *reason = RejectReason::SplitLine;
+        *detail = format!("{detail}; the line was cut at {cut} bytes by its container runtime and the next part could not complete it");
+    }
+    match observation {
+        Observation::Skip(reason) => *out.stats.skipped.entry(reason).or_default() += 1,
+        Observation::Reject { reason, detail } => {
+            *out.stats.rejected.entry(reason).or_default() += 1;
+            let time = reject_time(Some(event.timestamp), config, now_ms);
+            let raw = if line.parts > 1 { line.text.as_ref() } else { event.message.as_str() };
+            out.rejects.push(reject_row(
+                Some(&event.id),
+                time,
+                reason,
+                detail,
+                "message",
+                raw,
+                config,
+                Some(&batch.log_group),
+                Some(&batch.log_stream),
+            ));
+        }
+        obs => return Some(obs),
+    }
+    None
+}
+
+/// The events of the lines assembly held back (by their first event's id) and of the line whose
+/// rest is in the next delivery, for the stream's next batch.
+fn hold_back(held_ids: &[String], unfinished: Option<std::ops::Range<usize>>, lines: &[Line], events: &[LogEvent], out: &mut BatchOutput) {
+    if held_ids.is_empty() && unfinished.is_none() {
+        return;
+    }
+    out.stats.held += held_ids.len() as u64;
+    let held_ids: std::collections::HashSet<&str> = held_ids.iter().map(String::as_str).collect();
+    for line in lines {
+        let span = line.first..line.first + line.parts;
+        if held_ids.contains(events[line.first].id.as_str()) || unfinished.as_ref() == Some(&span) {
+            out.held.extend_from_slice(&events[span]);
+        }
+    }
 }
 
 /// One line of the agent's: a log event with its wrapper taken off, or the parts of a line that a

@@ -8,7 +8,7 @@ use super::{
 use crate::config::Config;
 use crate::event::RawEvent;
 use crate::lenient::{Num, Obj};
-use crate::rows::{ModelUsageRow, SessionRecordType, SourceFormat, ToolCallRow, UsageKind};
+use crate::rows::{ModelUsageRow, SessionRecordType, SessionRow, SourceFormat, ToolCallRow, UsageKind};
 
 use crate::rows::caps::{
     SIGNAL_KEY_BYTES as MAX_SIGNAL_KEY, SIGNAL_VALUE_BYTES as MAX_SIGNAL_VALUE, SIGNALS as MAX_SIGNALS, TEXT_BYTES, TOOL_CALLS,
@@ -41,6 +41,18 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
     row.jitter_ms = issues.ratio("jitter_ms", raw.jitter_ms, 60_000.0);
     row.packet_loss_rate = issues.ratio("packet_loss_rate", raw.packet_loss_rate, 1.0);
 
+    tool_calls(raw, &mut row, &mut issues);
+    discovered_signals(raw, &mut row, &mut issues);
+    let mut usage = model_usage(raw, &mut issues);
+    fill_usage_totals(&mut row, &usage);
+    row.estimated_cost_usd = config.prices.call_cost(&mut usage, row.duration_seconds);
+    row.model_usage = usage;
+    row.value_issues = issues.finish();
+    Observation::Session(row)
+}
+
+/// The call's tool calls (the first [`TOOL_CALLS`] kept) and their counts, of all of them.
+fn tool_calls(raw: &RawEvent, row: &mut SessionRow, issues: &mut Issues) {
     if raw.tool_calls.unusable > 0 {
         issues.push("tool_calls", format_args!("{} entries are not objects", raw.tool_calls.unusable));
     }
@@ -74,7 +86,10 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
     row.tool_call_count = calls.len() as i64;
     row.tool_failure_count = failures as i64;
     row.tool_outcome_count = outcomes as i64;
+}
 
+/// What the agent discovered in the call, as text, capped in keys and bytes.
+fn discovered_signals(raw: &RawEvent, row: &mut SessionRow, issues: &mut Issues) {
     match &raw.discovered_signals {
         Obj::Value(signals) => {
             for (key, value) in signals.iter() {
@@ -95,7 +110,10 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
         }
         other => issues.object("discovered_signals", other),
     }
+}
 
+/// The LLM, TTS and STT usage the event reports (at the top or in its `metrics_summary`).
+fn model_usage(raw: &RawEvent, issues: &mut Issues) -> Vec<ModelUsageRow> {
     issues.object("metrics_summary", &raw.metrics_summary);
     let summary_none = crate::event::MetricsSummary::default();
     let summary = raw.metrics_summary.get().map(Box::as_ref).unwrap_or(&summary_none);
@@ -113,13 +131,8 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
     tts.audio_seconds = issues.seconds("metrics_summary.tts_audio_seconds", summary.tts_audio_seconds);
     let mut stt = model_usage_row(UsageKind::Stt, raw.stt_provider.get(), raw.stt_model.get().or_else(|| summary.stt_model.get()));
     stt.audio_seconds = issues.seconds("metrics_summary.stt_audio_seconds", summary.stt_audio_seconds);
-    let mut usage: Vec<ModelUsageRow> = [llm, tts, stt]
+    [llm, tts, stt]
         .into_iter()
         .filter(|r| r.input_tokens.is_some() || r.output_tokens.is_some() || r.characters.is_some() || r.audio_seconds.is_some())
-        .collect();
-    fill_usage_totals(&mut row, &usage);
-    row.estimated_cost_usd = config.prices.call_cost(&mut usage, row.duration_seconds);
-    row.model_usage = usage;
-    row.value_issues = issues.finish();
-    Observation::Session(row)
+        .collect()
 }
