@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use base64::Engine;
@@ -14,20 +14,7 @@ use voicelake_shared::lake;
 use voicelake_shared::{BatchOutput, Config, Hold, PENDING_TIMEOUT_MS, process_batch_carrying};
 
 mod support;
-use support::{parquet_files, voicelake};
-
-const START: &str = "2026-11-23T12:00:00Z";
-
-fn generate(dir: &Path, calls: usize, clean: bool) -> PathBuf {
-    let path = dir.join("traffic.jsonl");
-    let calls = calls.to_string();
-    let mut args = vec!["generate", "--calls", &calls, "--seed", "11", "--start", START, "--out", path.to_str().unwrap()];
-    if clean {
-        args.push("--clean");
-    }
-    voicelake(&args);
-    path
-}
+use support::{START, generate, parquet_files, voicelake};
 
 fn replay_json(input: &Path, lake: &Path) -> Value {
     serde_json::from_str(&voicelake(&["replay", input.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--format", "json"])).unwrap()
@@ -104,109 +91,118 @@ fn replay_writes_the_lake_that_holds_exactly_the_rows() {
     }
 }
 
-/// The contract's latency rules, written again over plain JSON values: a turn waits eou + the
-/// `on_user_turn_completed` hook + the LLM phase + ttfb unless its agent measured it; the LLM phase
-/// is the one call's ttft, or from the first call's start (its timestamp less its duration; a
-/// `log_metrics()` line's record time less its ttft) to the last call's first token. A turn's
-/// lines are assembled across the whole stream, whichever delivery they came in.
-fn independent_latencies(input: &Path) -> Vec<f64> {
-    fn object(message: &str) -> Option<Value> {
-        let at = message.find('{')?;
-        let v: Value = serde_json::Deserializer::from_str(&message[at..]).into_iter::<Value>().next()?.ok()?;
-        if v.get("_event_type").is_some()
-            || v.get("type").is_some()
-            || v.get("message").is_some_and(|m| m.as_str().is_some_and(|m| m.ends_with(" metrics")))
-        {
-            if let Some(inner) = v.get("analytics_data") {
-                let mut inner = inner.clone();
-                if inner.get("_timestamp").is_none() {
-                    inner["_timestamp"] = v["timestamp"].clone();
-                }
-                return Some(inner);
+/// The event object of a log message, if it is one of the contract's (`analytics_data` unwrapped).
+fn event_object(message: &str) -> Option<Value> {
+    let at = message.find('{')?;
+    let v: Value = serde_json::Deserializer::from_str(&message[at..]).into_iter::<Value>().next()?.ok()?;
+    if v.get("_event_type").is_some()
+        || v.get("type").is_some()
+        || v.get("message").is_some_and(|m| m.as_str().is_some_and(|m| m.ends_with(" metrics")))
+    {
+        if let Some(inner) = v.get("analytics_data") {
+            let mut inner = inner.clone();
+            if inner.get("_timestamp").is_none() {
+                inner["_timestamp"] = v["timestamp"].clone();
             }
-            return Some(v);
+            return Some(inner);
         }
-        None
+        return Some(v);
     }
-    /// (eou, hook, LLM calls as (start, ttft), ttfb)
-    #[derive(Default)]
-    struct Turn {
-        eou: Option<f64>,
-        hook: Option<f64>,
-        calls: Vec<(f64, f64)>,
-        ttfb: Option<f64>,
+    None
+}
+/// A turn's parts: eou, hook, LLM calls as (start, ttft), ttfb.
+#[derive(Default)]
+struct Turn {
+    eou: Option<f64>,
+    hook: Option<f64>,
+    calls: Vec<(f64, f64)>,
+    ttfb: Option<f64>,
+}
+impl Turn {
+    fn latency(&self) -> Option<f64> {
+        let phase = match self.calls.as_slice() {
+            [] => return None,
+            [(_, ttft)] => *ttft,
+            calls => {
+                let first = calls.iter().map(|c| c.0).fold(f64::INFINITY, f64::min);
+                let last = calls.iter().max_by(|a, b| a.0.total_cmp(&b.0)).unwrap();
+                last.0 + last.1 - first
+            }
+        };
+        Some(self.eou? + self.hook.unwrap_or(0.0) + phase + self.ttfb?)
     }
-    impl Turn {
-        fn latency(&self) -> Option<f64> {
-            let phase = match self.calls.as_slice() {
-                [] => return None,
-                [(_, ttft)] => *ttft,
-                calls => {
-                    let first = calls.iter().map(|c| c.0).fold(f64::INFINITY, f64::min);
-                    let last = calls.iter().max_by(|a, b| a.0.total_cmp(&b.0)).unwrap();
-                    last.0 + last.1 - first
-                }
-            };
-            Some(self.eou? + self.hook.unwrap_or(0.0) + phase + self.ttfb?)
-        }
-    }
-    let secs = |v: &Value| v.as_f64().map(|s| s * 1000.0);
-    let record_ms = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().timestamp_millis() as f64;
-    let mut latencies = Vec::new();
-    let mut by_speech: BTreeMap<String, Turn> = BTreeMap::new();
-    let mut logged: BTreeMap<String, Vec<Turn>> = BTreeMap::new();
+}
+
+/// The log messages of a file of subscription events, in order.
+fn subscription_messages(input: &Path) -> Vec<String> {
+    let mut messages = Vec::new();
     for line in std::fs::read_to_string(input).unwrap().lines() {
         let event: Value = serde_json::from_str(line).unwrap();
         let gz = base64::engine::general_purpose::STANDARD.decode(event["awslogs"]["data"].as_str().unwrap()).unwrap();
         let mut json = String::new();
         flate2::read::GzDecoder::new(gz.as_slice()).read_to_string(&mut json).unwrap();
         let batch: Value = serde_json::from_str(&json).unwrap();
-        for e in batch["logEvents"].as_array().unwrap() {
-            let Some(v) = object(e["message"].as_str().unwrap()) else { continue };
-            if v["_event_type"] == "voice_metrics" {
-                let turn = Turn {
-                    eou: secs(&v["eou"]["end_of_utterance_delay"]),
-                    hook: secs(&v["eou"]["on_user_turn_completed_delay"]),
-                    calls: secs(&v["llm"]["ttft"]).map(|t| (0.0, t)).into_iter().collect(),
-                    ttfb: secs(&v["tts"]["ttfb"]),
-                };
-                latencies.extend(secs(&v["total_latency"]).or_else(|| turn.latency()));
-            } else if v["type"] == "metrics_collected" {
-                let m = &v["metrics"];
-                let Some(speech) = m["speech_id"].as_str() else { continue };
-                let turn = by_speech.entry(speech.to_owned()).or_default();
-                match m["type"].as_str().unwrap() {
-                    "eou_metrics" => {
-                        turn.eou = turn.eou.or(secs(&m["end_of_utterance_delay"]));
-                        turn.hook = turn.hook.or(secs(&m["on_user_turn_completed_delay"]));
-                    }
-                    "llm_metrics" => {
-                        let at = secs(&m["timestamp"]).unwrap();
-                        turn.calls.push((at - secs(&m["duration"]).unwrap(), secs(&m["ttft"]).unwrap()));
-                    }
-                    "tts_metrics" => turn.ttfb = turn.ttfb.or(secs(&m["ttfb"])),
-                    _ => {}
+        messages.extend(batch["logEvents"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap().to_owned()));
+    }
+    messages
+}
+
+/// The contract's latency rules, written again over plain JSON values: a turn waits eou + the
+/// `on_user_turn_completed` hook + the LLM phase + ttfb unless its agent measured it; the LLM phase
+/// is the one call's ttft, or from the first call's start (its timestamp less its duration; a
+/// `log_metrics()` line's record time less its ttft) to the last call's first token. A turn's
+/// lines are assembled across the whole stream, whichever delivery they came in.
+fn independent_latencies(input: &Path) -> Vec<f64> {
+    let secs = |v: &Value| v.as_f64().map(|s| s * 1000.0);
+    let record_ms = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().timestamp_millis() as f64;
+    let mut latencies = Vec::new();
+    let mut by_speech: BTreeMap<String, Turn> = BTreeMap::new();
+    let mut logged: BTreeMap<String, Vec<Turn>> = BTreeMap::new();
+    for message in subscription_messages(input) {
+        let Some(v) = event_object(&message) else { continue };
+        if v["_event_type"] == "voice_metrics" {
+            let turn = Turn {
+                eou: secs(&v["eou"]["end_of_utterance_delay"]),
+                hook: secs(&v["eou"]["on_user_turn_completed_delay"]),
+                calls: secs(&v["llm"]["ttft"]).map(|t| (0.0, t)).into_iter().collect(),
+                ttfb: secs(&v["tts"]["ttfb"]),
+            };
+            latencies.extend(secs(&v["total_latency"]).or_else(|| turn.latency()));
+        } else if v["type"] == "metrics_collected" {
+            let m = &v["metrics"];
+            let Some(speech) = m["speech_id"].as_str() else { continue };
+            let turn = by_speech.entry(speech.to_owned()).or_default();
+            match m["type"].as_str().unwrap() {
+                "eou_metrics" => {
+                    turn.eou = turn.eou.or(secs(&m["end_of_utterance_delay"]));
+                    turn.hook = turn.hook.or(secs(&m["on_user_turn_completed_delay"]));
                 }
-            } else if let Some(kind) = v["message"].as_str().filter(|m| m.ends_with(" metrics")) {
-                let turns = logged.entry(v["room_id"].as_str().unwrap().to_owned()).or_default();
-                match kind {
-                    "EOU metrics" => turns.push(Turn { eou: secs(&v["end_of_utterance_delay"]), ..Turn::default() }),
-                    "LLM metrics" => {
-                        if let Some(t) = turns.last_mut() {
-                            let ttft = secs(&v["ttft"]).unwrap();
-                            t.calls.push((record_ms(&v["timestamp"]) - ttft, ttft));
-                        }
-                    }
-                    "TTS metrics" => {
-                        if let Some(t) = turns.last_mut() {
-                            t.ttfb = t.ttfb.or(secs(&v["ttfb"]));
-                        }
-                    }
-                    _ => {}
+                "llm_metrics" => {
+                    let at = secs(&m["timestamp"]).unwrap();
+                    turn.calls.push((at - secs(&m["duration"]).unwrap(), secs(&m["ttft"]).unwrap()));
                 }
-            } else if v["type"] == "conversation_item_added" && v["item"]["role"] == "assistant" {
-                latencies.extend(secs(&v["item"]["metrics"]["e2e_latency"]));
+                "tts_metrics" => turn.ttfb = turn.ttfb.or(secs(&m["ttfb"])),
+                _ => {}
             }
+        } else if let Some(kind) = v["message"].as_str().filter(|m| m.ends_with(" metrics")) {
+            let turns = logged.entry(v["room_id"].as_str().unwrap().to_owned()).or_default();
+            match kind {
+                "EOU metrics" => turns.push(Turn { eou: secs(&v["end_of_utterance_delay"]), ..Turn::default() }),
+                "LLM metrics" => {
+                    if let Some(t) = turns.last_mut() {
+                        let ttft = secs(&v["ttft"]).unwrap();
+                        t.calls.push((record_ms(&v["timestamp"]) - ttft, ttft));
+                    }
+                }
+                "TTS metrics" => {
+                    if let Some(t) = turns.last_mut() {
+                        t.ttfb = t.ttfb.or(secs(&v["ttfb"]));
+                    }
+                }
+                _ => {}
+            }
+        } else if v["type"] == "conversation_item_added" && v["item"]["role"] == "assistant" {
+            latencies.extend(secs(&v["item"]["metrics"]["e2e_latency"]));
         }
     }
     latencies.extend(by_speech.values().chain(logged.values().flatten()).filter_map(Turn::latency));
@@ -278,19 +274,6 @@ fn text_report_names_the_alarms_and_the_slowest_sessions() {
     {
         assert!(text.contains(expected), "{expected} in\n{text}");
     }
-}
-
-#[test]
-fn bad_arguments_fail_with_a_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let missing = dir.path().join("nonexistent.jsonl");
-    let lake = dir.path().join("lake");
-    let out = Command::new(env!("CARGO_BIN_EXE_voicelake"))
-        .args(["replay", missing.to_str().unwrap(), "--lake", lake.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains(missing.to_str().unwrap()));
 }
 
 /// The same traffic as subscription events (plain and gzip'd), and as the archive a subscription
@@ -426,52 +409,6 @@ fn aws_logs_output_and_raw_lines_give_the_rows_of_the_subscription_events_of_the
     assert!(agents.contains(&"unknown") && !agents.iter().any(|a| a.contains("fle_all")), "{agents:?}");
 }
 
-/// `--prices` lays a file over the built-in table, as the function lays `PriceTableOverride`: the
-/// whole table laid over itself changes nothing, a price for a model the traffic does not use
-/// changes nothing, and a price it uses changes the total.
-#[test]
-fn a_price_file_is_laid_over_the_built_in_table() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = generate(dir.path(), 60, false);
-    let total = |n: &str, prices: Option<&str>| -> f64 {
-        let mut args =
-            vec!["replay".to_owned(), input.to_str().unwrap().to_owned(), "--lake".into(), dir.path().join(n).to_str().unwrap().into()];
-        args.extend(["--format".into(), "json".into()]);
-        if let Some(text) = prices {
-            let file = dir.path().join(format!("{n}.json"));
-            std::fs::write(&file, text).unwrap();
-            args.extend(["--prices".into(), file.to_str().unwrap().into()]);
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let report: Value = serde_json::from_str(&voicelake(&args)).unwrap();
-        report["cost"]["total_usd"].as_f64().unwrap()
-    };
-    let built_in = total("a", None);
-    assert!(built_in > 0.0);
-    assert_eq!(total("b", Some(voicelake_shared::cost::DEFAULT_PRICE_TABLE)), built_in);
-    assert_eq!(total("c", Some(r#"{"models": {"nobody/unused-model": {"stt_per_minute": 9}}}"#)), built_in);
-    assert!(total("d", Some(r#"{"default": {"transport_per_minute": 0.5}}"#)) > built_in);
-}
-
-/// In the stack one parameter is both the latency target and the turn-latency alarm's threshold:
-/// `--target-ms` is both locally, so the alarm is judged at the target the report states.
-#[test]
-fn the_target_is_the_turn_latency_alarms_threshold() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = generate(dir.path(), 60, false);
-    let alarm = |n: &str, target: &str| -> Value {
-        let lake = dir.path().join(n);
-        let args = ["replay", input.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--format", "json", "--target-ms", target];
-        let report: Value = serde_json::from_str(&voicelake(&args)).unwrap();
-        assert_eq!(report["target"]["target_ms"].as_f64(), Some(target.parse().unwrap()));
-        report["alarms"].as_array().unwrap().iter().find(|a| a["alarm"] == "TurnLatencyP95Alarm").unwrap().clone()
-    };
-    let low = alarm("low", "400");
-    let high = alarm("high", "60000");
-    assert_eq!((low["threshold"].as_f64(), high["threshold"].as_f64()), (Some(400.0), Some(60000.0)));
-    assert_eq!((low["would_fire"].as_bool(), high["would_fire"].as_bool()), (Some(true), Some(false)), "{low}\n{high}");
-}
-
 /// Rows of a lake, read back from every visible Parquet object of a table.
 fn lake_rows(lake: &Path, table: &str) -> usize {
     parquet_files(&lake.join(table))
@@ -527,47 +464,6 @@ fn a_second_replay_of_the_same_input_replaces_its_rows_and_bad_outputs_fail_firs
     std::fs::write(&file, "x").unwrap();
     let err = fails(&["replay", input.to_str().unwrap(), "--lake", file.to_str().unwrap()]);
     assert!(err.contains("is a file, not a directory"), "{err}");
-}
-
-/// What a command needs from AWS and does not have is said in one line, before any call: the
-/// credentials, or the region (taken from an ARN when one is given).
-#[test]
-fn missing_credentials_and_region_are_named_in_one_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str], region: Option<&str>| -> String {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_voicelake"));
-        cmd.args(args).current_dir(dir.path());
-        for var in [
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "AWS_PROFILE",
-            "AWS_REGION",
-            "AWS_DEFAULT_REGION",
-            "RUST_BACKTRACE",
-            "RUST_LIB_BACKTRACE",
-        ] {
-            cmd.env_remove(var);
-        }
-        let missing = dir.path().join("none");
-        cmd.env("AWS_CONFIG_FILE", &missing).env("AWS_SHARED_CREDENTIALS_FILE", &missing).env("AWS_EC2_METADATA_DISABLED", "true");
-        if let Some(r) = region {
-            cmd.env("AWS_REGION", r);
-        }
-        let out = cmd.output().unwrap();
-        assert!(!out.status.success());
-        String::from_utf8_lossy(&out.stderr).trim().to_owned()
-    };
-    let no_region = run(&["notify", "test", "--function", "voicelake-notify"], None);
-    assert!(no_region.contains("no AWS region") && no_region.lines().count() == 1, "{no_region}");
-    // The ARN names the region: what is missing then is the credentials.
-    let arn = "arn:aws:lambda:eu-west-1:123456789012:function:voicelake-notify";
-    let no_credentials = run(&["notify", "test", "--function", arn], None);
-    assert!(no_credentials.contains("no AWS credentials") && no_credentials.lines().count() == 1, "{no_credentials}");
-    assert!(no_credentials.len() < 400 && !no_credentials.contains("could not deliver"), "{no_credentials}");
-    let queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/voicelake-failures";
-    let dlq = run(&["dlq", "replay", "--queue-url", queue, "--function", "voicelake-ingest"], None);
-    assert!(dlq.contains("no AWS credentials"), "{dlq}");
 }
 
 /// Without `--start`, generated traffic ends before now whatever its size: a day of calls does
@@ -654,51 +550,6 @@ fn an_injected_outage_is_diagnosed_with_its_provider_agent_window_and_closed_cal
     assert!(tts["diagnosis"]["cause"].as_str().unwrap().contains("failures of cartesia"), "{tts}");
 }
 
-/// `--params samconfig.toml` judges the alarms at the thresholds the deploy sets, the target and
-/// the turn-latency threshold still one number, and lays its price override over the prices.
-#[test]
-fn the_deploys_parameters_set_the_local_thresholds_and_prices() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = generate(dir.path(), 40, true);
-    let params = dir.path().join("samconfig.toml");
-    std::fs::write(
-        &params,
-        r#"version = 0.1
-[default.deploy.parameters]
-parameter_overrides = "EnvironmentName=dev"
-[prod.deploy.parameters]
-parameter_overrides = [
-  "TurnLatencyP95ThresholdMs=900",
-  "ProviderFailuresThreshold=500 CostPerCallThresholdUsd=0.05",
-  'PriceTableOverride="{\"default\": {\"transport_per_minute\": 0.5}}"',
-]
-"#,
-    )
-    .unwrap();
-    let run = |name: &str, extra: &[&str]| -> Value {
-        let lake = dir.path().join(name);
-        let mut args = vec!["replay", input.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--format", "json"];
-        args.extend_from_slice(extra);
-        serde_json::from_str(&voicelake(&args)).unwrap()
-    };
-    let threshold = |report: &Value, id: &str| {
-        report["alarms"].as_array().unwrap().iter().find(|a| a["alarm"] == id).unwrap()["threshold"].as_f64().unwrap()
-    };
-    let plain = run("plain", &[]);
-    let prod = run("prod", &["--params", params.to_str().unwrap(), "--config-env", "prod"]);
-    assert_eq!(prod["target"]["target_ms"].as_f64(), Some(900.0));
-    assert_eq!(threshold(&prod, "TurnLatencyP95Alarm"), 900.0);
-    assert_eq!(threshold(&prod, "ProviderErrorsAlarm"), 500.0);
-    assert_eq!(threshold(&prod, "CostPerCallAlarm"), 0.05);
-    assert_eq!(threshold(&prod, "TTSTimeToFirstByteP95Alarm"), threshold(&plain, "TTSTimeToFirstByteP95Alarm"), "unset: the template's");
-    assert!(prod["cost"]["total_usd"].as_f64() > plain["cost"]["total_usd"].as_f64(), "the override's transport price is laid over");
-    // An explicit --target-ms still wins, and an environment without overrides is the template's defaults.
-    let explicit = run("explicit", &["--params", params.to_str().unwrap(), "--config-env", "prod", "--target-ms", "1200"]);
-    assert_eq!(threshold(&explicit, "TurnLatencyP95Alarm"), 1200.0);
-    let default_env = run("default", &["--params", params.to_str().unwrap()]);
-    assert_eq!(threshold(&default_env, "TurnLatencyP95Alarm"), 1500.0);
-}
-
 /// Raw lines carry no CloudWatch time: a line that gives none itself (a malformed event, an event
 /// without a time) takes the nearest line's that does, and stays in its hour, not at the replay's clock.
 #[test]
@@ -727,26 +578,4 @@ fn untimed_raw_lines_take_the_nearest_timed_lines_time() {
     for file in parquet_files(&lake) {
         assert!(file.to_string_lossy().contains("dt=2026-11-20/hour=10"), "{}", file.display());
     }
-}
-
-/// A failure is one line, the error and its cause; `--verbose` gives every cause, one a line.
-#[test]
-fn a_failure_is_one_line_and_verbose_gives_the_chain() {
-    let dir = tempfile::tempdir().unwrap();
-    let missing = dir.path().join("missing.jsonl");
-    let run = |verbose: bool| {
-        let mut args = vec!["replay", missing.to_str().unwrap(), "--lake", dir.path().to_str().unwrap()];
-        if verbose {
-            args.insert(0, "--verbose");
-        }
-        let out = Command::new(env!("CARGO_BIN_EXE_voicelake")).args(&args).output().unwrap();
-        assert_eq!(out.status.code(), Some(1));
-        String::from_utf8(out.stderr).unwrap()
-    };
-    let short = run(false);
-    assert_eq!(short.lines().count(), 1, "{short}");
-    assert!(short.starts_with("error: reading ") && short.contains("No such file"), "{short}");
-    let long = run(true);
-    assert_eq!(long.lines().count(), 2, "{long}");
-    assert!(long.lines().nth(1).unwrap().starts_with("  caused by: "), "{long}");
 }

@@ -204,6 +204,7 @@ async fn names_of_any_characters_reach_cloudwatch_as_dimensions_it_accepts() {
 /// pending parts (DynamoDB on moto), then the scheduled sweep. The lake and the metrics get what
 /// the uncut stream gives, every turn once and whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(clippy::too_many_lines, reason = "one scenario: the deliveries, every cut, and the comparison of rows and metrics")]
 async fn a_turn_cut_across_two_invocations_is_sent_once_whole_through_the_store() {
     use voicelake_e2e::create_pending_table;
     use voicelake_ingest::aws::DynamoPending;

@@ -24,6 +24,22 @@ pub fn voicelake(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// When generated traffic starts, in the tests that generate it.
+pub const START: &str = "2026-11-23T12:00:00Z";
+
+/// `voicelake generate` of `calls` calls (seed 11) into `dir`; `clean`: without the foreign and
+/// malformed lines.
+pub fn generate(dir: &Path, calls: usize, clean: bool) -> PathBuf {
+    let path = dir.join("traffic.jsonl");
+    let calls = calls.to_string();
+    let mut args = vec!["generate", "--calls", &calls, "--seed", "11", "--start", START, "--out", path.to_str().unwrap()];
+    if clean {
+        args.push("--clean");
+    }
+    voicelake(&args);
+    path
+}
+
 /// Every Parquet file under `dir`, sorted.
 pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();

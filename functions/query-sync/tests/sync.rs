@@ -61,6 +61,14 @@ impl Account {
 type Shared = Arc<Mutex<Account>>;
 
 fn clients(account: &Shared) -> QuerySync<CloudWatchLogsInsights, AthenaNamedQueries> {
+    QuerySync {
+        insights: CloudWatchLogsInsights { client: logs_client(account) },
+        athena: AthenaNamedQueries { client: athena_client(account), statement_timeout: Duration::from_secs(5) },
+    }
+}
+
+/// CloudWatch Logs' query definitions of `account`, by the SDK's own test rules.
+fn logs_client(account: &Shared) -> aws_sdk_cloudwatchlogs::Client {
     let a = account.clone();
     let describe = mock!(aws_sdk_cloudwatchlogs::Client::describe_query_definitions).then_compute_output(move |input| {
         let prefix = input.query_definition_name_prefix().unwrap_or("").to_owned();
@@ -114,8 +122,11 @@ fn clients(account: &Shared) -> QuerySync<CloudWatchLogsInsights, AthenaNamedQue
         a.lock().unwrap().definitions.retain(|d| Some(d.id.as_str()) != input.query_definition_id());
         DeleteQueryDefinitionOutput::builder().success(true).build()
     });
-    let logs = mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, [&describe, &put, &delete]);
+    mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, [&describe, &put, &delete])
+}
 
+/// Athena's named queries and statements of `account`, by the SDK's own test rules.
+fn athena_client(account: &Shared) -> aws_sdk_athena::Client {
     let a = account.clone();
     let list = mock!(aws_sdk_athena::Client::list_named_queries).then_compute_output(move |_| {
         ListNamedQueriesOutput::builder().set_named_query_ids(Some(a.lock().unwrap().named.iter().map(|n| n.id.clone()).collect())).build()
@@ -183,11 +194,7 @@ fn clients(account: &Shared) -> QuerySync<CloudWatchLogsInsights, AthenaNamedQue
             )
             .build()
     });
-    let athena = mock_client!(aws_sdk_athena, RuleMode::MatchAny, [&list, &get, &create, &update, &remove, &start, &status]);
-    QuerySync {
-        insights: CloudWatchLogsInsights { client: logs },
-        athena: AthenaNamedQueries { client: athena, statement_timeout: Duration::from_secs(5) },
-    }
+    mock_client!(aws_sdk_athena, RuleMode::MatchAny, [&list, &get, &create, &update, &remove, &start, &status])
 }
 
 fn properties() -> Value {
