@@ -8,20 +8,11 @@ use std::io::{self, Write};
 use std::marker::PhantomData;
 use std::os::unix::fs::FileExt;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-/// A record of a [`Spill`]: any serde type, written in postcard's compact form (varint integers,
-/// length-prefixed strings) and read back in the same process.
-pub trait Record: Serialize + DeserializeOwned {}
-
-impl<T: Serialize + DeserializeOwned> Record for T {}
-
-/// Reads the record at the front of `input` and advances it past the record.
-fn decode<T: Record>(input: &mut &[u8]) -> io::Result<T> {
-    let (record, rest) = postcard::take_from_bytes(input).map_err(|e| io::Error::other(format!("a spilled record: {e}")))?;
-    *input = rest;
-    Ok(record)
+/// A record of a [`Spill`]: written to bytes and read back, in the same process.
+pub trait Record: Sized {
+    fn encode(&self, out: &mut Vec<u8>);
+    /// Reads one record from the front of `input` and advances it past the record.
+    fn decode(input: &mut &[u8]) -> Self;
 }
 
 /// Records in the order they were pushed: the newest `chunk_bytes` of them encoded in memory, the
@@ -56,8 +47,7 @@ impl<T: Record> Spill<T> {
     }
 
     pub fn push(&mut self, record: &T) -> io::Result<()> {
-        let tail = std::mem::take(&mut self.tail);
-        self.tail = postcard::to_extend(record, tail).map_err(|e| io::Error::other(format!("a record to spill: {e}")))?;
+        record.encode(&mut self.tail);
         self.len += 1;
         if self.tail.len() >= self.chunk_bytes {
             let file = match &mut self.file {
@@ -83,13 +73,13 @@ impl<T: Record> Spill<T> {
                 offset += u64::from(len);
                 let mut rest = buf.as_slice();
                 while !rest.is_empty() {
-                    f(decode(&mut rest)?);
+                    f(T::decode(&mut rest));
                 }
             }
         }
         let mut rest = self.tail.as_slice();
         while !rest.is_empty() {
-            f(decode(&mut rest)?);
+            f(T::decode(&mut rest));
         }
         Ok(())
     }
@@ -179,10 +169,111 @@ fn select(values: &dyn Values, mut rank: u64, limit: usize) -> io::Result<f64> {
     }
 }
 
+/// Fixed-width and length-prefixed fields of records, little-endian.
+pub mod codec {
+    pub fn put_u8(out: &mut Vec<u8>, v: u8) {
+        out.push(v);
+    }
+    pub fn put_u32(out: &mut Vec<u8>, v: u32) {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn put_u64(out: &mut Vec<u8>, v: u64) {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn put_u128(out: &mut Vec<u8>, v: u128) {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn put_i64(out: &mut Vec<u8>, v: i64) {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn put_f64(out: &mut Vec<u8>, v: f64) {
+        out.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+    pub fn put_str(out: &mut Vec<u8>, s: &str) {
+        put_u32(out, u32::try_from(s.len()).unwrap_or(u32::MAX));
+        out.extend_from_slice(&s.as_bytes()[..s.len().min(u32::MAX as usize)]);
+    }
+    pub fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                put_u8(out, 1);
+                put_str(out, s);
+            }
+            None => put_u8(out, 0),
+        }
+    }
+    pub fn put_opt_f64(out: &mut Vec<u8>, v: Option<f64>) {
+        match v {
+            Some(v) => {
+                put_u8(out, 1);
+                put_f64(out, v);
+            }
+            None => put_u8(out, 0),
+        }
+    }
+
+    fn take<const N: usize>(input: &mut &[u8]) -> [u8; N] {
+        let (head, rest) = input.split_at(N);
+        *input = rest;
+        head.try_into().unwrap_or_else(|_| unreachable!("split at {N}"))
+    }
+    pub fn u8(input: &mut &[u8]) -> u8 {
+        take::<1>(input)[0]
+    }
+    pub fn u32(input: &mut &[u8]) -> u32 {
+        u32::from_le_bytes(take(input))
+    }
+    pub fn u64(input: &mut &[u8]) -> u64 {
+        u64::from_le_bytes(take(input))
+    }
+    pub fn u128(input: &mut &[u8]) -> u128 {
+        u128::from_le_bytes(take(input))
+    }
+    pub fn i64(input: &mut &[u8]) -> i64 {
+        i64::from_le_bytes(take(input))
+    }
+    pub fn f64(input: &mut &[u8]) -> f64 {
+        f64::from_bits(u64(input))
+    }
+    pub fn string(input: &mut &[u8]) -> String {
+        let len = u32(input) as usize;
+        let (head, rest) = input.split_at(len);
+        *input = rest;
+        // Written from a `str` by `put_str`: always UTF-8.
+        String::from_utf8_lossy(head).into_owned()
+    }
+    pub fn opt_string(input: &mut &[u8]) -> Option<String> {
+        (u8(input) == 1).then(|| string(input))
+    }
+    pub fn opt_f64(input: &mut &[u8]) -> Option<f64> {
+        (u8(input) == 1).then(|| f64(input))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    impl Record for f64 {
+        fn encode(&self, out: &mut Vec<u8>) {
+            codec::put_f64(out, *self);
+        }
+        fn decode(input: &mut &[u8]) -> f64 {
+            codec::f64(input)
+        }
+    }
+
+    impl Record for (i64, String, Option<String>) {
+        fn encode(&self, out: &mut Vec<u8>) {
+            codec::put_i64(out, self.0);
+            codec::put_str(out, &self.1);
+            codec::put_opt_str(out, self.2.as_deref());
+        }
+        fn decode(input: &mut &[u8]) -> Self {
+            (codec::i64(input), codec::string(input), codec::opt_string(input))
+        }
+    }
 
     fn scanned<T: Record>(spill: &Spill<T>) -> Vec<T> {
         let mut out = Vec::new();

@@ -1,11 +1,13 @@
 //! What the report keeps per turn, observation, call, tool failure, reject, provider failure and
-//! spend, as [`Spill`](crate::spill::Spill) records: serde types, written in postcard's compact form.
+//! spend, as [`Spill`] records.
 
-use serde::{Deserialize, Serialize};
+use voicelake_shared::diagnosis::FailureFact;
+
+use crate::spill::{Record, codec};
 
 /// One complete turn, compact. The session is a 128-bit hash of its id ([`session_key`]); the
 /// agent an index into the builder's agents; missing components are NaN.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct TurnPoint {
     pub(super) time: i64,
     /// [`session_key`] of the turn's session, or [`NO_SESSION`].
@@ -37,6 +39,31 @@ impl TurnPoint {
     }
 }
 
+impl Record for TurnPoint {
+    fn encode(&self, out: &mut Vec<u8>) {
+        codec::put_i64(out, self.time);
+        codec::put_u128(out, self.session);
+        codec::put_u32(out, self.agent);
+        for v in [self.latency, self.eou, self.hook, self.ttft, self.ttfb] {
+            codec::put_f64(out, v);
+        }
+        codec::put_u8(out, u8::from(self.over_target));
+    }
+    fn decode(input: &mut &[u8]) -> TurnPoint {
+        TurnPoint {
+            time: codec::i64(input),
+            session: codec::u128(input),
+            agent: codec::u32(input),
+            latency: codec::f64(input),
+            eou: codec::f64(input),
+            hook: codec::f64(input),
+            ttft: codec::f64(input),
+            ttfb: codec::f64(input),
+            over_target: codec::u8(input) == 1,
+        }
+    }
+}
+
 /// A session id as the report keys it: two SipHash digests of the id with fixed keys, never
 /// [`NO_SESSION`]. Two of a replay's ids share a key with a probability of about n²/2¹²⁹.
 pub(super) fn session_key(id: &str) -> u128 {
@@ -51,16 +78,25 @@ pub(super) fn session_key(id: &str) -> u128 {
 }
 
 /// A session id with its key, once per batch in which it appears.
-#[derive(Serialize, Deserialize)]
 pub(super) struct SessionName {
     pub(super) key: u128,
     pub(super) id: String,
 }
 
+impl Record for SessionName {
+    fn encode(&self, out: &mut Vec<u8>) {
+        codec::put_u128(out, self.key);
+        codec::put_str(out, &self.id);
+    }
+    fn decode(input: &mut &[u8]) -> SessionName {
+        SessionName { key: codec::u128(input), id: codec::string(input) }
+    }
+}
+
 /// One observation of a metric: event time in whole seconds (periods and windows are whole
 /// minutes, so seconds place it in the same one as milliseconds would), agent (an index into the
 /// builder's agents), value.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Observation {
     pub(super) second: u32,
     pub(super) agent: u32,
@@ -73,8 +109,19 @@ impl Observation {
     }
 }
 
+impl Record for Observation {
+    fn encode(&self, out: &mut Vec<u8>) {
+        codec::put_u32(out, self.second);
+        codec::put_u32(out, self.agent);
+        codec::put_f64(out, self.value);
+    }
+    fn decode(input: &mut &[u8]) -> Observation {
+        Observation { second: codec::u32(input), agent: codec::u32(input), value: codec::f64(input) }
+    }
+}
+
 /// A call that ended (its `session_analytics` event), for a diagnosis.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub(super) struct EndedCall {
     pub(super) time: i64,
     pub(super) session: String,
@@ -83,17 +130,91 @@ pub(super) struct EndedCall {
     pub(super) failed_tool_calls: u64,
 }
 
+impl Record for EndedCall {
+    fn encode(&self, out: &mut Vec<u8>) {
+        codec::put_i64(out, self.time);
+        codec::put_str(out, &self.session);
+        codec::put_str(out, &self.agent);
+        codec::put_opt_f64(out, self.cost_usd);
+        codec::put_u64(out, self.failed_tool_calls);
+    }
+    fn decode(input: &mut &[u8]) -> EndedCall {
+        EndedCall {
+            time: codec::i64(input),
+            session: codec::string(input),
+            agent: codec::string(input),
+            cost_usd: codec::opt_f64(input),
+            failed_tool_calls: codec::u64(input),
+        }
+    }
+}
+
 /// A failed tool call: time, tool, error.
-#[derive(Serialize, Deserialize)]
 pub(super) struct ToolFailure(pub(super) i64, pub(super) String, pub(super) Option<String>);
 
+impl Record for ToolFailure {
+    fn encode(&self, out: &mut Vec<u8>) {
+        codec::put_i64(out, self.0);
+        codec::put_str(out, &self.1);
+        codec::put_opt_str(out, self.2.as_deref());
+    }
+    fn decode(input: &mut &[u8]) -> ToolFailure {
+        ToolFailure(codec::i64(input), codec::string(input), codec::opt_string(input))
+    }
+}
+
 /// A reject: time, reason, raw line.
-#[derive(Serialize, Deserialize)]
 pub(super) struct Rejected(pub(super) i64, pub(super) String, pub(super) String);
 
+impl Record for Rejected {
+    fn encode(&self, out: &mut Vec<u8>) {
+        codec::put_i64(out, self.0);
+        codec::put_str(out, &self.1);
+        codec::put_str(out, &self.2);
+    }
+    fn decode(input: &mut &[u8]) -> Rejected {
+        Rejected(codec::i64(input), codec::string(input), codec::string(input))
+    }
+}
+
+impl Record for FailureFact {
+    fn encode(&self, out: &mut Vec<u8>) {
+        codec::put_i64(out, self.time);
+        codec::put_str(out, &self.agent);
+        codec::put_opt_str(out, self.session.as_deref());
+        codec::put_str(out, &self.kind);
+        codec::put_str(out, &self.provider);
+        codec::put_str(out, &self.action);
+        codec::put_opt_str(out, self.class.as_deref());
+        codec::put_u8(out, u8::from(self.counted));
+    }
+    fn decode(input: &mut &[u8]) -> FailureFact {
+        FailureFact {
+            time: codec::i64(input),
+            agent: codec::string(input),
+            session: codec::opt_string(input),
+            kind: codec::string(input),
+            provider: codec::string(input),
+            action: codec::string(input),
+            class: codec::opt_string(input),
+            counted: codec::u8(input) == 1,
+        }
+    }
+}
+
 /// Spend on one model: time, provider/model, USD.
-#[derive(Serialize, Deserialize)]
 pub(super) struct Spend(pub(super) i64, pub(super) String, pub(super) f64);
+
+impl Record for Spend {
+    fn encode(&self, out: &mut Vec<u8>) {
+        codec::put_i64(out, self.0);
+        codec::put_str(out, &self.1);
+        codec::put_f64(out, self.2);
+    }
+    fn decode(input: &mut &[u8]) -> Spend {
+        Spend(codec::i64(input), codec::string(input), codec::f64(input))
+    }
+}
 
 pub(super) fn dominant_component(turns: &[TurnPoint]) -> Option<&'static str> {
     let mean = |f: fn(&TurnPoint) -> Option<f64>| {

@@ -30,7 +30,7 @@ pub struct ProviderFailures {
 }
 
 /// What a diagnosis reads of one `errors` row.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FailureFact {
     pub time: i64,
     pub agent: String,
