@@ -83,31 +83,6 @@ impl std::fmt::Debug for PseudonymKey {
 /// The variable the template sets on the functions: the ARN of the pseudonym key's secret.
 pub const KEY_ARN_VARIABLE: &str = "VOICELAKE_PSEUDONYM_KEY_ARN";
 
-/// The deployment's pseudonym key, read at cold start from the secret [`KEY_ARN_VARIABLE`] names;
-/// none when it is unset. A key that cannot be read is an error: a function without it would
-/// write or show pseudonyms that join nothing, so its start fails instead and the event is retried.
-#[cfg(feature = "lambda-deps")]
-pub async fn deployed_key(aws: &aws_config::SdkConfig) -> Result<Option<PseudonymKey>, String> {
-    match std::env::var(KEY_ARN_VARIABLE).ok().filter(|s| !s.trim().is_empty()) {
-        Some(secret) => fetch_key(&aws_sdk_secretsmanager::Client::new(aws), secret.trim()).await.map(Some),
-        None => Ok(None),
-    }
-}
-
-/// The pseudonym key kept in the Secrets Manager secret `secret` (its text). The error names the
-/// secret and the call, never the value.
-#[cfg(feature = "lambda-deps")]
-pub async fn fetch_key(client: &aws_sdk_secretsmanager::Client, secret: &str) -> Result<PseudonymKey, String> {
-    let out = client
-        .get_secret_value()
-        .secret_id(secret)
-        .send()
-        .await
-        .map_err(|e| format!("GetSecretValue of the pseudonym key {secret}: {}", crate::errors::chain(&e)))?;
-    let text = out.secret_string().ok_or_else(|| format!("the pseudonym key {secret} has no text value"))?;
-    PseudonymKey::new(text.as_bytes()).map_err(|e| format!("the pseudonym key {secret}: {e}"))
-}
-
 /// What is done with personal data: the mode, and the key pseudonyms are made with.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Scrub<'a> {

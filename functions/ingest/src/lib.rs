@@ -6,7 +6,6 @@ pub mod aws;
 pub mod config;
 pub mod deliver;
 pub mod handler;
-pub mod logging;
 pub mod pending;
 pub mod sinks;
 

@@ -8,20 +8,21 @@ use voicelake_ingest::aws::{self, CloudWatchMetrics, DynamoPending, FirehoseReco
 use voicelake_ingest::config::PENDING_TABLE;
 use voicelake_ingest::handler::FUNCTION_TIMEOUT;
 use voicelake_ingest::pending::PendingStore;
-use voicelake_ingest::{Ingest, IngestConfig, logging};
+use voicelake_ingest::{Ingest, IngestConfig};
+use voicelake_runtime::{Budget, logging};
 
 // One thread: the function waits on the network, and a single-threaded runtime starts faster and
 // uses less memory.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    tracing::subscriber::set_global_default(logging::subscriber(std::io::stdout))?;
+    logging::init()?;
     let mut config = IngestConfig::from_env()?;
     let aws = aws_config::from_env()
         .retry_config(aws::retry_config(config.retry.attempts))
         .timeout_config(aws::timeout_config(aws::ATTEMPT_TIMEOUT, aws::OPERATION_TIMEOUT))
         .load()
         .await;
-    config.pipeline.pseudonym_key = voicelake_shared::pii::deployed_key(&aws).await?;
+    config.pipeline.pseudonym_key = voicelake_runtime::key::deployed_key(&aws).await?;
     let ingest = Ingest::new(
         config,
         CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(&aws)),
@@ -36,19 +37,8 @@ async fn main() -> Result<(), Error> {
 async fn run<P: PendingStore>(ingest: &Ingest<CloudWatchMetrics, FirehoseRecords, P>) -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = SystemTime::now();
-        // Every wait of the invocation is budgeted from the deadline Lambda gives it. A deadline
-        // already past (local emulators send one) falls back to the template's timeout.
-        let left = match event.context.deadline().duration_since(now) {
-            Ok(left) => left,
-            Err(_) => {
-                tracing::warn!(
-                    deadline_ms = event.context.deadline,
-                    "the invocation's deadline has passed; budgeting the function timeout"
-                );
-                FUNCTION_TIMEOUT
-            }
-        };
-        let deadline = tokio::time::Instant::now() + left;
+        // Every wait of the invocation is budgeted from the deadline Lambda gives it.
+        let deadline = Budget::whole(FUNCTION_TIMEOUT).deadline(&event.context, now);
         ingest.handle_until(&event.payload, voicelake_shared::timefmt::epoch_ms(now), deadline).await.map_err(Diagnostic::from)
     }))
     .await

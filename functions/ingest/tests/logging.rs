@@ -6,9 +6,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
+use voicelake_ingest::Ingest;
 use voicelake_ingest::config::{IngestConfig, RetryPolicy, Streams};
 use voicelake_ingest::sinks::{BatchAnswer, MetricsSink, RecordSink, SendError};
-use voicelake_ingest::{Ingest, logging};
+use voicelake_runtime::logging;
 use voicelake_shared::envelope;
 use voicelake_shared::metrics::Datum;
 use voicelake_synth::{self as synth, SynthOptions};

@@ -47,6 +47,18 @@ pub enum NotifyError {
     NoChannel,
 }
 
+/// The error Lambda records for a failed invocation: a type a reader can alarm and search on (the
+/// runtime would otherwise name the Rust type), and what failed.
+impl From<NotifyError> for lambda_runtime::Diagnostic {
+    fn from(e: NotifyError) -> Self {
+        let error_type = match e {
+            NotifyError::Delivery { .. } => "DeliveryFailed",
+            NotifyError::NoChannel => "NoChannel",
+        };
+        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+    }
+}
+
 /// What one record came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {

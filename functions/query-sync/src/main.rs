@@ -7,10 +7,14 @@ use serde_json::Value;
 use voicelake_query_sync::QuerySync;
 use voicelake_query_sync::aws::{AthenaNamedQueries, CloudWatchLogsInsights};
 use voicelake_query_sync::cfn::{self, HttpResponder};
+use voicelake_runtime::{Budget, logging};
+
+/// The template's timeout, of which 20 s are kept to answer CloudFormation however the sync ends.
+const BUDGET: Budget = Budget { timeout: Duration::from_secs(300), reserve: Duration::from_secs(20), floor: Duration::from_secs(5) };
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    logging::init()?;
     let aws = aws_config::from_env().load().await;
     let sync = QuerySync {
         insights: CloudWatchLogsInsights { client: aws_sdk_cloudwatchlogs::Client::new(&aws) },
@@ -19,9 +23,7 @@ async fn main() -> Result<(), Error> {
     let responder = HttpResponder::default();
     let (sync, responder) = (&sync, &responder);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        // Keep 20 s to answer CloudFormation however the sync ends.
-        let left = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
-        let budget = left.saturating_sub(Duration::from_secs(20)).max(Duration::from_secs(5));
+        let budget = BUDGET.left(event.context.deadline(), std::time::SystemTime::now());
         match cfn::handle(sync, responder, &event.payload, budget).await {
             Ok(done) => {
                 tracing::info!(result = %done, "synced");

@@ -1,4 +1,4 @@
-//! The subscriber the function logs through, one for `main` and the tests that check its lines.
+//! The subscriber the functions log through: for their `main` and the tests that check their lines.
 
 use std::str::FromStr;
 
@@ -26,4 +26,9 @@ where
         .with_env_filter(EnvFilter::builder().with_default_directive(level.into()).from_env_lossy())
         .with_writer(writer)
         .finish()
+}
+
+/// The functions' subscriber on standard output, as the global default.
+pub fn init() -> Result<(), tracing::subscriber::SetGlobalDefaultError> {
+    tracing::subscriber::set_global_default(subscriber(std::io::stdout))
 }
