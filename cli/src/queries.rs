@@ -135,7 +135,7 @@ pub fn check(args: CheckArgs) -> Result<()> {
     let insights: Vec<&QueryFile> = parsed.iter().filter(|q| q.kind == Kind::Insights).collect();
     for q in &insights {
         let known = known_fields(q.log_groups, &args.fixtures)?;
-        for p in queries::check_insights(&q.text, &known) {
+        for p in crate::insights_lint::check_insights(&q.text, &known) {
             problems.push(format!("{}: {p}", q.path));
         }
     }
@@ -297,12 +297,12 @@ fields coalesce(llm.ttft, analytics_data.llm.ttft) * 1000 as ttft_ms, tool_calls
 | stats pct(ttft_ms, 95) as p95, count(*) as n by bin(5m) as period, sid
 | sort period desc
 | display period, p95, n, first"#;
-        assert_eq!(queries::check_insights(q, &known()), Vec::<String>::new());
+        assert_eq!(crate::insights_lint::check_insights(q, &known()), Vec::<String>::new());
     }
 
     #[test]
     fn unknown_commands_functions_and_fields_are_named() {
-        let problems = queries::check_insights("fields foo_latency | filtr x = 1 | stats perc(llm.ttft, 95)", &known());
+        let problems = crate::insights_lint::check_insights("fields foo_latency | filtr x = 1 | stats perc(llm.ttft, 95)", &known());
         assert_eq!(
             problems,
             vec![
@@ -311,19 +311,25 @@ fields coalesce(llm.ttft, analytics_data.llm.ttft) * 1000 as ttft_ms, tool_calls
                 "stats: unknown function perc()".to_string(),
             ]
         );
-        assert_eq!(queries::check_insights("sort x desc | fields 1 as x", &known()).len(), 1, "defined after use");
+        assert_eq!(crate::insights_lint::check_insights("sort x desc | fields 1 as x", &known()).len(), 1, "defined after use");
         assert!(
-            queries::check_insights("filter llm.ttft > 0 or (llm_ttft > 0 and not (tts_ttfb < 0))", &known()).is_empty(),
+            crate::insights_lint::check_insights("filter llm.ttft > 0 or (llm_ttft > 0 and not (tts_ttfb < 0))", &known()).is_empty(),
             "keywords before parentheses"
         );
-        assert_eq!(queries::check_insights(r#"filter message = "unterminated"#, &known()), vec!["a string is not closed".to_string()]);
+        assert_eq!(
+            crate::insights_lint::check_insights(r#"filter message = "unterminated"#, &known()),
+            vec!["a string is not closed".to_string()]
+        );
     }
 
     #[test]
     fn the_ingest_log_fields_are_their_own_vocabulary() {
         let fields = known_fields(LogGroups::Ingest, &fixtures()).unwrap();
-        assert!(queries::check_insights(r#"filter fields.message = "rejected" | stats count(*) by fields.reason"#, &fields).is_empty());
-        assert_eq!(queries::check_insights("fields llm.ttft", &fields).len(), 1);
+        assert!(
+            crate::insights_lint::check_insights(r#"filter fields.message = "rejected" | stats count(*) by fields.reason"#, &fields)
+                .is_empty()
+        );
+        assert_eq!(crate::insights_lint::check_insights("fields llm.ttft", &fields).len(), 1);
     }
 
     #[test]
@@ -334,7 +340,7 @@ fields coalesce(llm.ttft, analytics_data.llm.ttft) * 1000 as ttft_ms, tool_calls
         assert!(insights.len() >= 8);
         for q in insights {
             let known = known_fields(q.log_groups, &fixtures()).unwrap();
-            assert_eq!(queries::check_insights(&q.text, &known), Vec::<String>::new(), "{}", q.path);
+            assert_eq!(crate::insights_lint::check_insights(&q.text, &known), Vec::<String>::new(), "{}", q.path);
         }
     }
 }

@@ -141,7 +141,7 @@ impl LocalReplay {
     /// complete it holds back) and are added in input order, each stream's held parts carried to
     /// its next batch, so the result is the same as one after the other.
     pub fn add_file(&mut self, path: &Path, config: &Config, now: i64) -> Result<()> {
-        let mut chunk: Vec<input::Unit> = Vec::new();
+        let mut chunk: Vec<input::InputUnit> = Vec::new();
         let mut bytes = 0;
         let replaced = input::read_each(path, now, |unit| {
             bytes += unit.weight();
@@ -161,23 +161,25 @@ impl LocalReplay {
         Ok(())
     }
 
-    fn process(&mut self, chunk: Vec<input::Unit>, config: &Config, now: i64) -> Result<()> {
+    fn process(&mut self, chunk: Vec<input::InputUnit>, config: &Config, now: i64) -> Result<()> {
         let hold = Carrier::FIRST_PASS;
         let log_group = self.log_group.as_str();
         let outputs: Vec<BatchOutput> = chunk
             .into_par_iter()
             .map(|unit| match unit {
-                input::Unit::Payload { data, source } => {
+                input::InputUnit::Payload { data, source } => {
                     named(voicelake_shared::process_payload_holding(&data, hold, config, now), &source)
                 }
-                input::Unit::Decoded { json, source } => named(voicelake_shared::process_decoded_holding(json, hold, config, now), &source),
-                input::Unit::Batch(mut batch) => {
+                input::InputUnit::Decoded { json, source } => {
+                    named(voicelake_shared::process_decoded_holding(json, hold, config, now), &source)
+                }
+                input::InputUnit::Batch(mut batch) => {
                     if batch.log_group.is_empty() {
                         batch.log_group = log_group.to_owned();
                     }
                     voicelake_shared::process_batch_carrying(&batch, &[], hold, config, now)
                 }
-                input::Unit::Rejected { source, raw, reason, detail } => {
+                input::InputUnit::Rejected { source, raw, reason, detail } => {
                     voicelake_shared::reject_input(Some(&source), &raw, reason, detail, config, now)
                 }
             })
@@ -356,12 +358,11 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         None => None,
     };
     let thresholds = match &deploy {
-        Some(d) => {
-            crate::alarms::thresholds_of(&d.parameters).with_context(|| format!("--params {}", args.params.as_ref().unwrap().display()))?
-        }
+        Some(d) => crate::deployed_alarms::thresholds_of(&d.parameters)
+            .with_context(|| format!("--params {}", args.params.as_ref().unwrap().display()))?,
         None => Vec::new(),
     };
-    let deployed_target = thresholds.iter().find(|(p, _)| *p == crate::alarms::LATENCY_PARAMETER).map(|(_, v)| *v);
+    let deployed_target = thresholds.iter().find(|(p, _)| *p == crate::deployed_alarms::LATENCY_PARAMETER).map(|(_, v)| *v);
     let target_ms = args.target_ms.or(deployed_target).unwrap_or(voicelake_shared::config::DEFAULT_LATENCY_TARGET_MS);
     let mut config = pipeline_config(&args.environment, target_ms, args.pii, args.pseudonym_key_file.as_deref(), args.prices.as_deref())?;
     config.alarm_thresholds = thresholds.into_iter().map(|(p, v)| (p.to_owned(), v)).collect();

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::diagnosis::COMPONENTS;
-use crate::metrics::{MetricSpec, m};
+use crate::metrics::{MetricSpec, metric};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub enum Statistic {
@@ -71,7 +71,7 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
         id: "TurnLatencyP95Alarm",
         parameter: "TurnLatencyP95ThresholdMs",
         kind: AlarmKind::TurnLatency,
-        metric: m::TURN_LATENCY,
+        metric: metric::TURN_LATENCY,
         statistic: Statistic::P95,
         comparison: Comparison::GreaterThanThreshold,
         threshold: 1500.0,
@@ -84,7 +84,7 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
         id: "LLMTimeToFirstTokenP95Alarm",
         parameter: "LLMTTFTP95ThresholdMs",
         kind: AlarmKind::ComponentLatency,
-        metric: m::LLM_TTFT,
+        metric: metric::LLM_TTFT,
         statistic: Statistic::P95,
         comparison: Comparison::GreaterThanThreshold,
         threshold: 700.0,
@@ -97,7 +97,7 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
         id: "TTSTimeToFirstByteP95Alarm",
         parameter: "TTSTTFBP95ThresholdMs",
         kind: AlarmKind::ComponentLatency,
-        metric: m::TTS_TTFB,
+        metric: metric::TTS_TTFB,
         statistic: Statistic::P95,
         comparison: Comparison::GreaterThanThreshold,
         threshold: 300.0,
@@ -110,7 +110,7 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
         id: "ToolSuccessRateAlarm",
         parameter: "ToolSuccessRateThresholdPercent",
         kind: AlarmKind::ToolSuccess,
-        metric: m::TOOL_CALL_OUTCOMES,
+        metric: metric::TOOL_CALL_OUTCOMES,
         statistic: Statistic::ToolSuccessPercent,
         comparison: Comparison::LessThanThreshold,
         threshold: 95.0,
@@ -123,7 +123,7 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
         id: "CostPerCallAlarm",
         parameter: "CostPerCallThresholdUsd",
         kind: AlarmKind::Cost,
-        metric: m::CALL_COST,
+        metric: metric::CALL_COST,
         statistic: Statistic::Average,
         comparison: Comparison::GreaterThanThreshold,
         threshold: 0.20,
@@ -136,7 +136,7 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
         id: "RejectedEventsAlarm",
         parameter: "RejectedEventsThreshold",
         kind: AlarmKind::Rejects,
-        metric: m::EVENTS_REJECTED,
+        metric: metric::EVENTS_REJECTED,
         statistic: Statistic::Sum,
         comparison: Comparison::GreaterThanThreshold,
         threshold: 10.0,
@@ -153,7 +153,7 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
         id: "ProviderErrorsAlarm",
         parameter: "ProviderFailuresThreshold",
         kind: AlarmKind::ProviderFailures,
-        metric: m::PROVIDER_FAILURES,
+        metric: metric::PROVIDER_FAILURES,
         statistic: Statistic::ProviderSum,
         comparison: Comparison::GreaterThanThreshold,
         threshold: 10.0,
@@ -166,7 +166,7 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
         id: "SessionsClosedByErrorAlarm",
         parameter: "SessionsClosedByErrorThreshold",
         kind: AlarmKind::SessionsClosedByError,
-        metric: m::SESSIONS_CLOSED_BY_ERROR,
+        metric: metric::SESSIONS_CLOSED_BY_ERROR,
         statistic: Statistic::Sum,
         comparison: Comparison::GreaterThanThreshold,
         threshold: 2.0,
@@ -179,7 +179,7 @@ pub const DEFAULTS: [AlarmSpec; 9] = [
         id: "WorkerMemoryAlarm",
         parameter: "WorkerMemoryThresholdPercent",
         kind: AlarmKind::WorkerMemory,
-        metric: m::WORKER_MEMORY,
+        metric: metric::WORKER_MEMORY,
         statistic: Statistic::Maximum,
         comparison: Comparison::GreaterThanThreshold,
         threshold: 80.0,

@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::lenient::{Block, Flag, List, Num, Obj, Skipped, Stamp, Text};
+use crate::lenient::{Block, Flag, List, Number, Object, Skipped, Stamp, Text};
 
 /// A log message's event object.
-pub type RawEvent<'a> = EventObject<'a, Obj<Box<InnerEvent<'a>>>>;
+pub type RawEvent<'a> = EventObject<'a, Object<Box<InnerEvent<'a>>>>;
 
 /// The component metric inside `metrics_collected`. Its own `metrics` key is skipped, so that no
 /// input makes parsing recurse deeper than two levels.
@@ -83,10 +83,10 @@ pub struct EventObject<'a, M> {
     pub asctime: Stamp<'a>,
 
     // voice_metrics: nested blocks, and flat aliases.
-    pub total_latency: Num,
+    pub total_latency: Number,
     #[serde(alias = "totalLatencyMs")]
-    pub total_latency_ms: Num,
-    pub eou: Obj<Box<EouBlock>>,
+    pub total_latency_ms: Number,
+    pub eou: Object<Box<EouBlock>>,
     /// A `voice_metrics` component block, or the provider's label in LiveKit's retry lines.
     #[serde(borrow)]
     pub llm: Block<'a, Box<ModelBlock<'a>>>,
@@ -94,59 +94,59 @@ pub struct EventObject<'a, M> {
     pub tts: Block<'a, Box<ModelBlock<'a>>>,
     #[serde(borrow)]
     pub stt: Block<'a, Box<ModelBlock<'a>>>,
-    pub llm_ttft: Num,
-    pub llm_ttft_ms: Num,
-    pub tts_ttfb: Num,
-    pub tts_ttfb_ms: Num,
-    pub eou_delay: Num,
-    pub eou_delay_ms: Num,
+    pub llm_ttft: Number,
+    pub llm_ttft_ms: Number,
+    pub tts_ttfb: Number,
+    pub tts_ttfb_ms: Number,
+    pub eou_delay: Number,
+    pub eou_delay_ms: Number,
 
     // LiveKit component metrics (`model_dump()` and `log_metrics()` fields), agents-js spellings too.
-    pub ttft: Num,
+    pub ttft: Number,
     #[serde(alias = "ttftMs")]
-    pub ttft_ms: Num,
-    pub ttfb: Num,
+    pub ttft_ms: Number,
+    pub ttfb: Number,
     #[serde(alias = "ttfbMs")]
-    pub ttfb_ms: Num,
-    pub duration: Num,
+    pub ttfb_ms: Number,
+    pub duration: Number,
     #[serde(alias = "durationMs")]
-    pub duration_ms: Num,
+    pub duration_ms: Number,
     #[serde(alias = "endOfUtteranceDelay")]
-    pub end_of_utterance_delay: Num,
+    pub end_of_utterance_delay: Number,
     #[serde(alias = "endOfUtteranceDelayMs")]
-    pub end_of_utterance_delay_ms: Num,
+    pub end_of_utterance_delay_ms: Number,
     #[serde(alias = "transcriptionDelay")]
-    pub transcription_delay: Num,
+    pub transcription_delay: Number,
     #[serde(alias = "transcriptionDelayMs")]
-    pub transcription_delay_ms: Num,
+    pub transcription_delay_ms: Number,
     /// The time an agent's `on_user_turn_completed` hook (where retrieval usually happens) held the
     /// turn before the LLM was called: LiveKit's EOU metrics, agents-js `onUserTurnCompletedDelayMs`.
     #[serde(alias = "onUserTurnCompletedDelay")]
-    pub on_user_turn_completed_delay: Num,
+    pub on_user_turn_completed_delay: Number,
     #[serde(alias = "onUserTurnCompletedDelayMs")]
-    pub on_user_turn_completed_delay_ms: Num,
+    pub on_user_turn_completed_delay_ms: Number,
     #[serde(alias = "promptTokens")]
-    pub prompt_tokens: Num,
+    pub prompt_tokens: Number,
     #[serde(alias = "promptCachedTokens")]
-    pub prompt_cached_tokens: Num,
+    pub prompt_cached_tokens: Number,
     #[serde(alias = "completionTokens")]
-    pub completion_tokens: Num,
+    pub completion_tokens: Number,
     #[serde(alias = "inputTokens")]
-    pub input_tokens: Num,
+    pub input_tokens: Number,
     #[serde(alias = "outputTokens")]
-    pub output_tokens: Num,
+    pub output_tokens: Number,
     /// A realtime model's cached input tokens (its `log_metrics()` line), and the `model_dump()`'s
     /// `input_token_details.cached_tokens`.
-    pub cached_input_tokens: Num,
-    pub input_token_details: Obj<TokenDetails>,
+    pub cached_input_tokens: Number,
+    pub input_token_details: Object<TokenDetails>,
     #[serde(alias = "audioDuration")]
-    pub audio_duration: Num,
+    pub audio_duration: Number,
     #[serde(alias = "audioDurationMs")]
-    pub audio_duration_ms: Num,
+    pub audio_duration_ms: Number,
     #[serde(alias = "charactersCount")]
-    pub characters_count: Num,
+    pub characters_count: Number,
     #[serde(borrow)]
-    pub metadata: Obj<ModelMetadata<'a>>,
+    pub metadata: Object<ModelMetadata<'a>>,
     #[serde(borrow)]
     pub model_name: Text<'a>,
     #[serde(borrow)]
@@ -160,19 +160,19 @@ pub struct EventObject<'a, M> {
 
     // LiveKit ≥ 1.7 session events.
     #[serde(borrow)]
-    pub item: Obj<Box<ChatItem<'a>>>,
+    pub item: Object<Box<ChatItem<'a>>>,
     #[serde(borrow)]
-    pub usage: Obj<Box<UsageBlock<'a>>>,
+    pub usage: Object<Box<UsageBlock<'a>>>,
 
     // session_analytics.
-    pub duration_seconds: Num,
-    pub session_duration: Num,
+    pub duration_seconds: Number,
+    pub session_duration: Number,
     #[serde(borrow)]
     pub tool_calls: Box<List<ToolCall<'a>>>,
     #[serde(borrow)]
-    pub discovered_signals: Obj<Box<BTreeMap<Cow<'a, str>, &'a RawValue>>>,
+    pub discovered_signals: Object<Box<BTreeMap<Cow<'a, str>, &'a RawValue>>>,
     #[serde(borrow)]
-    pub metrics_summary: Obj<Box<MetricsSummary<'a>>>,
+    pub metrics_summary: Object<Box<MetricsSummary<'a>>>,
     #[serde(borrow)]
     pub outcome: Text<'a>,
     #[serde(alias = "setup_failed")]
@@ -180,10 +180,10 @@ pub struct EventObject<'a, M> {
     #[serde(borrow, alias = "failure_reason")]
     pub setup_failure_reason: Text<'a>,
     #[serde(alias = "total_turns")]
-    pub turn_count: Num,
-    pub mos: Num,
-    pub jitter_ms: Num,
-    pub packet_loss_rate: Num,
+    pub turn_count: Number,
+    pub mos: Number,
+    pub jitter_ms: Number,
+    pub packet_loss_rate: Number,
     #[serde(borrow)]
     pub llm_model: Text<'a>,
     #[serde(borrow)]
@@ -200,21 +200,21 @@ pub struct EventObject<'a, M> {
     // Failures: LiveKit's `error` and `close` session events, its retry and process-health lines.
     /// The model error of an `error` or `close` event (`{"type": "tts_error", "label", "recoverable"}`).
     #[serde(borrow)]
-    pub error: Obj<Box<ModelError<'a>>>,
+    pub error: Object<Box<ModelError<'a>>>,
     /// The model an `error` event came from (`{"model", "provider"}`).
     #[serde(borrow)]
-    pub source: Obj<ModelMetadata<'a>>,
+    pub source: Object<ModelMetadata<'a>>,
     /// Why a session closed (`close` events): `error`, `user_initiated`, …
     #[serde(borrow)]
     pub reason: Text<'a>,
     /// The retry's attempt number.
-    pub attempt: Num,
+    pub attempt: Number,
     /// A logged exception's traceback (LiveKit's JSON formatter).
     #[serde(borrow)]
     pub exc_info: Text<'a>,
-    pub memory_usage_mb: Num,
-    pub memory_limit_mb: Num,
-    pub memory_warn_mb: Num,
+    pub memory_usage_mb: Number,
+    pub memory_limit_mb: Number,
+    pub memory_warn_mb: Number,
 }
 
 /// The model error inside LiveKit's `error` and `close` events (the exception itself is not dumped).
@@ -233,39 +233,39 @@ pub struct ModelError<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct EouBlock {
-    pub end_of_utterance_delay: Num,
-    pub end_of_utterance_delay_ms: Num,
-    pub delay: Num,
-    pub delay_ms: Num,
-    pub transcription_delay: Num,
-    pub transcription_delay_ms: Num,
-    pub on_user_turn_completed_delay: Num,
-    pub on_user_turn_completed_delay_ms: Num,
+    pub end_of_utterance_delay: Number,
+    pub end_of_utterance_delay_ms: Number,
+    pub delay: Number,
+    pub delay_ms: Number,
+    pub transcription_delay: Number,
+    pub transcription_delay_ms: Number,
+    pub on_user_turn_completed_delay: Number,
+    pub on_user_turn_completed_delay_ms: Number,
 }
 
 /// `input_token_details` of a realtime model's metrics.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct TokenDetails {
-    pub cached_tokens: Num,
+    pub cached_tokens: Number,
 }
 
 /// `llm{…}`, `tts{…}` and `stt{…}` of a `voice_metrics` event: one shape, fields by component.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ModelBlock<'a> {
-    pub ttft: Num,
-    pub ttft_ms: Num,
-    pub ttfb: Num,
-    pub ttfb_ms: Num,
-    pub duration: Num,
-    pub duration_ms: Num,
-    pub audio_duration: Num,
-    pub audio_duration_ms: Num,
-    pub prompt_tokens: Num,
-    pub prompt_cached_tokens: Num,
-    pub completion_tokens: Num,
-    pub characters_count: Num,
+    pub ttft: Number,
+    pub ttft_ms: Number,
+    pub ttfb: Number,
+    pub ttfb_ms: Number,
+    pub duration: Number,
+    pub duration_ms: Number,
+    pub audio_duration: Number,
+    pub audio_duration_ms: Number,
+    pub prompt_tokens: Number,
+    pub prompt_cached_tokens: Number,
+    pub completion_tokens: Number,
+    pub characters_count: Number,
     #[serde(borrow)]
     pub model: Text<'a>,
     #[serde(borrow)]
@@ -296,7 +296,7 @@ pub struct ChatItem<'a> {
     #[serde(borrow)]
     pub created_at: Stamp<'a>,
     #[serde(borrow)]
-    pub metrics: Obj<ChatMetrics<'a>>,
+    pub metrics: Object<ChatMetrics<'a>>,
 }
 
 /// `ChatMessage.metrics` (LiveKit's `MetricsReport`), all in seconds.
@@ -308,18 +308,18 @@ pub struct ChatMetrics<'a> {
     pub started_speaking_at: Stamp<'a>,
     #[serde(borrow)]
     pub stopped_speaking_at: Stamp<'a>,
-    pub transcription_delay: Num,
-    pub end_of_turn_delay: Num,
-    pub on_user_turn_completed_delay: Num,
-    pub llm_node_ttft: Num,
-    pub tts_node_ttfb: Num,
-    pub e2e_latency: Num,
+    pub transcription_delay: Number,
+    pub end_of_turn_delay: Number,
+    pub on_user_turn_completed_delay: Number,
+    pub llm_node_ttft: Number,
+    pub tts_node_ttfb: Number,
+    pub e2e_latency: Number,
     #[serde(borrow)]
-    pub llm_metadata: Obj<ModelMetadata<'a>>,
+    pub llm_metadata: Object<ModelMetadata<'a>>,
     #[serde(borrow)]
-    pub tts_metadata: Obj<ModelMetadata<'a>>,
+    pub tts_metadata: Object<ModelMetadata<'a>>,
     #[serde(borrow)]
-    pub stt_metadata: Obj<ModelMetadata<'a>>,
+    pub stt_metadata: Object<ModelMetadata<'a>>,
 }
 
 impl ChatMetrics<'_> {
@@ -339,12 +339,12 @@ impl ChatMetrics<'_> {
 pub struct UsageBlock<'a> {
     #[serde(borrow, alias = "modelUsage")]
     pub model_usage: List<ModelUsageEntry<'a>>,
-    pub llm_prompt_tokens: Num,
-    pub llm_prompt_cached_tokens: Num,
-    pub llm_completion_tokens: Num,
-    pub tts_characters_count: Num,
-    pub tts_audio_duration: Num,
-    pub stt_audio_duration: Num,
+    pub llm_prompt_tokens: Number,
+    pub llm_prompt_cached_tokens: Number,
+    pub llm_completion_tokens: Number,
+    pub tts_characters_count: Number,
+    pub tts_audio_duration: Number,
+    pub stt_audio_duration: Number,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -357,17 +357,17 @@ pub struct ModelUsageEntry<'a> {
     #[serde(borrow)]
     pub model: Text<'a>,
     #[serde(alias = "inputTokens")]
-    pub input_tokens: Num,
+    pub input_tokens: Number,
     #[serde(alias = "inputCachedTokens")]
-    pub input_cached_tokens: Num,
+    pub input_cached_tokens: Number,
     #[serde(alias = "outputTokens")]
-    pub output_tokens: Num,
+    pub output_tokens: Number,
     #[serde(alias = "charactersCount")]
-    pub characters_count: Num,
+    pub characters_count: Number,
     #[serde(alias = "audioDuration")]
-    pub audio_duration: Num,
+    pub audio_duration: Number,
     #[serde(alias = "sessionDuration")]
-    pub session_duration: Num,
+    pub session_duration: Number,
 }
 
 /// One element of `session_analytics.tool_calls`.
@@ -383,21 +383,21 @@ pub struct ToolCall<'a> {
     pub status: Text<'a>,
     #[serde(borrow)]
     pub error: Text<'a>,
-    pub duration: Num,
-    pub duration_ms: Num,
+    pub duration: Number,
+    pub duration_ms: Number,
 }
 
 /// `session_analytics.metrics_summary`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct MetricsSummary<'a> {
-    pub llm_tokens: Num,
-    pub llm_prompt_tokens: Num,
-    pub llm_prompt_cached_tokens: Num,
-    pub llm_completion_tokens: Num,
-    pub stt_audio_seconds: Num,
-    pub tts_audio_seconds: Num,
-    pub tts_characters: Num,
+    pub llm_tokens: Number,
+    pub llm_prompt_tokens: Number,
+    pub llm_prompt_cached_tokens: Number,
+    pub llm_completion_tokens: Number,
+    pub stt_audio_seconds: Number,
+    pub tts_audio_seconds: Number,
+    pub tts_characters: Number,
     #[serde(borrow)]
     pub llm_model: Text<'a>,
     #[serde(borrow)]

@@ -344,7 +344,7 @@ mod tests {
         let deep =
             format!(r#"{{"_event_type": "voice_metrics", "total_latency": 1.1, "x": {}{}}}"#, "[".repeat(10_000), "]".repeat(10_000));
         let Extracted::Event(e) = extract(&deep) else { panic!("the event survives its deep field") };
-        assert_eq!(e.total_latency, crate::lenient::Num::Value(1.1));
+        assert_eq!(e.total_latency, crate::lenient::Number::Value(1.1));
         let objects = format!(r#"{}"_event_type": "voice_metrics"{}"#, r#"{"a":"#.repeat(10_000), "}".repeat(10_000));
         assert!(matches!(extract(&objects), Extracted::Skip(_) | Extracted::Reject { .. }));
         assert!(matches!(extract(&"[".repeat(100_000)), Extracted::Skip(SkipReason::NoJson)));

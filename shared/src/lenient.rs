@@ -7,6 +7,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use std::marker::PhantomData;
+
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Why a field's value could not be used.
@@ -35,61 +37,16 @@ impl Bad {
 
 /// A number as logged: JSON number, numeric string, or something unusable.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub enum Num {
+pub enum Number {
     #[default]
     Missing,
     Value(f64),
     Bad(Bad),
 }
 
-impl Num {
+impl Number {
     pub fn is_missing(&self) -> bool {
-        matches!(self, Num::Missing)
-    }
-}
-
-impl<'de> Deserialize<'de> for Num {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Num;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Num, E> {
-                Ok(Num::Value(v))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Num, E> {
-                Ok(Num::Value(v as f64))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Num, E> {
-                Ok(Num::Value(v as f64))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Num, E> {
-                Ok(match v.trim().parse::<f64>() {
-                    Ok(n) => Num::Value(n),
-                    Err(_) => Num::Bad(Bad::NotANumber),
-                })
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Num, E> {
-                Ok(Num::Bad(Bad::Boolean))
-            }
-            fn visit_unit<E>(self) -> Result<Num, E> {
-                Ok(Num::Missing)
-            }
-            fn visit_none<E>(self) -> Result<Num, E> {
-                Ok(Num::Missing)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Num, A::Error> {
-                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Num::Bad(Bad::WrongShape))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Num, A::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Num::Bad(Bad::WrongShape))
-            }
-        }
-        d.deserialize_any(V)
+        matches!(self, Number::Missing)
     }
 }
 
@@ -117,54 +74,6 @@ impl<'a> Text<'a> {
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Text<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'a>, E> {
-                Ok(Text::Value(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Text<'a>, E> {
-                Ok(Text::Value(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Text<'a>, E> {
-                Ok(Text::Value(Cow::Owned(v)))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Text<'a>, E> {
-                Ok(Text::Value(Cow::Owned(v.to_string())))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Text<'a>, E> {
-                Ok(Text::Value(Cow::Owned(v.to_string())))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Text<'a>, E> {
-                Ok(Text::Value(Cow::Owned(v.to_string())))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Text<'a>, E> {
-                Ok(Text::Value(Cow::Borrowed(if v { "true" } else { "false" })))
-            }
-            fn visit_unit<E>(self) -> Result<Text<'a>, E> {
-                Ok(Text::Missing)
-            }
-            fn visit_none<E>(self) -> Result<Text<'a>, E> {
-                Ok(Text::Missing)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Text<'a>, A::Error> {
-                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Text::Bad(Bad::WrongShape))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Text<'a>, A::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Text::Bad(Bad::WrongShape))
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
-}
-
 /// An event time as logged: epoch seconds as a number, or text (ISO-8601, or a number as text).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Stamp<'a> {
@@ -173,51 +82,6 @@ pub enum Stamp<'a> {
     Epoch(f64),
     Text(Cow<'a, str>),
     Bad(Bad),
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Stamp<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Stamp<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Stamp<'a>, E> {
-                Ok(Stamp::Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Stamp<'a>, E> {
-                Ok(Stamp::Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Stamp<'a>, E> {
-                Ok(Stamp::Epoch(v))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Stamp<'a>, E> {
-                Ok(Stamp::Epoch(v as f64))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Stamp<'a>, E> {
-                Ok(Stamp::Epoch(v as f64))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Stamp<'a>, E> {
-                Ok(Stamp::Bad(Bad::Boolean))
-            }
-            fn visit_unit<E>(self) -> Result<Stamp<'a>, E> {
-                Ok(Stamp::Missing)
-            }
-            fn visit_none<E>(self) -> Result<Stamp<'a>, E> {
-                Ok(Stamp::Missing)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Stamp<'a>, A::Error> {
-                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Stamp::Bad(Bad::WrongShape))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Stamp<'a>, A::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Stamp::Bad(Bad::WrongShape))
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
 }
 
 impl Stamp<'_> {
@@ -259,123 +123,22 @@ impl Flag {
     }
 }
 
-impl<'de> Deserialize<'de> for Flag {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Flag;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Flag, E> {
-                Ok(Flag::Value(v))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Flag, E> {
-                Ok(match v {
-                    0 => Flag::Value(false),
-                    1 => Flag::Value(true),
-                    _ => Flag::Bad(Bad::NotANumber),
-                })
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Flag, E> {
-                Ok(match v {
-                    0 => Flag::Value(false),
-                    1 => Flag::Value(true),
-                    _ => Flag::Bad(Bad::NotANumber),
-                })
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Flag, E> {
-                Ok(if v == 0.0 {
-                    Flag::Value(false)
-                } else if v == 1.0 {
-                    Flag::Value(true)
-                } else {
-                    Flag::Bad(Bad::NotANumber)
-                })
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Flag, E> {
-                Ok(match v.trim().to_ascii_lowercase().as_str() {
-                    "true" | "yes" | "1" | "success" | "ok" => Flag::Value(true),
-                    "false" | "no" | "0" | "failure" | "failed" | "error" => Flag::Value(false),
-                    _ => Flag::Bad(Bad::NotANumber),
-                })
-            }
-            fn visit_unit<E>(self) -> Result<Flag, E> {
-                Ok(Flag::Missing)
-            }
-            fn visit_none<E>(self) -> Result<Flag, E> {
-                Ok(Flag::Missing)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Flag, A::Error> {
-                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Flag::Bad(Bad::WrongShape))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Flag, A::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Flag::Bad(Bad::WrongShape))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 /// A nested object that deserializes into `T` when it is an object and is otherwise kept as
 /// unusable, so that `"llm": "n/a"` costs the `llm` block only.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub enum Obj<T> {
+pub enum Object<T> {
     #[default]
     Missing,
     Value(T),
     Bad(Bad),
 }
 
-impl<T> Obj<T> {
+impl<T> Object<T> {
     pub fn get(&self) -> Option<&T> {
         match self {
-            Obj::Value(v) => Some(v),
+            Object::Value(v) => Some(v),
             _ => None,
         }
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-            type Value = Obj<T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Obj<T>, A::Error> {
-                T::deserialize(de::value::MapAccessDeserializer::new(m)).map(Obj::Value)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Obj<T>, A::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Obj::Bad(Bad::NotAnObject))
-            }
-            fn visit_unit<E>(self) -> Result<Obj<T>, E> {
-                Ok(Obj::Missing)
-            }
-            fn visit_none<E>(self) -> Result<Obj<T>, E> {
-                Ok(Obj::Missing)
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Obj<T>, E> {
-                Ok(Obj::Bad(Bad::NotAnObject))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Obj<T>, E> {
-                Ok(Obj::Bad(Bad::NotAnObject))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Obj<T>, E> {
-                Ok(Obj::Bad(Bad::NotAnObject))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Obj<T>, E> {
-                Ok(Obj::Bad(Bad::NotAnObject))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Obj<T>, E> {
-                Ok(Obj::Bad(Bad::NotAnObject))
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
@@ -417,50 +180,6 @@ impl<T> Block<'_, T> {
     }
 }
 
-impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for Block<'a, T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a, T>(std::marker::PhantomData<(&'a (), T)>);
-        impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for V<'a, T> {
-            type Value = Block<'a, T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Block<'a, T>, A::Error> {
-                T::deserialize(de::value::MapAccessDeserializer::new(m)).map(Block::Value)
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Block<'a, T>, E> {
-                Ok(Block::Label(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Block<'a, T>, E> {
-                Ok(Block::Label(Cow::Owned(v.to_owned())))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Block<'a, T>, A::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Block::Bad(Bad::NotAnObject))
-            }
-            fn visit_unit<E>(self) -> Result<Block<'a, T>, E> {
-                Ok(Block::Missing)
-            }
-            fn visit_none<E>(self) -> Result<Block<'a, T>, E> {
-                Ok(Block::Missing)
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Block<'a, T>, E> {
-                Ok(Block::Bad(Bad::NotAnObject))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Block<'a, T>, E> {
-                Ok(Block::Bad(Bad::NotAnObject))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Block<'a, T>, E> {
-                Ok(Block::Bad(Bad::NotAnObject))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Block<'a, T>, E> {
-                Ok(Block::Bad(Bad::NotAnObject))
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
-}
-
 /// A list whose elements are objects of `T`; elements that are not objects are counted, not fatal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct List<T> {
@@ -475,51 +194,273 @@ impl<T> Default for List<T> {
     }
 }
 
+/// A JSON number as the deserializer gives it.
+#[derive(Debug, Clone, Copy)]
+enum JsonNumber {
+    Float(f64),
+    Int(i64),
+    UInt(u64),
+}
+
+impl JsonNumber {
+    fn as_f64(self) -> f64 {
+        match self {
+            JsonNumber::Float(v) => v,
+            JsonNumber::Int(v) => v as f64,
+            JsonNumber::UInt(v) => v as f64,
+        }
+    }
+
+    /// As text, integers whole: ids are sometimes logged as numbers beyond f64's precision.
+    fn to_text(self) -> String {
+        match self {
+            JsonNumber::Float(v) => v.to_string(),
+            JsonNumber::Int(v) => v.to_string(),
+            JsonNumber::UInt(v) => v.to_string(),
+        }
+    }
+}
+
+/// How a lenient type takes each kind of JSON value. A kind it does not take is skipped and
+/// becomes [`Lenient::unusable`]; null is [`Lenient::missing`]. One visitor ([`LenientVisitor`])
+/// serves every type, so that they differ only in what they take.
+trait Lenient<'de>: Sized {
+    fn missing() -> Self;
+    fn unusable() -> Self;
+    fn number(_: JsonNumber) -> Self {
+        Self::unusable()
+    }
+    fn text(_: Cow<'de, str>) -> Self {
+        Self::unusable()
+    }
+    fn flag(_: bool) -> Self {
+        Self::unusable()
+    }
+    fn object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Self::unusable())
+    }
+    fn list<A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Self::unusable())
+    }
+}
+
+struct LenientVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Lenient<'de>> Visitor<'de> for LenientVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<T, E> {
+        Ok(T::number(JsonNumber::Float(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<T, E> {
+        Ok(T::number(JsonNumber::Int(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<T, E> {
+        Ok(T::number(JsonNumber::UInt(v)))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<T, E> {
+        Ok(T::text(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<T, E> {
+        Ok(T::text(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<T, E> {
+        Ok(T::text(Cow::Owned(v)))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<T, E> {
+        Ok(T::flag(v))
+    }
+    fn visit_unit<E>(self) -> Result<T, E> {
+        Ok(T::missing())
+    }
+    fn visit_none<E>(self) -> Result<T, E> {
+        Ok(T::missing())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::object(map)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
+        T::list(seq)
+    }
+}
+
+// Every lenient type deserializes through the one visitor.
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LenientVisitor(PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LenientVisitor(PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Stamp<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LenientVisitor(PhantomData))
+    }
+}
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LenientVisitor(PhantomData))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LenientVisitor(PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for Block<'a, T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LenientVisitor(PhantomData))
+    }
+}
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-            type Value = List<T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<List<T>, A::Error> {
-                let mut out = List::default();
-                while let Some(item) = s.next_element::<Obj<T>>()? {
-                    match item {
-                        Obj::Value(v) => out.items.push(v),
-                        Obj::Missing | Obj::Bad(_) => out.unusable += 1,
-                    }
-                }
-                Ok(out)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<List<T>, A::Error> {
-                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(List { items: Vec::new(), unusable: 1 })
-            }
-            fn visit_unit<E>(self) -> Result<List<T>, E> {
-                Ok(List::default())
-            }
-            fn visit_none<E>(self) -> Result<List<T>, E> {
-                Ok(List::default())
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<List<T>, E> {
-                Ok(List { items: Vec::new(), unusable: 1 })
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<List<T>, E> {
-                Ok(List { items: Vec::new(), unusable: 1 })
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<List<T>, E> {
-                Ok(List { items: Vec::new(), unusable: 1 })
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<List<T>, E> {
-                Ok(List { items: Vec::new(), unusable: 1 })
-            }
-            fn visit_str<E>(self, _: &str) -> Result<List<T>, E> {
-                Ok(List { items: Vec::new(), unusable: 1 })
+        d.deserialize_any(LenientVisitor(PhantomData))
+    }
+}
+
+impl<'de> Lenient<'de> for Number {
+    fn missing() -> Number {
+        Number::Missing
+    }
+    fn unusable() -> Number {
+        Number::Bad(Bad::WrongShape)
+    }
+    fn number(n: JsonNumber) -> Number {
+        Number::Value(n.as_f64())
+    }
+    fn text(s: Cow<'de, str>) -> Number {
+        match s.trim().parse::<f64>() {
+            Ok(n) => Number::Value(n),
+            Err(_) => Number::Bad(Bad::NotANumber),
+        }
+    }
+    fn flag(_: bool) -> Number {
+        Number::Bad(Bad::Boolean)
+    }
+}
+
+impl<'de: 'a, 'a> Lenient<'de> for Text<'a> {
+    fn missing() -> Self {
+        Text::Missing
+    }
+    fn unusable() -> Self {
+        Text::Bad(Bad::WrongShape)
+    }
+    fn number(n: JsonNumber) -> Self {
+        Text::Value(Cow::Owned(n.to_text()))
+    }
+    fn text(s: Cow<'de, str>) -> Self {
+        Text::Value(s)
+    }
+    fn flag(b: bool) -> Self {
+        Text::Value(Cow::Borrowed(if b { "true" } else { "false" }))
+    }
+}
+
+impl<'de: 'a, 'a> Lenient<'de> for Stamp<'a> {
+    fn missing() -> Self {
+        Stamp::Missing
+    }
+    fn unusable() -> Self {
+        Stamp::Bad(Bad::WrongShape)
+    }
+    fn number(n: JsonNumber) -> Self {
+        Stamp::Epoch(n.as_f64())
+    }
+    fn text(s: Cow<'de, str>) -> Self {
+        Stamp::Text(s)
+    }
+    fn flag(_: bool) -> Self {
+        Stamp::Bad(Bad::Boolean)
+    }
+}
+
+impl<'de> Lenient<'de> for Flag {
+    fn missing() -> Flag {
+        Flag::Missing
+    }
+    fn unusable() -> Flag {
+        Flag::Bad(Bad::WrongShape)
+    }
+    fn number(n: JsonNumber) -> Flag {
+        let v = n.as_f64();
+        if v == 0.0 {
+            Flag::Value(false)
+        } else if v == 1.0 {
+            Flag::Value(true)
+        } else {
+            Flag::Bad(Bad::NotANumber)
+        }
+    }
+    fn text(s: Cow<'de, str>) -> Flag {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" | "success" | "ok" => Flag::Value(true),
+            "false" | "no" | "0" | "failure" | "failed" | "error" => Flag::Value(false),
+            _ => Flag::Bad(Bad::NotANumber),
+        }
+    }
+    fn flag(b: bool) -> Flag {
+        Flag::Value(b)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Lenient<'de> for Object<T> {
+    fn missing() -> Self {
+        Object::Missing
+    }
+    fn unusable() -> Self {
+        Object::Bad(Bad::NotAnObject)
+    }
+    fn object<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Object::Value)
+    }
+}
+
+impl<'de: 'a, 'a, T: Deserialize<'de>> Lenient<'de> for Block<'a, T> {
+    fn missing() -> Self {
+        Block::Missing
+    }
+    fn unusable() -> Self {
+        Block::Bad(Bad::NotAnObject)
+    }
+    fn text(s: Cow<'de, str>) -> Self {
+        Block::Label(s)
+    }
+    fn object<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Block::Value)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Lenient<'de> for List<T> {
+    fn missing() -> Self {
+        List::default()
+    }
+    /// Not an array: counted as one unusable element.
+    fn unusable() -> Self {
+        List { items: Vec::new(), unusable: 1 }
+    }
+    fn list<A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
+        let mut out = List::default();
+        while let Some(item) = seq.next_element::<Object<T>>()? {
+            match item {
+                Object::Value(v) => out.items.push(v),
+                Object::Missing | Object::Bad(_) => out.unusable += 1,
             }
         }
-        d.deserialize_any(V(std::marker::PhantomData))
+        Ok(out)
     }
 }
 
@@ -531,18 +472,18 @@ mod tests {
     #[derive(Deserialize, Default)]
     #[serde(default)]
     struct Probe<'a> {
-        n: Num,
+        n: Number,
         #[serde(borrow)]
         t: Text<'a>,
         f: Flag,
-        o: Obj<Inner>,
+        o: Object<Inner>,
         l: List<Inner>,
     }
 
     #[derive(Deserialize, Default, Debug, PartialEq)]
     #[serde(default)]
     struct Inner {
-        x: Num,
+        x: Number,
     }
 
     fn probe(s: &str) -> Probe<'_> {
@@ -551,15 +492,15 @@ mod tests {
 
     #[test]
     fn numbers_accept_numeric_strings_and_flag_the_rest() {
-        assert_eq!(probe(r#"{"n": 0.35}"#).n, Num::Value(0.35));
-        assert_eq!(probe(r#"{"n": 12}"#).n, Num::Value(12.0));
-        assert_eq!(probe(r#"{"n": " 0.5 "}"#).n, Num::Value(0.5));
-        assert_eq!(probe(r#"{"n": "fast"}"#).n, Num::Bad(Bad::NotANumber));
-        assert_eq!(probe(r#"{"n": true}"#).n, Num::Bad(Bad::Boolean));
-        assert_eq!(probe(r#"{"n": {"a": [1, 2]}}"#).n, Num::Bad(Bad::WrongShape));
-        assert_eq!(probe(r#"{"n": [1]}"#).n, Num::Bad(Bad::WrongShape));
-        assert_eq!(probe(r#"{"n": null}"#).n, Num::Missing);
-        assert!(matches!(probe(r#"{"n": "NaN"}"#).n, Num::Value(v) if v.is_nan()));
+        assert_eq!(probe(r#"{"n": 0.35}"#).n, Number::Value(0.35));
+        assert_eq!(probe(r#"{"n": 12}"#).n, Number::Value(12.0));
+        assert_eq!(probe(r#"{"n": " 0.5 "}"#).n, Number::Value(0.5));
+        assert_eq!(probe(r#"{"n": "fast"}"#).n, Number::Bad(Bad::NotANumber));
+        assert_eq!(probe(r#"{"n": true}"#).n, Number::Bad(Bad::Boolean));
+        assert_eq!(probe(r#"{"n": {"a": [1, 2]}}"#).n, Number::Bad(Bad::WrongShape));
+        assert_eq!(probe(r#"{"n": [1]}"#).n, Number::Bad(Bad::WrongShape));
+        assert_eq!(probe(r#"{"n": null}"#).n, Number::Missing);
+        assert!(matches!(probe(r#"{"n": "NaN"}"#).n, Number::Value(v) if v.is_nan()));
     }
 
     #[test]
@@ -582,10 +523,10 @@ mod tests {
     #[test]
     fn objects_and_lists_of_the_wrong_shape_cost_only_themselves() {
         let p = probe(r#"{"o": "n/a", "l": [{"x": 1}, 7, {"x": "2"}], "n": 3}"#);
-        assert_eq!(p.o, Obj::Bad(Bad::NotAnObject));
-        assert_eq!(p.l.items, vec![Inner { x: Num::Value(1.0) }, Inner { x: Num::Value(2.0) }]);
+        assert_eq!(p.o, Object::Bad(Bad::NotAnObject));
+        assert_eq!(p.l.items, vec![Inner { x: Number::Value(1.0) }, Inner { x: Number::Value(2.0) }]);
         assert_eq!(p.l.unusable, 1);
-        assert_eq!(p.n, Num::Value(3.0));
+        assert_eq!(p.n, Number::Value(3.0));
         assert_eq!(probe(r#"{"l": "none"}"#).l.unusable, 1);
     }
 }

@@ -184,7 +184,7 @@ pub enum Kind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct MetricSpec {
-    /// Position in [`m::ALL`].
+    /// Position in [`metric::ALL`].
     pub index: usize,
     pub name: &'static str,
     pub unit: Unit,
@@ -203,7 +203,7 @@ macro_rules! metrics {
 }
 
 /// The published metrics.
-pub mod m {
+pub mod metric {
     use super::*;
     metrics! {
         0 TURN_LATENCY = "TurnLatency", Milliseconds, MS, "End of user speech to first agent audio, per complete turn.";
@@ -248,26 +248,26 @@ pub mod m {
 pub fn dimension_sets(spec: &MetricSpec, config: &Config) -> Vec<Vec<&'static str>> {
     use dim::*;
     let health = [
-        m::EVENTS_IN,
-        m::EVENTS_SKIPPED,
-        m::EVENTS_REJECTED,
-        m::VALUES_NULLED,
-        m::INGEST_LAG,
-        m::DATUMS_OUT_OF_WINDOW,
-        m::SEND_FAILURES,
-        m::DATUMS_REFUSED,
+        metric::EVENTS_IN,
+        metric::EVENTS_SKIPPED,
+        metric::EVENTS_REJECTED,
+        metric::VALUES_NULLED,
+        metric::INGEST_LAG,
+        metric::DATUMS_OUT_OF_WINDOW,
+        metric::SEND_FAILURES,
+        metric::DATUMS_REFUSED,
     ];
     if health.iter().any(|h| h.name == spec.name) {
         return vec![vec![ENVIRONMENT]];
     }
     let mut sets = vec![vec![ENVIRONMENT], vec![ENVIRONMENT, AGENT]];
-    if config.model_dimension && (spec.name == m::LLM_TTFT.name || spec.name == m::TTS_TTFB.name) {
+    if config.model_dimension && (spec.name == metric::LLM_TTFT.name || spec.name == metric::TTS_TTFB.name) {
         sets.push(vec![ENVIRONMENT, MODEL]);
     }
-    if config.tenant_dimension && spec.name == m::TURN_LATENCY.name {
+    if config.tenant_dimension && spec.name == metric::TURN_LATENCY.name {
         sets.push(vec![ENVIRONMENT, TENANT]);
     }
-    if spec.name == m::PROVIDER_FAILURES.name {
+    if spec.name == metric::PROVIDER_FAILURES.name {
         sets.push(vec![ENVIRONMENT, PROVIDER, KIND]);
     }
     sets
@@ -366,11 +366,11 @@ impl Dimensions {
 /// and what the local report and its charts compute from, so that both count the same things.
 pub fn turn_observations(row: &TurnRow, mut observe: impl FnMut(MetricSpec, f64)) {
     let components = [
-        (m::EOU_DELAY, row.eou_delay_ms),
-        (m::TRANSCRIPTION_DELAY, row.transcription_delay_ms),
-        (m::HOOK_DELAY, row.on_user_turn_completed_delay_ms),
-        (m::LLM_TTFT, row.llm_ttft_ms),
-        (m::TTS_TTFB, row.tts_ttfb_ms),
+        (metric::EOU_DELAY, row.eou_delay_ms),
+        (metric::TRANSCRIPTION_DELAY, row.transcription_delay_ms),
+        (metric::HOOK_DELAY, row.on_user_turn_completed_delay_ms),
+        (metric::LLM_TTFT, row.llm_ttft_ms),
+        (metric::TTS_TTFB, row.tts_ttfb_ms),
     ];
     for (spec, value) in components {
         if let Some(v) = value {
@@ -378,10 +378,10 @@ pub fn turn_observations(row: &TurnRow, mut observe: impl FnMut(MetricSpec, f64)
         }
     }
     if let Some(latency) = row.total_latency_ms {
-        observe(m::TURN_LATENCY, latency);
-        observe(m::TURNS, 1.0);
-        observe(m::TURNS_OVER_TARGET, if row.over_target == Some(true) { 1.0 } else { 0.0 });
-        observe(m::TURNS_INTERRUPTED, if row.interrupted == Some(true) { 100.0 } else { 0.0 });
+        observe(metric::TURN_LATENCY, latency);
+        observe(metric::TURNS, 1.0);
+        observe(metric::TURNS_OVER_TARGET, if row.over_target == Some(true) { 1.0 } else { 0.0 });
+        observe(metric::TURNS_INTERRUPTED, if row.interrupted == Some(true) { 100.0 } else { 0.0 });
     }
 }
 
@@ -390,21 +390,21 @@ pub fn call_observations(s: &SessionRow, mut observe: impl FnMut(MetricSpec, f64
     if s.record_type != SessionRecordType::Analytics {
         return;
     }
-    observe(m::SESSIONS, 1.0);
-    observe(m::TOOL_CALLS, s.tool_call_count as f64);
-    observe(m::TOOL_CALL_FAILURES, s.tool_failure_count as f64);
-    observe(m::TOOL_CALL_OUTCOMES, s.tool_outcome_count as f64);
-    observe(m::CALL_SETUP_FAILURES, if s.call_setup_failed == Some(true) { 1.0 } else { 0.0 });
+    observe(metric::SESSIONS, 1.0);
+    observe(metric::TOOL_CALLS, s.tool_call_count as f64);
+    observe(metric::TOOL_CALL_FAILURES, s.tool_failure_count as f64);
+    observe(metric::TOOL_CALL_OUTCOMES, s.tool_outcome_count as f64);
+    observe(metric::CALL_SETUP_FAILURES, if s.call_setup_failed == Some(true) { 1.0 } else { 0.0 });
     let optional = [
-        (m::CALL_DURATION, s.duration_seconds),
-        (m::CALL_COST, s.estimated_cost_usd),
-        (m::CALL_MOS, s.mos),
-        (m::CALL_JITTER, s.jitter_ms),
-        (m::CALL_PACKET_LOSS, s.packet_loss_rate.map(|r| r * 100.0)),
-        (m::LLM_PROMPT_TOKENS, s.llm_prompt_tokens.map(|n| n as f64)),
-        (m::LLM_COMPLETION_TOKENS, s.llm_completion_tokens.map(|n| n as f64)),
-        (m::TTS_CHARACTERS, s.tts_characters.map(|n| n as f64)),
-        (m::STT_AUDIO_SECONDS, s.stt_audio_seconds),
+        (metric::CALL_DURATION, s.duration_seconds),
+        (metric::CALL_COST, s.estimated_cost_usd),
+        (metric::CALL_MOS, s.mos),
+        (metric::CALL_JITTER, s.jitter_ms),
+        (metric::CALL_PACKET_LOSS, s.packet_loss_rate.map(|r| r * 100.0)),
+        (metric::LLM_PROMPT_TOKENS, s.llm_prompt_tokens.map(|n| n as f64)),
+        (metric::LLM_COMPLETION_TOKENS, s.llm_completion_tokens.map(|n| n as f64)),
+        (metric::TTS_CHARACTERS, s.tts_characters.map(|n| n as f64)),
+        (metric::STT_AUDIO_SECONDS, s.stt_audio_seconds),
     ];
     for (spec, value) in optional {
         if let Some(v) = value {
@@ -419,20 +419,20 @@ pub fn failure_observations(row: &ErrorRow, mut observe: impl FnMut(MetricSpec, 
     let from_line = row.source_format == SourceFormat::LivekitFailureLog;
     let action = row.action.as_str();
     if from_line && crate::failure::Action::is_failure_str(action) {
-        observe(m::PROVIDER_FAILURES, 1.0);
+        observe(metric::PROVIDER_FAILURES, 1.0);
     }
     if action == crate::failure::Action::Fallback.as_str() {
-        observe(m::FALLBACK_ACTIVATIONS, 1.0);
+        observe(metric::FALLBACK_ACTIVATIONS, 1.0);
     }
     if from_line && action == crate::failure::Action::Closed.as_str() {
-        observe(m::SESSIONS_CLOSED_BY_ERROR, 1.0);
+        observe(metric::SESSIONS_CLOSED_BY_ERROR, 1.0);
     }
     if let Some(percent) = row.memory_used_percent {
-        observe(m::WORKER_MEMORY, percent);
+        observe(metric::WORKER_MEMORY, percent);
     }
 }
 
-/// (index in [`m::ALL`], interned dimensions, start of minute)
+/// (index in [`metric::ALL`], interned dimensions, start of minute)
 type Key = (usize, u32, i64);
 
 /// Accumulates observations of a batch into datums.
@@ -503,9 +503,9 @@ impl<'c> Aggregator<'c> {
         let common = self.agent_dims(&row.agent_name);
         turn_observations(row, |spec, value| {
             let dims = match spec.index {
-                i if i == m::LLM_TTFT.index => self.model_dims(common, &row.llm_provider, &row.llm_model),
-                i if i == m::TTS_TTFB.index => self.model_dims(common, &row.tts_provider, &row.tts_model),
-                i if i == m::TURN_LATENCY.index => {
+                i if i == metric::LLM_TTFT.index => self.model_dims(common, &row.llm_provider, &row.llm_model),
+                i if i == metric::TTS_TTFB.index => self.model_dims(common, &row.tts_provider, &row.tts_model),
+                i if i == metric::TURN_LATENCY.index => {
                     let mut dims = common.to_vec();
                     if let (true, Some(tenant)) = (self.config.tenant_dimension, row.tenant_id.as_deref()) {
                         dims.push(self.dims.with(&self.config.metric_labels, LabelKind::Tenant, tenant));
@@ -544,7 +544,7 @@ impl<'c> Aggregator<'c> {
             let by_provider = self.dims.provider(&self.config.metric_labels, &e.provider, &e.kind);
             failure_observations(e, |spec, value| {
                 let mut sets = dims.to_vec();
-                if spec.index == m::PROVIDER_FAILURES.index {
+                if spec.index == metric::PROVIDER_FAILURES.index {
                     sets.push(by_provider);
                 }
                 self.record(spec, &sets, e.event_time, value)
@@ -556,16 +556,16 @@ impl<'c> Aggregator<'c> {
         }
         let health = [self.dims.environment];
         let now = self.now_ms;
-        self.record(m::EVENTS_IN, &health, now, stats.events_in as f64);
-        self.record(m::EVENTS_SKIPPED, &health, now, stats.skipped_total() as f64);
-        self.record(m::EVENTS_REJECTED, &health, now, stats.rejected_total() as f64);
-        self.record(m::VALUES_NULLED, &health, now, stats.nulled_values as f64);
+        self.record(metric::EVENTS_IN, &health, now, stats.events_in as f64);
+        self.record(metric::EVENTS_SKIPPED, &health, now, stats.skipped_total() as f64);
+        self.record(metric::EVENTS_REJECTED, &health, now, stats.rejected_total() as f64);
+        self.record(metric::VALUES_NULLED, &health, now, stats.nulled_values as f64);
         // CloudWatch Logs refuses events older than 14 days, so a longer lag is a damaged timestamp
         // (an i64::MIN one overflowed here) and would swamp the metric.
         const MAX_LAG_MS: i64 = 14 * 24 * 3_600_000;
         for &ts in &out.event_timestamps {
             if let Some(lag) = now.checked_sub(ts).filter(|lag| *lag <= MAX_LAG_MS) {
-                self.record(m::INGEST_LAG, &health, now, lag.max(0) as f64);
+                self.record(metric::INGEST_LAG, &health, now, lag.max(0) as f64);
             }
         }
     }
@@ -575,17 +575,17 @@ impl<'c> Aggregator<'c> {
         if self.out_of_window > 0 {
             let n = self.out_of_window as f64;
             let environment = [self.dims.environment];
-            self.record(m::DATUMS_OUT_OF_WINDOW, &environment, self.now_ms, n);
+            self.record(metric::DATUMS_OUT_OF_WINDOW, &environment, self.now_ms, n);
         }
         let sets = &self.dims.sets;
-        let order = |k: &Key| (m::ALL[k.0].name, &sets[k.1 as usize], k.2);
+        let order = |k: &Key| (metric::ALL[k.0].name, &sets[k.1 as usize], k.2);
         let mut distributions: Vec<(Key, Vec<i64>)> = self.distributions.into_iter().collect();
         distributions.sort_by(|a, b| order(&a.0).cmp(&order(&b.0)));
         let mut counters: Vec<(Key, f64)> = self.counters.into_iter().collect();
         counters.sort_by(|a, b| order(&a.0).cmp(&order(&b.0)));
         let mut datums = Vec::new();
         for ((index, dims, timestamp_ms), mut quantized) in distributions {
-            let spec = m::ALL[index];
+            let spec = metric::ALL[index];
             let Kind::Distribution { resolution } = spec.kind else { unreachable!("counters are kept apart") };
             quantized.sort_unstable();
             let mut pairs: Vec<(f64, f64)> = Vec::new();
@@ -607,7 +607,7 @@ impl<'c> Aggregator<'c> {
             }
         }
         for ((index, dims, timestamp_ms), sum) in counters {
-            let spec = m::ALL[index];
+            let spec = metric::ALL[index];
             datums.push(Datum {
                 metric_name: spec.name,
                 unit: spec.unit,

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::metrics::{MetricSpec, m};
+use crate::metrics::{MetricSpec, metric};
 
 /// A CloudWatch statistic, as a view asks for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,12 +90,12 @@ impl Series {
 
 /// Metrics that only the deployed function measures: processing-time health, not event time.
 const LOCAL_UNAVAILABLE: [&str; 6] = [
-    m::INGEST_LAG.name,
-    m::SEND_FAILURES.name,
-    m::DATUMS_REFUSED.name,
-    m::DATUMS_OUT_OF_WINDOW.name,
-    m::EVENTS_SKIPPED.name,
-    m::VALUES_NULLED.name,
+    metric::INGEST_LAG.name,
+    metric::SEND_FAILURES.name,
+    metric::DATUMS_REFUSED.name,
+    metric::DATUMS_OUT_OF_WINDOW.name,
+    metric::EVENTS_SKIPPED.name,
+    metric::VALUES_NULLED.name,
 ];
 
 /// A horizontal line at a threshold, from a template parameter (an alarm's, where the local page
@@ -235,7 +235,11 @@ const HEADER_MARKDOWN: &str = "## voicelake: ${EnvironmentName}\nTurn latency = 
 pub const DASHBOARD: &[View] = &[
     at(0, 0, 24, 3, Widget::Header),
     Chart {
-        series: &[own(m::TURN_LATENCY, Stat::P50, "p50"), own(m::TURN_LATENCY, Stat::P95, "p95"), own(m::TURN_LATENCY, Stat::P99, "p99")],
+        series: &[
+            own(metric::TURN_LATENCY, Stat::P50, "p50"),
+            own(metric::TURN_LATENCY, Stat::P95, "p95"),
+            own(metric::TURN_LATENCY, Stat::P99, "p99"),
+        ],
         thresholds: &[Threshold { label: "target", parameter: "TurnLatencyP95ThresholdMs", color: Some("#d62728") }],
         alarm: Some("TurnLatencyP95Alarm"),
         y_min: Some(0.0),
@@ -244,11 +248,11 @@ pub const DASHBOARD: &[View] = &[
     .at(0, 3, 12, 7),
     Chart {
         series: &[
-            own(m::EOU_DELAY, Stat::P95, "end of utterance"),
-            own(m::LLM_TTFT, Stat::P95, "LLM ttft"),
-            own(m::TTS_TTFB, Stat::P95, "TTS ttfb"),
-            own(m::TRANSCRIPTION_DELAY, Stat::P95, "transcription (inside EOU)"),
-            own(m::HOOK_DELAY, Stat::P95, "on_user_turn_completed hook"),
+            own(metric::EOU_DELAY, Stat::P95, "end of utterance"),
+            own(metric::LLM_TTFT, Stat::P95, "LLM ttft"),
+            own(metric::TTS_TTFB, Stat::P95, "TTS ttfb"),
+            own(metric::TRANSCRIPTION_DELAY, Stat::P95, "transcription (inside EOU)"),
+            own(metric::HOOK_DELAY, Stat::P95, "on_user_turn_completed hook"),
         ],
         thresholds: &[
             Threshold { label: "LLM ttft alarm", parameter: "LLMTTFTP95ThresholdMs", color: None },
@@ -259,30 +263,30 @@ pub const DASHBOARD: &[View] = &[
     }
     .at(12, 3, 12, 7),
     Chart {
-        series: &[Series::PerAgent { metric: m::TURN_LATENCY, stat: Stat::P95 }],
+        series: &[Series::PerAgent { metric: metric::TURN_LATENCY, stat: Stat::P95 }],
         y_min: Some(0.0),
         ..chart("agents", "Turn latency p95 by agent", "ms", 300)
     }
     .at(0, 10, 12, 6),
     Chart {
         series: &[
-            own(m::TURNS, Stat::Sum, "turns"),
-            own(m::TURNS_OVER_TARGET, Stat::Sum, "turns over target"),
-            own_right(m::SESSIONS, Stat::Sum, "calls ended"),
+            own(metric::TURNS, Stat::Sum, "turns"),
+            own(metric::TURNS_OVER_TARGET, Stat::Sum, "turns over target"),
+            own_right(metric::SESSIONS, Stat::Sum, "calls ended"),
         ],
         right_unit: Some("calls"),
         ..chart("volume", "Turns and calls", "turns", 300)
     }
     .at(12, 10, 6, 6),
     Chart {
-        series: &[own(m::TURNS_INTERRUPTED, Stat::Average, "interrupted")],
+        series: &[own(metric::TURNS_INTERRUPTED, Stat::Average, "interrupted")],
         y_min: Some(0.0),
         y_max: Some(100.0),
         ..chart("interrupted", "Interrupted turns", "%", 300)
     }
     .at(18, 10, 6, 6),
     Chart {
-        series: &[Series::ToolSuccessPercent, own_right(m::TOOL_CALLS, Stat::Sum, "tool calls")],
+        series: &[Series::ToolSuccessPercent, own_right(metric::TOOL_CALLS, Stat::Sum, "tool calls")],
         right_unit: Some("calls"),
         thresholds: &[Threshold { label: "alarm", parameter: "ToolSuccessRateThresholdPercent", color: None }],
         alarm: Some("ToolSuccessRateAlarm"),
@@ -293,9 +297,9 @@ pub const DASHBOARD: &[View] = &[
     .at(0, 16, 8, 6),
     Chart {
         series: &[
-            own(m::CALL_COST, Stat::Average, "per call, average"),
-            own(m::CALL_COST, Stat::Maximum, "per call, max"),
-            own_right(m::CALL_COST, Stat::Sum, "spend"),
+            own(metric::CALL_COST, Stat::Average, "per call, average"),
+            own(metric::CALL_COST, Stat::Maximum, "per call, max"),
+            own_right(metric::CALL_COST, Stat::Sum, "spend"),
         ],
         thresholds: &[Threshold { label: "per-call alarm", parameter: "CostPerCallThresholdUsd", color: None }],
         alarm: Some("CostPerCallAlarm"),
@@ -305,10 +309,10 @@ pub const DASHBOARD: &[View] = &[
     .at(8, 16, 8, 6),
     Chart {
         series: &[
-            own(m::LLM_PROMPT_TOKENS, Stat::Sum, "LLM input tokens"),
-            own(m::LLM_COMPLETION_TOKENS, Stat::Sum, "LLM output tokens"),
-            own_right(m::TTS_CHARACTERS, Stat::Sum, "TTS characters"),
-            own_right(m::STT_AUDIO_SECONDS, Stat::Sum, "STT seconds"),
+            own(metric::LLM_PROMPT_TOKENS, Stat::Sum, "LLM input tokens"),
+            own(metric::LLM_COMPLETION_TOKENS, Stat::Sum, "LLM output tokens"),
+            own_right(metric::TTS_CHARACTERS, Stat::Sum, "TTS characters"),
+            own_right(metric::STT_AUDIO_SECONDS, Stat::Sum, "STT seconds"),
         ],
         right_unit: Some("characters, seconds"),
         ..chart("usage", "Usage", "tokens", 3600)
@@ -316,13 +320,13 @@ pub const DASHBOARD: &[View] = &[
     .at(16, 16, 8, 6),
     Chart {
         series: &[
-            own(m::EVENTS_IN, Stat::Sum, "in"),
-            own(m::EVENTS_SKIPPED, Stat::Sum, "skipped (not agent events)"),
-            own(m::EVENTS_REJECTED, Stat::Sum, "rejected"),
-            own(m::VALUES_NULLED, Stat::Sum, "values nulled"),
-            own(m::SEND_FAILURES, Stat::Sum, "send failures"),
-            own(m::DATUMS_REFUSED, Stat::Sum, "metric datums refused"),
-            own(m::DATUMS_OUT_OF_WINDOW, Stat::Sum, "outside metric window"),
+            own(metric::EVENTS_IN, Stat::Sum, "in"),
+            own(metric::EVENTS_SKIPPED, Stat::Sum, "skipped (not agent events)"),
+            own(metric::EVENTS_REJECTED, Stat::Sum, "rejected"),
+            own(metric::VALUES_NULLED, Stat::Sum, "values nulled"),
+            own(metric::SEND_FAILURES, Stat::Sum, "send failures"),
+            own(metric::DATUMS_REFUSED, Stat::Sum, "metric datums refused"),
+            own(metric::DATUMS_OUT_OF_WINDOW, Stat::Sum, "outside metric window"),
         ],
         alarm: Some("RejectedEventsAlarm"),
         ..chart("events", "Pipeline: events", "events", 300)
@@ -330,7 +334,7 @@ pub const DASHBOARD: &[View] = &[
     .at(0, 22, 8, 6),
     Chart {
         series: &[
-            own(m::INGEST_LAG, Stat::P95, "ingest lag p95 (ms)"),
+            own(metric::INGEST_LAG, Stat::P95, "ingest lag p95 (ms)"),
             ingest_function("Duration", Stat::P95, "function duration p95 (ms)", Axis::Left),
             ingest_function("Errors", Stat::Sum, "errors", Axis::Right),
             ingest_function("Throttles", Stat::Sum, "throttles", Axis::Right),
@@ -360,12 +364,12 @@ pub const DASHBOARD: &[View] = &[
     .at(16, 22, 8, 6),
     Chart {
         series: &[
-            own(m::CALL_DURATION, Stat::P50, "duration p50 (s)"),
-            own(m::CALL_DURATION, Stat::P95, "duration p95 (s)"),
-            own_right(m::CALL_SETUP_FAILURES, Stat::Sum, "setup failures"),
-            own_right(m::CALL_MOS, Stat::Average, "MOS"),
-            own(m::CALL_JITTER, Stat::P95, "jitter p95 (ms)"),
-            own_right(m::CALL_PACKET_LOSS, Stat::Average, "packet loss (%)"),
+            own(metric::CALL_DURATION, Stat::P50, "duration p50 (s)"),
+            own(metric::CALL_DURATION, Stat::P95, "duration p95 (s)"),
+            own_right(metric::CALL_SETUP_FAILURES, Stat::Sum, "setup failures"),
+            own_right(metric::CALL_MOS, Stat::Average, "MOS"),
+            own(metric::CALL_JITTER, Stat::P95, "jitter p95 (ms)"),
+            own_right(metric::CALL_PACKET_LOSS, Stat::Average, "packet loss (%)"),
         ],
         right_unit: Some("count, MOS, %"),
         ..chart("quality", "Calls: duration and quality", "s, ms", 900)
@@ -373,9 +377,9 @@ pub const DASHBOARD: &[View] = &[
     .at(0, 28, 24, 6),
     Chart {
         series: &[
-            Series::PerProvider { metric: m::PROVIDER_FAILURES, stat: Stat::Sum },
-            own(m::FALLBACK_ACTIVATIONS, Stat::Sum, "fallback switches"),
-            own_right(m::SESSIONS_CLOSED_BY_ERROR, Stat::Sum, "sessions closed by errors"),
+            Series::PerProvider { metric: metric::PROVIDER_FAILURES, stat: Stat::Sum },
+            own(metric::FALLBACK_ACTIVATIONS, Stat::Sum, "fallback switches"),
+            own_right(metric::SESSIONS_CLOSED_BY_ERROR, Stat::Sum, "sessions closed by errors"),
         ],
         right_unit: Some("sessions"),
         thresholds: &[Threshold { label: "provider alarm", parameter: "ProviderFailuresThreshold", color: Some("#d62728") }],
@@ -385,7 +389,7 @@ pub const DASHBOARD: &[View] = &[
     }
     .at(0, 34, 16, 6),
     Chart {
-        series: &[own(m::WORKER_MEMORY, Stat::Maximum, "job process, max")],
+        series: &[own(metric::WORKER_MEMORY, Stat::Maximum, "job process, max")],
         thresholds: &[Threshold { label: "alarm", parameter: "WorkerMemoryThresholdPercent", color: None }],
         alarm: Some("WorkerMemoryAlarm"),
         y_min: Some(0.0),
@@ -430,8 +434,8 @@ fn metric_line(series: &Series, period_seconds: u32) -> Vec<Value> {
             vec![json!([{"expression": search, "id": "byprovider", "label": ""}])]
         }
         Series::ToolSuccessPercent => vec![
-            json!(["${MetricsNamespace}", m::TOOL_CALL_OUTCOMES.name, env[0], env[1], {"id": "calls", "stat": "Sum", "visible": false}]),
-            json!(["${MetricsNamespace}", m::TOOL_CALL_FAILURES.name, env[0], env[1], {"id": "failures", "stat": "Sum", "visible": false}]),
+            json!(["${MetricsNamespace}", metric::TOOL_CALL_OUTCOMES.name, env[0], env[1], {"id": "calls", "stat": "Sum", "visible": false}]),
+            json!(["${MetricsNamespace}", metric::TOOL_CALL_FAILURES.name, env[0], env[1], {"id": "failures", "stat": "Sum", "visible": false}]),
             json!([{"expression": "IF(calls > 0, 100 * (1 - FILL(failures, 0) / calls))", "id": "success", "label": "tool success %"}]),
         ],
         Series::Aws { namespace, metric, dimension, resource, stat, label, axis } => {

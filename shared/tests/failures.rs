@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use voicelake_shared::envelope::LogBatch;
-use voicelake_shared::metrics::{datums_for, m};
+use voicelake_shared::metrics::{datums_for, metric};
 use voicelake_shared::rows::{ErrorRow, SourceFormat};
 use voicelake_shared::{BatchOutput, Config, process_batch};
 
@@ -125,13 +125,16 @@ fn only_the_lines_count_as_failures_in_the_metrics() {
             .sum()
     };
     let failures = lines_only.errors.iter().filter(|r| ["retry", "fallback", "all_failed", "closed"].contains(&r.action.as_str())).count();
-    assert_eq!(sum(&lines_only, m::PROVIDER_FAILURES.name), failures as f64);
-    assert_eq!(sum(&with_events, m::PROVIDER_FAILURES.name), failures as f64, "the events restate the lines");
-    assert_eq!(sum(&with_events, m::SESSIONS_CLOSED_BY_ERROR.name), 1.0);
-    assert_eq!(sum(&with_events, m::FALLBACK_ACTIVATIONS.name), lines_only.errors.iter().filter(|r| r.action == "fallback").count() as f64);
+    assert_eq!(sum(&lines_only, metric::PROVIDER_FAILURES.name), failures as f64);
+    assert_eq!(sum(&with_events, metric::PROVIDER_FAILURES.name), failures as f64, "the events restate the lines");
+    assert_eq!(sum(&with_events, metric::SESSIONS_CLOSED_BY_ERROR.name), 1.0);
+    assert_eq!(
+        sum(&with_events, metric::FALLBACK_ACTIVATIONS.name),
+        lines_only.errors.iter().filter(|r| r.action == "fallback").count() as f64
+    );
     let by_provider = datums_for(&lines_only, &Config::default(), 1_796_059_400_000 + 3_600_000);
     assert!(
-        by_provider.iter().any(|d| d.metric_name == m::PROVIDER_FAILURES.name
+        by_provider.iter().any(|d| d.metric_name == metric::PROVIDER_FAILURES.name
             && d.dimensions.iter().any(|(n, v)| *n == "Provider" && v == "elevenlabs")
             && d.dimensions.iter().any(|(n, v)| *n == "Kind" && v == "tts")),
         "{by_provider:?}"

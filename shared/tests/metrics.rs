@@ -1,6 +1,6 @@
 //! Metric datums are exact: what CloudWatch receives is what the batch held, within the API limits.
 
-use voicelake_shared::metrics::{self, Datum, MAX_DATUMS_PER_REQUEST, MAX_REQUEST_BYTES, MAX_VALUES_PER_DATUM, Unit, dim, m};
+use voicelake_shared::metrics::{self, Datum, MAX_DATUMS_PER_REQUEST, MAX_REQUEST_BYTES, MAX_VALUES_PER_DATUM, Unit, dim, metric};
 use voicelake_shared::rows::{SourceFormat, TurnRow};
 use voicelake_shared::{BatchOutput, BatchStats, Config, process_batch};
 use voicelake_synth::{self as synth, SynthOptions};
@@ -160,7 +160,7 @@ fn optional_dimensions_follow_the_configuration() {
     assert_eq!(find(&datums, "TurnLatency", &[(dim::ENVIRONMENT, "prod"), (dim::TENANT, "acme")]).len(), 1);
     // What is published is what `dimension_sets` declares (the template's alarms rely on it).
     for d in &datums {
-        let spec = m::ALL.iter().find(|s| s.name == d.metric_name).unwrap();
+        let spec = metric::ALL.iter().find(|s| s.name == d.metric_name).unwrap();
         let names: Vec<&str> = d.dimensions.iter().map(|(k, _)| *k).collect();
         assert!(metrics::dimension_sets(spec, &on).contains(&names), "{} {names:?}", d.metric_name);
     }
@@ -168,7 +168,7 @@ fn optional_dimensions_follow_the_configuration() {
 
 #[test]
 fn the_metric_table_is_consistent() {
-    for (i, spec) in m::ALL.iter().enumerate() {
+    for (i, spec) in metric::ALL.iter().enumerate() {
         assert_eq!(spec.index, i, "{}", spec.name);
         assert!(spec.name.len() <= 255 && !spec.description.is_empty());
     }

@@ -1,7 +1,7 @@
 //! The README documents what the code does: every lake column, metric and reason code.
 
 use voicelake_shared::lake::Table;
-use voicelake_shared::metrics::m;
+use voicelake_shared::metrics::metric;
 use voicelake_shared::reasons::{RejectReason, SkipReason};
 
 fn readme() -> String {
@@ -30,7 +30,7 @@ fn every_lake_column_is_documented_in_its_table_section() {
 fn every_metric_and_reason_is_documented() {
     let text = readme();
     let metrics = section(&text, "## Metrics");
-    for spec in m::ALL {
+    for spec in metric::ALL {
         assert!(metrics.contains(&format!("`{}`", spec.name)), "README's metrics lack {}", spec.name);
     }
     let reasons = section(&text, "## Rejects and skips");

@@ -231,7 +231,7 @@ fn seen(outs: &[BatchOutput], config: &Config, now: i64) -> Seen {
     }
     // A counter split over two outputs is two datums of the same minute: compare sums.
     for (key, values) in metrics.iter_mut() {
-        let spec = metrics::m::ALL.iter().find(|m| key.starts_with(&format!("{} ", m.name))).unwrap();
+        let spec = metrics::metric::ALL.iter().find(|m| key.starts_with(&format!("{} ", m.name))).unwrap();
         if spec.kind == metrics::Kind::Counter {
             let total: f64 = values.iter().map(|(v, c)| v.parse::<f64>().unwrap() * c).sum();
             *values = BTreeMap::from([(format!("sum {total}"), 1.0)]);

@@ -312,7 +312,7 @@ async fn a_turn_cut_across_two_invocations_is_sent_once_whole_through_the_store(
                 let others: Vec<_> = dims.iter().filter(|(d, _)| d != "Environment").collect();
                 // A counter is one value per request and minute: more invocations send more of them
                 // with the same sum. A distribution keeps every observation.
-                let spec = voicelake_shared::metrics::m::ALL.iter().find(|m| m.name == name.as_str()).unwrap();
+                let spec = voicelake_shared::metrics::metric::ALL.iter().find(|m| m.name == name.as_str()).unwrap();
                 let n = if spec.kind == voicelake_shared::metrics::Kind::Counter { 0.0 } else { *n };
                 (format!("{name} {others:?}"), n, (sums[&(name.clone(), dims.clone())] * 1e6).round() / 1e6)
             })

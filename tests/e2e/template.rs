@@ -8,7 +8,7 @@ use serde_norway::Value;
 use voicelake_e2e::repo_root;
 use voicelake_shared::alarms::{self, Statistic};
 use voicelake_shared::lake::{self, Table};
-use voicelake_shared::metrics::{self, m};
+use voicelake_shared::metrics::{self, metric};
 
 fn template() -> Value {
     let text = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
@@ -145,7 +145,7 @@ fn alarms_are_the_defaults_the_report_evaluates() {
                     .iter()
                     .filter_map(|q| q["MetricStat"]["Metric"]["MetricName"].as_str().map(str::to_owned))
                     .collect();
-                assert_eq!(metrics, vec![m::TOOL_CALL_OUTCOMES.name, m::TOOL_CALL_FAILURES.name]);
+                assert_eq!(metrics, vec![metric::TOOL_CALL_OUTCOMES.name, metric::TOOL_CALL_FAILURES.name]);
                 assert_eq!(props["Metrics"][0]["MetricStat"]["Period"].as_u64(), Some(u64::from(spec.period_seconds)));
             }
             Statistic::ProviderSum => {
@@ -228,7 +228,7 @@ fn used_metrics(t: &Value) -> BTreeSet<(String, Vec<String>)> {
 fn every_metric_the_alarms_and_dashboard_use_is_published() {
     let t = template();
     let everything = voicelake_shared::Config { model_dimension: true, tenant_dimension: true, ..Default::default() };
-    let published: BTreeMap<&str, Vec<Vec<String>>> = m::ALL
+    let published: BTreeMap<&str, Vec<Vec<String>>> = metric::ALL
         .iter()
         .map(|spec| {
             let sets = metrics::dimension_sets(spec, &everything)
@@ -248,7 +248,7 @@ fn every_metric_the_alarms_and_dashboard_use_is_published() {
         let sets = published.get(name.as_str()).unwrap_or_else(|| panic!("{name} is used but never published"));
         assert!(sets.contains(dims), "{name} is used with {dims:?}, published with {sets:?}");
     }
-    for spec in m::ALL {
+    for spec in metric::ALL {
         assert!(used.iter().any(|(n, _)| n == spec.name), "{} is published but shown nowhere", spec.name);
     }
 }

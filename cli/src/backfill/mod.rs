@@ -24,7 +24,7 @@ use voicelake_shared::envelope::{LogBatch, LogEvent};
 use voicelake_shared::{BatchOutput, Carrier, Config};
 
 use crate::replay::FLUSH_ROWS;
-use plan::{Checkpoint, Window};
+use plan::{Checkpoint, HourRead};
 use sources::{ExportObjects, LakeSink, LogEvents};
 
 /// A batch holds at most what a subscription delivers at once (1 MB of messages, 10,000 events),
@@ -128,7 +128,7 @@ impl<'a, S: LakeSink> Backfill<'a, S> {
         Ok(())
     }
 
-    async fn window(&mut self, source: &impl LogEvents, group: &str, slug: &str, window: &Window, pattern: &str) -> Result<()> {
+    async fn window(&mut self, source: &impl LogEvents, group: &str, slug: &str, window: &HourRead, pattern: &str) -> Result<()> {
         let mut writer = UnitWriter::new(slug, &window.label());
         let mut batcher = Batcher::new(group);
         let mut token = None;

@@ -42,7 +42,7 @@ pub fn parse_when(text: &str, now_ms: i64) -> Result<i64> {
 
 /// One hour of one log group, and the part of it this run reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
+pub struct HourRead {
     /// The hour's start: the window's name and checkpoint entry.
     pub hour: i64,
     /// What is read: `[from, until)`, the hour clipped to the run's range and to now.
@@ -52,7 +52,7 @@ pub struct Window {
     pub complete: bool,
 }
 
-impl Window {
+impl HourRead {
     /// `20261120T10`: the hour in the names of the objects written for it.
     pub fn label(&self) -> String {
         timefmt::utc(self.hour).format("%Y%m%dT%H").to_string()
@@ -60,7 +60,7 @@ impl Window {
 }
 
 /// The hour windows that cover `[start, end)`, read up to now at most.
-pub fn windows(start: i64, end: i64, now_ms: i64) -> Vec<Window> {
+pub fn windows(start: i64, end: i64, now_ms: i64) -> Vec<HourRead> {
     let end = end.min(now_ms);
     let mut out = Vec::new();
     let mut hour = start.div_euclid(WINDOW_MS) * WINDOW_MS;
@@ -70,7 +70,7 @@ pub fn windows(start: i64, end: i64, now_ms: i64) -> Vec<Window> {
         if from >= until {
             break;
         }
-        out.push(Window { hour, from, until, complete: from == hour && until == next && next + SETTLE_MS <= now_ms });
+        out.push(HourRead { hour, from, until, complete: from == hour && until == next && next + SETTLE_MS <= now_ms });
         hour = next;
     }
     out

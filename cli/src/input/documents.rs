@@ -9,7 +9,7 @@ use std::rc::Rc;
 use anyhow::{Context, Result};
 use voicelake_shared::reasons::RejectReason;
 
-use super::{CliBatcher, CliEvent, MAX_DOCUMENT_BYTES, Unit, from_lines, open};
+use super::{CliBatcher, CliEvent, InputUnit, MAX_DOCUMENT_BYTES, from_lines, open};
 
 /// What an archive holds, piece by piece.
 pub enum Piece {
@@ -116,7 +116,7 @@ pub(super) fn read_document(
     reader: Box<dyn BufRead>,
     now_ms: i64,
     replaced: &Rc<Cell<u64>>,
-    each: &mut dyn FnMut(Unit) -> Result<()>,
+    each: &mut dyn FnMut(InputUnit) -> Result<()>,
 ) -> Result<()> {
     let mut document = Document { name, each, events: CliBatcher::default(), units: 0, found: false, failed: None };
     let mut json = serde_json::Deserializer::from_reader(reader);
@@ -131,7 +131,7 @@ pub(super) fn read_document(
         Err(e) if units > 0 || found => {
             events.finish(each)?;
             let detail = format!("the JSON document breaks off after {units} batches of it were replayed: {e}");
-            each(Unit::Rejected { source: name.to_owned(), raw: String::new(), reason: RejectReason::BadPayloadJson, detail })
+            each(InputUnit::Rejected { source: name.to_owned(), raw: String::new(), reason: RejectReason::BadPayloadJson, detail })
         }
         // Not a document of events, or not JSON after all: its lines, as raw lines.
         Ok(()) | Err(_) => {
@@ -147,7 +147,7 @@ pub(super) fn read_document(
 /// event's payload, `events` the events of `aws logs` output; other keys are skipped.
 struct Document<'a, 'e> {
     name: &'a str,
-    each: &'e mut dyn FnMut(Unit) -> Result<()>,
+    each: &'e mut dyn FnMut(InputUnit) -> Result<()>,
     events: CliBatcher,
     /// Units handed on so far.
     units: usize,
@@ -157,7 +157,7 @@ struct Document<'a, 'e> {
 }
 
 impl Document<'_, '_> {
-    fn hand_on<E: serde::de::Error>(&mut self, unit: Unit) -> std::result::Result<(), E> {
+    fn hand_on<E: serde::de::Error>(&mut self, unit: InputUnit) -> std::result::Result<(), E> {
         self.units += 1;
         (self.each)(unit).map_err(|e| {
             let error = E::custom(format!("{e:#}"));
@@ -181,7 +181,7 @@ impl<'de> serde::de::Visitor<'de> for &mut Document<'_, '_> {
                     let awslogs: voicelake_shared::envelope::AwsLogs = map.next_value()?;
                     self.found = true;
                     let source = self.name.to_owned();
-                    self.hand_on(Unit::Payload { data: awslogs.data, source })?;
+                    self.hand_on(InputUnit::Payload { data: awslogs.data, source })?;
                 }
                 "events" => {
                     self.found = true;
@@ -218,7 +218,7 @@ impl<'de> serde::de::Visitor<'de> for Events<'_, '_, '_> {
         let document = self.0;
         while let Some(event) = seq.next_element::<CliEvent>()? {
             if let Some(full) = document.events.push(document.name, event) {
-                document.hand_on(Unit::Batch(full))?;
+                document.hand_on(InputUnit::Batch(full))?;
             }
         }
         Ok(())

@@ -27,7 +27,7 @@ use documents::read_document;
 pub use documents::{Piece, for_each_document};
 
 /// What one unit of input is.
-pub enum Unit {
+pub enum InputUnit {
     /// A subscription event's `awslogs.data`.
     Payload { data: String, source: String },
     /// A decoded subscription payload (the batch's JSON text).
@@ -65,14 +65,14 @@ const MAX_LINE_BYTES: usize = 16 << 20;
 /// The longest document of an archive (a decoded payload is at most about 1 MB).
 const MAX_DOCUMENT_BYTES: usize = 64 << 20;
 
-impl Unit {
+impl InputUnit {
     /// Bytes of input the unit stands for, for callers that bound what they hold.
     pub fn weight(&self) -> usize {
         match self {
-            Unit::Payload { data, .. } => data.len(),
-            Unit::Decoded { json, .. } => json.len(),
-            Unit::Batch(batch) => batch.log_events.iter().map(|e| e.message.len() + 64).sum(),
-            Unit::Rejected { raw, .. } => raw.len(),
+            InputUnit::Payload { data, .. } => data.len(),
+            InputUnit::Decoded { json, .. } => json.len(),
+            InputUnit::Batch(batch) => batch.log_events.iter().map(|e| e.message.len() + 64).sum(),
+            InputUnit::Rejected { raw, .. } => raw.len(),
         }
     }
 }
@@ -218,7 +218,7 @@ fn shape(head: &[u8]) -> Shape {
 /// of it were not UTF-8 (or were NUL) and were replaced. Nothing is held whole: files of lines are
 /// read a line at a time, archives a document at a time, and an `aws logs` document is parsed as a
 /// stream, its events handed on as they are read.
-pub fn read_each(path: &Path, now_ms: i64, mut each: impl FnMut(Unit) -> Result<()>) -> Result<u64> {
+pub fn read_each(path: &Path, now_ms: i64, mut each: impl FnMut(InputUnit) -> Result<()>) -> Result<u64> {
     let Opened { mut reader, name, replaced, broke } = open(path)?;
     let head = reader.fill_buf().with_context(|| format!("reading {}", path.display()))?.to_vec();
     match shape(&head) {
@@ -228,8 +228,8 @@ pub fn read_each(path: &Path, now_ms: i64, mut each: impl FnMut(Unit) -> Result<
                 n += 1;
                 let source = format!("{name} document {n}");
                 each(match piece {
-                    Piece::Document(json) => Unit::Decoded { json, source },
-                    Piece::Damaged { raw, why } => Unit::Rejected { source, raw, reason: RejectReason::BadPayloadJson, detail: why },
+                    Piece::Document(json) => InputUnit::Decoded { json, source },
+                    Piece::Damaged { raw, why } => InputUnit::Rejected { source, raw, reason: RejectReason::BadPayloadJson, detail: why },
                 })
             })
             .with_context(|| format!("reading {}", path.display()))?;
@@ -239,13 +239,13 @@ pub fn read_each(path: &Path, now_ms: i64, mut each: impl FnMut(Unit) -> Result<
     }
     if let Some(why) = broke.take() {
         let detail = format!("the compressed input breaks off: {why}; what came before was read");
-        each(Unit::Rejected { source: name, raw: String::new(), reason: RejectReason::BadGzip, detail })?;
+        each(InputUnit::Rejected { source: name, raw: String::new(), reason: RejectReason::BadGzip, detail })?;
     }
     Ok(replaced.get())
 }
 
 /// Every unit of a file, in order (tests and small inputs).
-pub fn read(path: &Path, now_ms: i64) -> Result<Vec<Unit>> {
+pub fn read(path: &Path, now_ms: i64) -> Result<Vec<InputUnit>> {
     let mut units = Vec::new();
     read_each(path, now_ms, |u| {
         units.push(u);
@@ -276,8 +276,8 @@ impl CliBatcher {
         (batch.log_events.len() == RAW_BATCH).then(|| self.pending.remove(&stream).expect("the batch just filled"))
     }
 
-    fn finish(self, each: &mut dyn FnMut(Unit) -> Result<()>) -> Result<()> {
-        self.pending.into_values().try_for_each(|b| each(Unit::Batch(b)))
+    fn finish(self, each: &mut dyn FnMut(InputUnit) -> Result<()>) -> Result<()> {
+        self.pending.into_values().try_for_each(|b| each(InputUnit::Batch(b)))
     }
 }
 
@@ -341,7 +341,7 @@ fn from_lines(
     mut reader: Box<dyn BufRead>,
     now_ms: i64,
     replaced: &Rc<Cell<u64>>,
-    each: &mut dyn FnMut(Unit) -> Result<()>,
+    each: &mut dyn FnMut(InputUnit) -> Result<()>,
 ) -> Result<()> {
     let mut raw = RawLines { now_ms, ..RawLines::default() };
     let mut buf = Vec::new();
@@ -354,7 +354,7 @@ fn from_lines(
             Line::TooLong { kept, bytes } => {
                 let kept = voicelake_shared::rows::truncate_utf8(&kept, voicelake_shared::rows::RAW_LIMIT_BYTES).to_owned();
                 let detail = format!("the line is {bytes} bytes");
-                each(Unit::Rejected { source, raw: kept, reason: RejectReason::LineTooLong, detail })?;
+                each(InputUnit::Rejected { source, raw: kept, reason: RejectReason::LineTooLong, detail })?;
                 continue;
             }
         };
@@ -368,7 +368,7 @@ fn from_lines(
         if line.len() > MAX_EVENT_BYTES {
             let kept = voicelake_shared::rows::truncate_utf8(&line, voicelake_shared::rows::RAW_LIMIT_BYTES).to_owned();
             let detail = format!("the line is {} bytes", line.len());
-            each(Unit::Rejected { source, raw: kept, reason: RejectReason::LineTooLong, detail })?;
+            each(InputUnit::Rejected { source, raw: kept, reason: RejectReason::LineTooLong, detail })?;
             continue;
         }
         // A NUL is no part of a log line (and breaks any JSON it is in): replaced and counted.
@@ -385,11 +385,11 @@ fn from_lines(
 
 /// A line that is a subscription event, a decoded payload or `aws logs` output, handed on as its
 /// units; `false` when it is none of them (a raw line).
-fn structured_line(name: &str, line: &str, source: &str, each: &mut dyn FnMut(Unit) -> Result<()>) -> Result<bool> {
+fn structured_line(name: &str, line: &str, source: &str, each: &mut dyn FnMut(InputUnit) -> Result<()>) -> Result<bool> {
     if line.contains("\"awslogs\"")
         && let Ok(event) = serde_json::from_str::<SubscriptionEvent>(line)
     {
-        each(Unit::Payload { data: event.awslogs.data, source: source.to_owned() })?;
+        each(InputUnit::Payload { data: event.awslogs.data, source: source.to_owned() })?;
         return Ok(true);
     }
     if line.contains("\"logEvents\"") && shape(line.trim_start().as_bytes()) == Shape::Archive {
@@ -398,8 +398,8 @@ fn structured_line(name: &str, line: &str, source: &str, each: &mut dyn FnMut(Un
             n += 1;
             let source = format!("{source} document {n}");
             each(match piece {
-                Piece::Document(json) => Unit::Decoded { json, source },
-                Piece::Damaged { raw, why } => Unit::Rejected { source, raw, reason: RejectReason::BadPayloadJson, detail: why },
+                Piece::Document(json) => InputUnit::Decoded { json, source },
+                Piece::Damaged { raw, why } => InputUnit::Rejected { source, raw, reason: RejectReason::BadPayloadJson, detail: why },
             })
         })?;
         return Ok(true);
@@ -410,7 +410,7 @@ fn structured_line(name: &str, line: &str, source: &str, each: &mut dyn FnMut(Un
         let mut batcher = CliBatcher::default();
         for e in events.events {
             if let Some(full) = batcher.push(name, e) {
-                each(Unit::Batch(full))?;
+                each(InputUnit::Batch(full))?;
             }
         }
         batcher.finish(each)?;
@@ -431,7 +431,7 @@ struct RawLines {
 }
 
 impl RawLines {
-    fn push(&mut self, source: String, message: String, each: &mut dyn FnMut(Unit) -> Result<()>) -> Result<()> {
+    fn push(&mut self, source: String, message: String, each: &mut dyn FnMut(InputUnit) -> Result<()>) -> Result<()> {
         let own = voicelake_shared::message_time(&message);
         let event = LogEvent { id: source, timestamp: own.or(self.last_time).unwrap_or(self.now_ms), message };
         if own.is_none() && self.last_time.is_none() {
@@ -457,14 +457,14 @@ impl RawLines {
         Ok(())
     }
 
-    fn flush(&mut self, each: &mut dyn FnMut(Unit) -> Result<()>) -> Result<()> {
+    fn flush(&mut self, each: &mut dyn FnMut(InputUnit) -> Result<()>) -> Result<()> {
         if self.raw.is_empty() {
             return Ok(());
         }
-        each(Unit::Batch(batch("replay".into(), std::mem::take(&mut self.raw))))
+        each(InputUnit::Batch(batch("replay".into(), std::mem::take(&mut self.raw))))
     }
 
-    fn finish(mut self, each: &mut dyn FnMut(Unit) -> Result<()>) -> Result<()> {
+    fn finish(mut self, each: &mut dyn FnMut(InputUnit) -> Result<()>) -> Result<()> {
         self.raw.append(&mut self.untimed);
         self.flush(each)
     }

@@ -7,12 +7,12 @@ fn units(path: &Path) -> Vec<String> {
         .unwrap()
         .into_iter()
         .map(|u| match u {
-            Unit::Payload { data, .. } => format!("payload {}", data.len()),
-            Unit::Decoded { json, source } => format!("decoded {} {source}", json.len()),
-            Unit::Batch(b) => {
+            InputUnit::Payload { data, .. } => format!("payload {}", data.len()),
+            InputUnit::Decoded { json, source } => format!("decoded {} {source}", json.len()),
+            InputUnit::Batch(b) => {
                 format!("{} {} {:?}", b.log_stream, b.log_events.len(), b.log_events.iter().map(|e| &e.id).collect::<Vec<_>>())
             }
-            Unit::Rejected { source, reason, .. } => format!("rejected {source} {}", reason.as_str()),
+            InputUnit::Rejected { source, reason, .. } => format!("rejected {source} {}", reason.as_str()),
         })
         .collect()
 }
@@ -118,7 +118,7 @@ fn damaged_bytes_cost_at_most_their_line() {
         Ok(())
     })
     .unwrap();
-    let [Unit::Batch(batch)] = units.as_slice() else { panic!("one batch") };
+    let [InputUnit::Batch(batch)] = units.as_slice() else { panic!("one batch") };
     let messages: Vec<&str> = batch.log_events.iter().map(|e| e.message.as_str()).collect();
     assert_eq!(messages, ["first line", "r\u{fffd}server \u{fffd} here", "third"]);
     assert_eq!(repaired, 2, "the Latin-1 byte and the NUL");
@@ -164,10 +164,10 @@ proptest::proptest! {
         let read = read_each(&path, 7, |unit| {
             // And every unit goes through the pipeline without a panic, its counts balanced.
             let out = match unit {
-                Unit::Payload { data, .. } => voicelake_shared::process_payload(&data, &config, 7),
-                Unit::Decoded { json, .. } => voicelake_shared::process_decoded(json, &config, 7),
-                Unit::Batch(b) => voicelake_shared::process_batch(&b, &config, 7),
-                Unit::Rejected { source, raw, reason, detail } => voicelake_shared::reject_input(Some(&source), &raw, reason, detail, &config, 7),
+                InputUnit::Payload { data, .. } => voicelake_shared::process_payload(&data, &config, 7),
+                InputUnit::Decoded { json, .. } => voicelake_shared::process_decoded(json, &config, 7),
+                InputUnit::Batch(b) => voicelake_shared::process_batch(&b, &config, 7),
+                InputUnit::Rejected { source, raw, reason, detail } => voicelake_shared::reject_input(Some(&source), &raw, reason, detail, &config, 7),
             };
             assert!(out.stats.is_balanced(), "{:?}", out.stats);
             Ok(())

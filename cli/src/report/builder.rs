@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 
 use voicelake_shared::diagnosis::FailureFact;
-use voicelake_shared::metrics::{self, MetricSpec, m};
+use voicelake_shared::metrics::{self, MetricSpec, metric};
 use voicelake_shared::rows::{ErrorRow, LatencySource, RejectRow, SessionRecordType, SessionRow, TurnRow};
 use voicelake_shared::{BatchOutput, BatchStats};
 
 use crate::spill::Spill;
 
-use super::records::{EndedCall, NO_SESSION, Observation, Rejected, SessionName, Spend, ToolFailure, TurnPoint, session_key};
+use super::records::{EndedCall, MetricSample, NO_SESSION, Rejected, SessionName, Spend, ToolFailure, TurnPoint, session_key};
 use super::{Limits, NAMED_REJECTS, RejectPlace, ReportBuilder};
 
 impl Default for ReportBuilder {
@@ -38,7 +38,7 @@ impl ReportBuilder {
             limits,
             stats: BatchStats::default(),
             turns: spill(),
-            observations: (0..m::ALL.len()).map(|_| Spill::new(limits.chunk_bytes)).collect(),
+            observations: (0..metric::ALL.len()).map(|_| Spill::new(limits.chunk_bytes)).collect(),
             agents: Vec::new(),
             reported: 0,
             computed: 0,
@@ -69,7 +69,7 @@ impl ReportBuilder {
 
     pub(super) fn observe(&mut self, spec: MetricSpec, time: i64, agent: u32, value: f64) -> io::Result<()> {
         let second = u32::try_from(time.div_euclid(1000)).unwrap_or_else(|_| unreachable!("event times are within 2000..2100"));
-        self.observations[spec.index].push(&Observation { second, agent, value })
+        self.observations[spec.index].push(&MetricSample { second, agent, value })
     }
 
     pub(super) fn see(&mut self, t: i64) {
@@ -101,7 +101,7 @@ impl ReportBuilder {
             let mut seen = Vec::new();
             metrics::turn_observations(row, |spec, value| seen.push((spec, value)));
             for (spec, value) in seen {
-                if spec.index == m::TURNS.index || spec.index == m::TURNS_OVER_TARGET.index {
+                if spec.index == metric::TURNS.index || spec.index == metric::TURNS_OVER_TARGET.index {
                     *counted.entry((spec.index, row.event_time.div_euclid(60_000) * 60_000, agent)).or_default() += value;
                 } else {
                     self.observe(spec, row.event_time, agent, value)?;
@@ -140,7 +140,7 @@ impl ReportBuilder {
             }
         }
         for ((index, minute, agent), n) in counted {
-            self.observe(m::ALL[index], minute, agent, n)?;
+            self.observe(metric::ALL[index], minute, agent, n)?;
         }
         Ok(())
     }
@@ -197,7 +197,7 @@ impl ReportBuilder {
             self.see(r.event_time);
             // A reject row has no agent: it could not be read far enough to know one.
             let agent = self.agent_id("");
-            self.observe(m::EVENTS_REJECTED, r.event_time, agent, 1.0)?;
+            self.observe(metric::EVENTS_REJECTED, r.event_time, agent, 1.0)?;
             self.rejects.push(&Rejected(r.event_time, r.reason.clone(), r.raw_message.clone()))?;
             if self.first_rejects.len() < NAMED_REJECTS {
                 let place = r.event_id.clone().unwrap_or_else(|| r.log_group.clone().unwrap_or_default());
@@ -219,7 +219,7 @@ impl ReportBuilder {
                 *per_minute.entry(t.div_euclid(60_000) * 60_000).or_default() += 1.0;
             }
             for (minute, n) in per_minute {
-                self.observe(m::EVENTS_IN, minute, agent, n)?;
+                self.observe(metric::EVENTS_IN, minute, agent, n)?;
             }
         }
         Ok(())

@@ -6,7 +6,7 @@ use std::io;
 use serde::Serialize;
 
 use voicelake_shared::config::Config;
-use voicelake_shared::metrics::m;
+use voicelake_shared::metrics::metric;
 use voicelake_shared::views::{self, Axis, Chart, Series};
 
 use super::ReportBuilder;
@@ -16,11 +16,11 @@ impl ReportBuilder {
     pub fn charts(&self, config: &Config) -> io::Result<Charts> {
         let span = self.first.zip(self.last);
         let charts = views::charts().map(|chart| self.chart(chart, config)).collect::<io::Result<_>>()?;
-        Ok(Charts { span, calls_ended: self.observations[m::SESSIONS.index].len(), charts })
+        Ok(Charts { span, calls_ended: self.observations[metric::SESSIONS.index].len(), charts })
     }
 
     pub(super) fn chart(&self, chart: &Chart, config: &Config) -> io::Result<ChartData> {
-        let specs = crate::alarms::deployed(config);
+        let specs = crate::deployed_alarms::deployed(config);
         let period = i64::from(chart.period_seconds) * 1000;
         let points = |b: BTreeMap<i64, Option<f64>>| -> Vec<(i64, f64)> { b.into_iter().filter_map(|(t, v)| v.map(|v| (t, v))).collect() };
         let mut series = Vec::new();
@@ -69,7 +69,7 @@ impl ReportBuilder {
             Some(spec) => {
                 let series = self.alarm_series(spec)?;
                 let breaching: Vec<bool> = series.iter().map(|(_, v)| v.is_some_and(|v| spec.breaches(v))).collect();
-                crate::alarms::firing_periods(spec, &breaching).into_iter().map(|i| series[i].0).collect()
+                crate::deployed_alarms::firing_periods(spec, &breaching).into_iter().map(|i| series[i].0).collect()
             }
             None => Vec::new(),
         };

@@ -6,21 +6,21 @@ use std::io;
 
 use voicelake_shared::alarms::{AlarmKind, AlarmSpec, Statistic};
 use voicelake_shared::diagnosis::{
-    self, AgentSnapshot, COMPONENTS, Call, Diagnosis, Evidence, ProviderFailures, RejectReason, Snapshot, ToolFailures, Window,
+    self, AgentSnapshot, COMPONENTS, Call, Diagnosis, Evidence, ProviderFailures, RejectSample, Snapshot, ToolFailures, Window,
 };
 use voicelake_shared::failure::Action;
-use voicelake_shared::metrics::{MetricSpec, m};
+use voicelake_shared::metrics::{MetricSpec, metric};
 use voicelake_shared::timefmt;
 use voicelake_shared::views::Stat;
 
 use super::records::{Rejected, Spend, ToolFailure, TurnPoint, dominant_component};
-use super::{AlarmOutcome, ErrorsSummary, ProviderEvents, ReportBuilder, Summary, round2};
+use super::{AlarmOutcome, Distribution, ErrorsSummary, ProviderEvents, ReportBuilder, round2};
 
 impl ReportBuilder {
     /// Tool success per period: `100 × (1 − failures / outcomes)` where outcomes were reported.
     pub(super) fn tool_success(&self, period_ms: i64) -> io::Result<BTreeMap<i64, Option<f64>>> {
-        let calls = self.period_statistics(m::TOOL_CALL_OUTCOMES, period_ms, None, Stat::Sum)?;
-        let failures = self.period_statistics(m::TOOL_CALL_FAILURES, period_ms, None, Stat::Sum)?;
+        let calls = self.period_statistics(metric::TOOL_CALL_OUTCOMES, period_ms, None, Stat::Sum)?;
+        let failures = self.period_statistics(metric::TOOL_CALL_FAILURES, period_ms, None, Stat::Sum)?;
         Ok(calls
             .iter()
             .map(|(t, c)| (*t, success_percent(c.unwrap_or_default(), failures.get(t).copied().flatten().unwrap_or(0.0))))
@@ -66,14 +66,14 @@ impl ReportBuilder {
                 };
                 Some(format!(
                     "p95 in that period: eou {} ms, llm ttft {} ms, tts ttfb {} ms",
-                    in_period(m::EOU_DELAY)?,
-                    in_period(m::LLM_TTFT)?,
-                    in_period(m::TTS_TTFB)?
+                    in_period(metric::EOU_DELAY)?,
+                    in_period(metric::LLM_TTFT)?,
+                    in_period(metric::TTS_TTFB)?
                 ))
             }
             None => None,
         };
-        let would_fire = crate::alarms::would_fire(spec, &breaching);
+        let would_fire = crate::deployed_alarms::would_fire(spec, &breaching);
         let diagnosis = match worst.filter(|_| would_fire) {
             Some((start, _)) => Some(self.diagnose(spec, &series, Window { start_ms: start, end_ms: start + period })?),
             None => None,
@@ -104,8 +104,8 @@ impl ReportBuilder {
         let metric = spec.metric;
         match spec.statistic {
             Statistic::ToolSuccessPercent => {
-                let calls = self.in_window_by_agent(m::TOOL_CALL_OUTCOMES, Stat::Sum, window)?;
-                let failures = self.in_window_by_agent(m::TOOL_CALL_FAILURES, Stat::Sum, window)?;
+                let calls = self.in_window_by_agent(metric::TOOL_CALL_OUTCOMES, Stat::Sum, window)?;
+                let failures = self.in_window_by_agent(metric::TOOL_CALL_FAILURES, Stat::Sum, window)?;
                 Ok(calls.iter().zip(&failures).map(|(c, f)| success_percent(c.unwrap_or(0.0), f.unwrap_or(0.0))).collect())
             }
             Statistic::P95 => self.in_window_by_agent(metric, Stat::P95, window),
@@ -227,7 +227,7 @@ impl ReportBuilder {
                 let call = Call {
                     session_id: session.clone(),
                     agent: self.agents[turns[0].agent as usize].clone(),
-                    p95_ms: Summary::of(turns.iter().map(|t| t.latency).collect()).p95,
+                    p95_ms: Distribution::of(turns.iter().map(|t| t.latency).collect()).p95,
                     dominant_component: dominant_component(&turns),
                     ..Call::default()
                 };
@@ -272,7 +272,7 @@ impl ReportBuilder {
         })?;
         let rejects = reasons
             .into_iter()
-            .map(|(reason, (count, raw))| RejectReason {
+            .map(|(reason, (count, raw))| RejectSample {
                 reason,
                 count,
                 example: voicelake_shared::rows::truncate_utf8(&raw, 300).to_owned(),

@@ -6,7 +6,7 @@ use std::io;
 use voicelake_shared::Counts;
 use voicelake_shared::config::Config;
 use voicelake_shared::diagnosis::COMPONENTS;
-use voicelake_shared::metrics::{MetricSpec, m};
+use voicelake_shared::metrics::{MetricSpec, metric};
 use voicelake_shared::timefmt;
 use voicelake_shared::views::Stat;
 
@@ -30,7 +30,7 @@ impl ReportBuilder {
         })?;
         let calls_within = calls.values().filter(|within| **within).count() as u64;
         // Each complete turn observes 100 (interrupted) or 0.
-        let interrupted = (self.statistic(m::TURNS_INTERRUPTED, Stat::Sum, |_| true)?.unwrap_or_default() / 100.0).round() as u64;
+        let interrupted = (self.statistic(metric::TURNS_INTERRUPTED, Stat::Sum, |_| true)?.unwrap_or_default() / 100.0).round() as u64;
         let latency = self.summary(complete, &|f: &mut dyn FnMut(f64)| self.turns.scan(|t| f(t.latency)))?;
         let mut agents: Vec<usize> = (0..self.agents.len()).filter(|&i| per_agent[i] > 0).collect();
         agents.sort_by(|a, b| self.agents[*a].cmp(&self.agents[*b]));
@@ -50,9 +50,9 @@ impl ReportBuilder {
             .collect::<io::Result<Vec<_>>>()?;
 
         let sum = |spec: MetricSpec| self.statistic(spec, Stat::Sum, |_| true).map(|s| s.unwrap_or_default());
-        let tool_calls = sum(m::TOOL_CALLS)? as u64;
-        let tool_failures = sum(m::TOOL_CALL_FAILURES)? as u64;
-        let tool_outcomes = sum(m::TOOL_CALL_OUTCOMES)? as u64;
+        let tool_calls = sum(metric::TOOL_CALLS)? as u64;
+        let tool_failures = sum(metric::TOOL_CALL_FAILURES)? as u64;
+        let tool_outcomes = sum(metric::TOOL_CALL_OUTCOMES)? as u64;
         let mut failures_by_tool: Vec<(String, u64)> = self.failures_by_tool.clone().into_iter().collect();
         failures_by_tool.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
 
@@ -60,9 +60,9 @@ impl ReportBuilder {
             let store = &self.observations[spec.index];
             self.summary(store.len(), &|f: &mut dyn FnMut(f64)| store.scan(|o| f(o.value)))
         };
-        let costs = &self.observations[m::CALL_COST.index];
-        let total_cost = self.statistic(m::CALL_COST, Stat::Sum, |_| true)?.unwrap_or_else(|| std::iter::empty::<f64>().sum());
-        let alarms = crate::alarms::deployed(config).iter().map(|spec| self.evaluate(spec)).collect::<io::Result<Vec<_>>>()?;
+        let costs = &self.observations[metric::CALL_COST.index];
+        let total_cost = self.statistic(metric::CALL_COST, Stat::Sum, |_| true)?.unwrap_or_else(|| std::iter::empty::<f64>().sum());
+        let alarms = crate::deployed_alarms::deployed(config).iter().map(|spec| self.evaluate(spec)).collect::<io::Result<Vec<_>>>()?;
 
         Ok(Report {
             counts: Counts { sessions: self.distinct_sessions()?, ..stats.counts() },
@@ -93,7 +93,7 @@ impl ReportBuilder {
             cost: CostSummary {
                 calls: costs.len(),
                 total_usd: voicelake_shared::cost::round_cost(total_cost),
-                per_call_usd: observed(m::CALL_COST)?,
+                per_call_usd: observed(metric::CALL_COST)?,
             },
             tools: ToolSummary {
                 calls: tool_calls,

@@ -34,7 +34,7 @@ use voicelake_shared::{BatchStats, Counts};
 
 use crate::spill::{Spill, nearest_rank};
 
-use records::{EndedCall, Observation, Rejected, SessionName, Spend, ToolFailure, TurnPoint};
+use records::{EndedCall, MetricSample, Rejected, SessionName, Spend, ToolFailure, TurnPoint};
 use stats::Moments;
 /// Nearest-rank percentile of sorted values.
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
@@ -46,7 +46,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 
 /// The latency table a load test reports, of one set of values.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Summary {
+pub struct Distribution {
     pub count: u64,
     pub mean: Option<f64>,
     pub min: Option<f64>,
@@ -58,12 +58,12 @@ pub struct Summary {
     pub max: Option<f64>,
 }
 
-impl Summary {
-    pub fn of(mut values: Vec<f64>) -> Summary {
+impl Distribution {
+    pub fn of(mut values: Vec<f64>) -> Distribution {
         values.sort_by(f64::total_cmp);
         let mut moments = Moments::default();
         values.iter().for_each(|v| moments.add(*v));
-        Summary {
+        Distribution {
             count: values.len() as u64,
             mean: moments.mean(),
             min: values.first().copied(),
@@ -102,7 +102,7 @@ pub struct InterruptedSummary {
 pub struct AgentSummary {
     pub agent: String,
     pub turns: u64,
-    pub latency_ms: Summary,
+    pub latency_ms: Distribution,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -120,7 +120,7 @@ pub struct SessionLatency {
 pub struct CostSummary {
     pub calls: u64,
     pub total_usd: f64,
-    pub per_call_usd: Summary,
+    pub per_call_usd: Distribution,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -164,13 +164,13 @@ pub struct Report {
     pub skipped_by_reason: BTreeMap<String, u64>,
     pub first_event: Option<String>,
     pub last_event: Option<String>,
-    pub latency_ms: Summary,
+    pub latency_ms: Distribution,
     pub latency_reported: u64,
     pub latency_computed: u64,
     /// Of the computed, turns with a tool round (several LLM calls).
     pub latency_tool_rounds: u64,
     /// `eou_delay`, `transcription_delay`, `llm_ttft`, `tts_ttfb`, over every turn and component row.
-    pub components_ms: BTreeMap<&'static str, Summary>,
+    pub components_ms: BTreeMap<&'static str, Distribution>,
     pub target: TargetCompliance,
     pub interrupted: InterruptedSummary,
     pub agents: Vec<AgentSummary>,
@@ -232,7 +232,7 @@ pub struct ReportBuilder {
     turns: Spill<TurnPoint>,
     /// By [`MetricSpec::index`]: what the function would publish, at event time, one observation
     /// each (`EventsIn` and `EventsRejected` too: locally they are counted at event time).
-    observations: Vec<Spill<Observation>>,
+    observations: Vec<Spill<MetricSample>>,
     agents: Vec<String>,
     reported: u64,
     computed: u64,

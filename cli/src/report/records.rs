@@ -97,26 +97,26 @@ impl Record for SessionName {
 /// minutes, so seconds place it in the same one as milliseconds would), agent (an index into the
 /// builder's agents), value.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Observation {
+pub(super) struct MetricSample {
     pub(super) second: u32,
     pub(super) agent: u32,
     pub(super) value: f64,
 }
 
-impl Observation {
+impl MetricSample {
     pub(super) fn time(&self) -> i64 {
         i64::from(self.second) * 1000
     }
 }
 
-impl Record for Observation {
+impl Record for MetricSample {
     fn encode(&self, out: &mut Vec<u8>) {
         codec::put_u32(out, self.second);
         codec::put_u32(out, self.agent);
         codec::put_f64(out, self.value);
     }
-    fn decode(input: &mut &[u8]) -> Observation {
-        Observation { second: codec::u32(input), agent: codec::u32(input), value: codec::f64(input) }
+    fn decode(input: &mut &[u8]) -> MetricSample {
+        MetricSample { second: codec::u32(input), agent: codec::u32(input), value: codec::f64(input) }
     }
 }
 

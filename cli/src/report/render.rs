@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use voicelake_shared::shown::one_line;
 
-use super::{Report, Summary};
+use super::{Distribution, Report};
 
 /// "1 call", "2 calls".
 pub(super) fn calls(n: impl Into<u64>) -> String {
@@ -20,7 +20,7 @@ pub(super) fn fmt_ms(v: Option<f64>) -> String {
 
 impl Report {
     /// The rows of the latency table, text and page alike: turn latency, each component, each agent.
-    pub fn latency_rows(&self) -> Vec<(String, &Summary)> {
+    pub fn latency_rows(&self) -> Vec<(String, &Distribution)> {
         let mut rows = vec![("turn latency".to_owned(), &self.latency_ms)];
         rows.extend(self.components_ms.iter().map(|(name, summary)| (name.to_string(), summary)));
         rows.extend(self.agents.iter().map(|a| (format!("agent {}", a.agent), &a.latency_ms)));

@@ -9,8 +9,8 @@ use voicelake_shared::views::Stat;
 
 use crate::spill::{at_ranks, nearest_rank};
 
-use super::records::{NO_SESSION, Observation, TurnPoint, dominant_component};
-use super::{ReportBuilder, SessionLatency, Summary, percentile};
+use super::records::{MetricSample, NO_SESSION, TurnPoint, dominant_component};
+use super::{Distribution, ReportBuilder, SessionLatency, percentile};
 
 /// Mean and variance in one pass (Welford's update), which stays exact to rounding where summing
 /// squares of large latencies would cancel.
@@ -40,20 +40,20 @@ impl Moments {
 
 /// Count, sum and maximum of values, summed in the order they come, as a `Vec`'s would be.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Tally {
+pub(super) struct CountSumMax {
     n: u64,
     sum: f64,
     max: f64,
 }
 
-impl Default for Tally {
-    fn default() -> Tally {
+impl Default for CountSumMax {
+    fn default() -> CountSumMax {
         // The neutral element of the standard library's float sum, whatever the toolchain makes it.
-        Tally { n: 0, sum: std::iter::empty::<f64>().sum(), max: f64::NEG_INFINITY }
+        CountSumMax { n: 0, sum: std::iter::empty::<f64>().sum(), max: f64::NEG_INFINITY }
     }
 }
 
-impl Tally {
+impl CountSumMax {
     pub(super) fn add(&mut self, v: f64) {
         self.n += 1;
         self.sum += v;
@@ -74,15 +74,15 @@ impl Tally {
 impl ReportBuilder {
     /// Count, mean, min, standard deviation, p50, p95, p99 and maximum of the `n` values of
     /// `values`, exact.
-    pub(super) fn summary(&self, n: u64, values: &dyn crate::spill::Values) -> io::Result<Summary> {
+    pub(super) fn summary(&self, n: u64, values: &dyn crate::spill::Values) -> io::Result<Distribution> {
         if n == 0 {
-            return Ok(Summary::default());
+            return Ok(Distribution::default());
         }
         let ranks = [1, nearest_rank(50.0, n), nearest_rank(95.0, n), nearest_rank(99.0, n), n];
         let [min, p50, p95, p99, max] = at_ranks(values, n, &ranks, self.limits.values)?[..] else { unreachable!("one value per rank") };
         let mut moments = Moments::default();
         values.each(&mut |v| moments.add(v))?;
-        Ok(Summary {
+        Ok(Distribution {
             count: n,
             mean: moments.mean(),
             min: Some(min),
@@ -96,7 +96,7 @@ impl ReportBuilder {
 
     /// The statistic of the observations of `spec` that `keep` admits, as CloudWatch computes it
     /// over one period (percentiles nearest-rank).
-    pub(super) fn statistic(&self, spec: MetricSpec, stat: Stat, keep: impl Fn(&Observation) -> bool) -> io::Result<Option<f64>> {
+    pub(super) fn statistic(&self, spec: MetricSpec, stat: Stat, keep: impl Fn(&MetricSample) -> bool) -> io::Result<Option<f64>> {
         Ok(self.grouped_statistics(spec, stat, keep, |_| ())?.remove(&()).flatten())
     }
 
@@ -120,12 +120,12 @@ impl ReportBuilder {
         &self,
         spec: MetricSpec,
         stat: Stat,
-        keep: impl Fn(&Observation) -> bool,
-        group_of: impl Fn(&Observation) -> K,
+        keep: impl Fn(&MetricSample) -> bool,
+        group_of: impl Fn(&MetricSample) -> K,
     ) -> io::Result<BTreeMap<K, Option<f64>>> {
         let store = &self.observations[spec.index];
         let limit = self.limits.values as u64;
-        let mut tallies: BTreeMap<K, Tally> = BTreeMap::new();
+        let mut tallies: BTreeMap<K, CountSumMax> = BTreeMap::new();
         let mut gathered: Option<BTreeMap<K, Vec<f64>>> = stat.percentile().map(|_| BTreeMap::new());
         let mut seen = 0u64;
         store.scan(|o| {
@@ -248,7 +248,7 @@ impl ReportBuilder {
         self.each_call(
             |_| true,
             |key, turns| {
-                let summary = Summary::of(turns.iter().map(|t| t.latency).collect());
+                let summary = Distribution::of(turns.iter().map(|t| t.latency).collect());
                 candidates.push((
                     key,
                     SessionLatency {

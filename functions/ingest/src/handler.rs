@@ -13,7 +13,7 @@ use tokio::time::{Instant, timeout_at};
 use voicelake_shared::Counts;
 use voicelake_shared::envelope::{Decoded, LogBatch, LogEvent, MessageType};
 use voicelake_shared::lake::{self, LakeRow, Table};
-use voicelake_shared::metrics::{self, Datum, dim, m};
+use voicelake_shared::metrics::{self, Datum, dim, metric};
 use voicelake_shared::{BatchOutput, Delivered, Hold, PENDING_TIMEOUT_MS, SETTLE_MS};
 
 use crate::config::IngestConfig;
@@ -421,11 +421,11 @@ impl<M: MetricsSink, R: RecordSink, P: PendingStore> Ingest<M, R, P> {
         // refused datums (which no retry sends) are counted.
         let mut health = Vec::new();
         if !failures.is_empty() {
-            health.push(self.health_datum(m::SEND_FAILURES, summary.records_failed() + summary.metrics.failed_requests, now_ms));
+            health.push(self.health_datum(metric::SEND_FAILURES, summary.records_failed() + summary.metrics.failed_requests, now_ms));
         }
         if summary.metrics.refused_datums > 0 {
             tracing::error!(refused = summary.metrics.refused_datums, refusal = ?summary.metrics.refusal, "metric datums refused");
-            health.push(self.health_datum(m::DATUMS_REFUSED, summary.metrics.refused_datums, now_ms));
+            health.push(self.health_datum(metric::DATUMS_REFUSED, summary.metrics.refused_datums, now_ms));
         }
         if !health.is_empty() {
             let metric_until = deadline.checked_sub(LOG_RESERVE).unwrap_or(sends_until).max(sends_until);

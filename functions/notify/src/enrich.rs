@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use voicelake_shared::alarms::{AlarmKind, AlarmSpec, Statistic};
 use voicelake_shared::diagnosis::{
-    self, AgentSnapshot, COMPONENTS, Call, FailureFact, ProviderFailures, RejectReason, Snapshot, ToolFailures, Window,
+    self, AgentSnapshot, COMPONENTS, Call, FailureFact, ProviderFailures, RejectSample, Snapshot, ToolFailures, Window,
 };
-use voicelake_shared::metrics::m;
+use voicelake_shared::metrics::metric;
 
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
@@ -69,8 +69,8 @@ fn value_queries(spec: &AlarmSpec, prefix: &str, agent: Option<&str>, period_s: 
     let stat =
         |id: String, metric, stat, return_data| Query::Stat { id, metric, agent: agent.map(str::to_owned), stat, period_s, return_data };
     if spec.kind == AlarmKind::ToolSuccess {
-        out.push(stat(format!("{prefix}n"), m::TOOL_CALL_OUTCOMES.name, "Sum", false));
-        out.push(stat(format!("{prefix}f"), m::TOOL_CALL_FAILURES.name, "Sum", false));
+        out.push(stat(format!("{prefix}n"), metric::TOOL_CALL_OUTCOMES.name, "Sum", false));
+        out.push(stat(format!("{prefix}f"), metric::TOOL_CALL_FAILURES.name, "Sum", false));
         // The alarm's own expression: no calls gives no value, not 100 %.
         out.push(Query::Expr {
             id: format!("{prefix}v"),
@@ -234,11 +234,11 @@ pub fn tool_failures_from_rows(rows: &[Row]) -> Vec<ToolFailures> {
 
 /// The reasons of `queries/insights/rejects-by-reason.logsinsights` (one row per reason and log
 /// group), summed over log groups.
-pub fn rejects_from_rows(rows: &[Row]) -> Vec<RejectReason> {
-    let mut by_reason: BTreeMap<&str, RejectReason> = BTreeMap::new();
+pub fn rejects_from_rows(rows: &[Row]) -> Vec<RejectSample> {
+    let mut by_reason: BTreeMap<&str, RejectSample> = BTreeMap::new();
     for r in rows {
         let (Some(reason), Some(n)) = (r.get("reason"), number(r, "rejected")) else { continue };
-        let entry = by_reason.entry(reason).or_insert_with(|| RejectReason { reason: reason.clone(), count: 0, example: String::new() });
+        let entry = by_reason.entry(reason).or_insert_with(|| RejectSample { reason: reason.clone(), count: 0, example: String::new() });
         entry.count += n as u64;
         if entry.example.is_empty() {
             entry.example = r.get("example").cloned().unwrap_or_default();

@@ -2,7 +2,7 @@
 //! deploys the same files), each with the reader of its rows.
 
 use voicelake_shared::alarms::{AlarmKind, AlarmSpec};
-use voicelake_shared::diagnosis::{Call, ProviderFailures, RejectReason, ToolFailures, Window};
+use voicelake_shared::diagnosis::{Call, ProviderFailures, RejectSample, ToolFailures, Window};
 
 use crate::enrich::{self, Row};
 
@@ -23,7 +23,7 @@ pub enum LogQuery {
 pub struct RowEvidence {
     pub calls: Vec<Call>,
     pub tool_failures: Vec<ToolFailures>,
-    pub rejects: Vec<RejectReason>,
+    pub rejects: Vec<RejectSample>,
     pub failures: Vec<ProviderFailures>,
     pub error_lines: Vec<String>,
 }

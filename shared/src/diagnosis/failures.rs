@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::metrics::m;
+use crate::metrics::metric;
 use crate::timefmt;
 
 use super::wording::{hhmm, times};
@@ -46,7 +46,7 @@ pub struct FailureFact {
 impl FailureFact {
     pub fn of(row: &crate::rows::ErrorRow) -> FailureFact {
         let mut counted = false;
-        crate::metrics::failure_observations(row, |spec, _| counted |= spec.index == m::PROVIDER_FAILURES.index);
+        crate::metrics::failure_observations(row, |spec, _| counted |= spec.index == metric::PROVIDER_FAILURES.index);
         FailureFact {
             time: row.event_time,
             agent: row.agent_name.clone(),

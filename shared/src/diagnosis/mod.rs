@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::alarms::{AlarmKind, AlarmSpec};
-use crate::metrics::{MetricSpec, m};
+use crate::metrics::{MetricSpec, metric};
 use crate::timefmt;
 
 mod failures;
@@ -25,11 +25,11 @@ use wording::{headline, ms, times};
 
 /// The components of turn latency, by the names the report and the diagnosis use.
 pub const COMPONENTS: [(&str, MetricSpec); 5] = [
-    ("eou_delay", m::EOU_DELAY),
-    ("transcription_delay", m::TRANSCRIPTION_DELAY),
-    ("llm_ttft", m::LLM_TTFT),
-    ("tts_ttfb", m::TTS_TTFB),
-    ("on_user_turn_completed_delay", m::HOOK_DELAY),
+    ("eou_delay", metric::EOU_DELAY),
+    ("transcription_delay", metric::TRANSCRIPTION_DELAY),
+    ("llm_ttft", metric::LLM_TTFT),
+    ("tts_ttfb", metric::TTS_TTFB),
+    ("on_user_turn_completed_delay", metric::HOOK_DELAY),
 ];
 
 /// A span of event time, `[start_ms, end_ms)`, epoch milliseconds.
@@ -120,7 +120,7 @@ pub struct ToolFailures {
 
 /// A reject reason of the window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RejectReason {
+pub struct RejectSample {
     pub reason: String,
     pub count: u64,
     /// One raw line, as kept in the rejects table.
@@ -139,7 +139,7 @@ pub struct Evidence<'a> {
     /// Calls of the breach window, any order.
     pub calls: Vec<Call>,
     pub tool_failures: Vec<ToolFailures>,
-    pub rejects: Vec<RejectReason>,
+    pub rejects: Vec<RejectSample>,
     /// The ingest function's last error lines (pipeline alarms).
     pub error_lines: Vec<String>,
     /// Provider failures of the breach window, by kind, provider and agent.
@@ -178,7 +178,7 @@ pub struct Diagnosis {
     /// Cost alarms: the `provider/model` whose spend grew most.
     pub cost_driver: Option<String>,
     pub failing_tools: Vec<ToolFailures>,
-    pub top_rejects: Vec<RejectReason>,
+    pub top_rejects: Vec<RejectSample>,
     pub error_lines: Vec<String>,
     /// Provider alarms: the failing model's kind and provider, the first failure (RFC 3339),
     /// failure events by error class (most first), the provider now serving in its place, and

@@ -184,8 +184,8 @@ fn cost_tools_and_rejects_name_what_grew() {
     rejects.value = Some(40.0);
     let mut e = evidence(alarm("RejectedEventsAlarm"), rejects, vec![]);
     e.rejects = vec![
-        RejectReason { reason: "malformed_json".into(), count: 30, example: "{\"_event_type\": \"voice_me".into() },
-        RejectReason { reason: "bad_timestamp".into(), count: 10, example: "{}".into() },
+        RejectSample { reason: "malformed_json".into(), count: 30, example: "{\"_event_type\": \"voice_me".into() },
+        RejectSample { reason: "bad_timestamp".into(), count: 10, example: "{}".into() },
     ];
     let d = diagnose(&e);
     assert_eq!(d.top_rejects[0].reason, "malformed_json");

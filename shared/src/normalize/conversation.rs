@@ -4,7 +4,7 @@
 use super::{Issues, MAX_LATENCY_MS, Observation, Origin, identity, owned, turn_base, within};
 use crate::config::Config;
 use crate::event::RawEvent;
-use crate::lenient::Num;
+use crate::lenient::Number;
 use crate::reasons::SkipReason;
 use crate::rows::SourceFormat;
 
@@ -25,8 +25,8 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
     let mut row = turn_base(id, origin, config, SourceFormat::LivekitChatMetrics);
     row.speech_id = owned(item.id.get());
     if assistant {
-        row.llm_ttft_ms = issues.latency("item.metrics.llm_node_ttft", metrics.llm_node_ttft, Num::Missing);
-        row.tts_ttfb_ms = issues.latency("item.metrics.tts_node_ttfb", metrics.tts_node_ttfb, Num::Missing);
+        row.llm_ttft_ms = issues.latency("item.metrics.llm_node_ttft", metrics.llm_node_ttft, Number::Missing);
+        row.tts_ttfb_ms = issues.latency("item.metrics.tts_node_ttfb", metrics.tts_node_ttfb, Number::Missing);
         if let Some(m) = metrics.llm_metadata.get() {
             row.llm_model = owned(m.model_name.get());
             row.llm_provider = owned(m.model_provider.get());
@@ -36,15 +36,16 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
             row.tts_provider = owned(m.model_provider.get());
         }
         row.interrupted = item.interrupted.get();
-        let reported_ms = issues.latency("item.metrics.e2e_latency", metrics.e2e_latency, Num::Missing);
+        let reported_ms = issues.latency("item.metrics.e2e_latency", metrics.e2e_latency, Number::Missing);
         row.value_issues = issues.finish();
         Observation::ChatAssistant { row, reported_ms }
     } else {
-        row.eou_delay_ms = issues.millis("item.metrics.end_of_turn_delay", metrics.end_of_turn_delay, Num::Missing, true, MAX_LATENCY_MS);
+        row.eou_delay_ms =
+            issues.millis("item.metrics.end_of_turn_delay", metrics.end_of_turn_delay, Number::Missing, true, MAX_LATENCY_MS);
         row.transcription_delay_ms =
-            issues.millis("item.metrics.transcription_delay", metrics.transcription_delay, Num::Missing, true, MAX_LATENCY_MS);
+            issues.millis("item.metrics.transcription_delay", metrics.transcription_delay, Number::Missing, true, MAX_LATENCY_MS);
         row.on_user_turn_completed_delay_ms =
-            issues.latency("item.metrics.on_user_turn_completed_delay", metrics.on_user_turn_completed_delay, Num::Missing);
+            issues.latency("item.metrics.on_user_turn_completed_delay", metrics.on_user_turn_completed_delay, Number::Missing);
         // Both delays are measured from the end of the user's speech: a record whose speech ends
         // before it starts (a LiveKit bug with a stale anchor) gives them no meaning.
         if let (Some(started), Some(stopped)) = (metrics.started_speaking_at.millis(), metrics.stopped_speaking_at.millis())

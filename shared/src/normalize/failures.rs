@@ -3,7 +3,7 @@ use super::{Issues, Observation, Origin, identity};
 use crate::config::Config;
 use crate::event::RawEvent;
 use crate::failure::{Action, Failure, Kind, error_class, provider_of};
-use crate::lenient::Num;
+use crate::lenient::Number;
 use crate::reasons::SkipReason;
 use crate::rows::{ErrorRow, SourceFormat, caps, truncate_utf8};
 
@@ -93,8 +93,8 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
 /// (LiveKit's default: `job_memory_limit_mb=0`).
 fn memory_percent(raw: &RawEvent, issues: &mut Issues) -> Option<f64> {
     let used = issues.ratio("memory_usage_mb", raw.memory_usage_mb, 1e9)?;
-    let positive = |n: Num| match n {
-        Num::Value(v) if v.is_finite() && v > 0.0 => Some(v),
+    let positive = |n: Number| match n {
+        Number::Value(v) if v.is_finite() && v > 0.0 => Some(v),
         _ => None,
     };
     let of = positive(raw.memory_limit_mb).or_else(|| positive(raw.memory_warn_mb))?;

@@ -4,7 +4,7 @@
 use super::{Issues, MAX_DURATION_MS, MAX_LATENCY_MS, Observation, Origin, any_present, clean_label, identity, owned, turn_base, within};
 use crate::config::Config;
 use crate::event::{Component, EventObject, Family, RawEvent};
-use crate::lenient::{Num, Obj};
+use crate::lenient::{Number, Object};
 use crate::reasons::{RejectReason, SkipReason};
 use crate::rows::{LlmCall, SourceFormat};
 
@@ -16,7 +16,7 @@ pub(super) fn observe_component<M>(
     config: &Config,
 ) -> Observation {
     let mut issues = Issues::default();
-    let measured: &[Num] = match component {
+    let measured: &[Number] = match component {
         Component::Llm | Component::Realtime => &[
             raw.ttft,
             raw.ttft_ms,
@@ -70,7 +70,7 @@ pub(super) fn observe_component<M>(
             row.prompt_tokens = issues.count("prompt_tokens", raw.prompt_tokens).or(issues.count("input_tokens", raw.input_tokens));
             // A realtime model's cached input: `cached_input_tokens` on its log line,
             // `input_token_details.cached_tokens` in its model dump.
-            let details_cached = raw.input_token_details.get().map_or(crate::lenient::Num::Missing, |d| d.cached_tokens);
+            let details_cached = raw.input_token_details.get().map_or(crate::lenient::Number::Missing, |d| d.cached_tokens);
             row.prompt_cached_tokens = issues
                 .count("prompt_cached_tokens", raw.prompt_cached_tokens)
                 .or(issues.count("cached_input_tokens", raw.cached_input_tokens))
@@ -113,8 +113,8 @@ pub(super) fn observe_component<M>(
 /// event around them.
 pub(super) fn observe_collected(mut raw: RawEvent, origin: &Origin, config: &Config) -> Observation {
     let mut metrics = match std::mem::take(&mut raw.metrics) {
-        Obj::Value(m) => m,
-        Obj::Missing | Obj::Bad(_) => {
+        Object::Value(m) => m,
+        Object::Missing | Object::Bad(_) => {
             return Observation::Reject {
                 reason: RejectReason::NoMeasurements,
                 detail: "metrics_collected without a metrics object".into(),

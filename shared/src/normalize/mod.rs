@@ -12,7 +12,7 @@ mod voice_metrics;
 
 use crate::config::Config;
 use crate::event::{EventObject, Family, RawEvent};
-use crate::lenient::{Bad, Num, Obj, Stamp, Text};
+use crate::lenient::{Bad, Number, Object, Stamp, Text};
 use crate::reasons::{RejectReason, SkipReason};
 use crate::rows::{ErrorRow, ModelUsageRow, SessionRecordType, SessionRow, SourceFormat, TurnRow, UsageKind, caps};
 use crate::timefmt;
@@ -114,8 +114,8 @@ impl Issues {
         }
     }
 
-    fn object<T>(&mut self, field: &str, obj: &Obj<T>) {
-        if let Obj::Bad(b) = obj {
+    fn object<T>(&mut self, field: &str, obj: &Object<T>) {
+        if let Object::Bad(b) = obj {
             self.bad(field, *b);
         }
     }
@@ -128,73 +128,73 @@ impl Issues {
     }
 
     /// A duration in milliseconds from a seconds field and its `_ms` twin (the twin wins).
-    fn millis(&mut self, field: &str, secs: Num, ms: Num, zero_means_missing: bool, max_ms: f64) -> Option<f64> {
+    fn millis(&mut self, field: &str, secs: Number, ms: Number, zero_means_missing: bool, max_ms: f64) -> Option<f64> {
         let (num, scale) = if ms.is_missing() { (secs, 1000.0) } else { (ms, 1.0) };
         match num {
-            Num::Missing => None,
-            Num::Bad(b) => {
+            Number::Missing => None,
+            Number::Bad(b) => {
                 self.bad(field, b);
                 None
             }
-            Num::Value(v) if !v.is_finite() => {
+            Number::Value(v) if !v.is_finite() => {
                 self.push(field, "not a finite number");
                 None
             }
-            Num::Value(-1.0) => {
+            Number::Value(-1.0) => {
                 self.push(field, "-1, LiveKit's value for not measured");
                 None
             }
-            Num::Value(v) if v < 0.0 => {
+            Number::Value(v) if v < 0.0 => {
                 self.push(field, format_args!("negative ({v})"));
                 None
             }
-            Num::Value(v) if v == 0.0 && zero_means_missing => {
+            Number::Value(v) if v == 0.0 && zero_means_missing => {
                 self.push(field, "0, LiveKit's value for end of speech not detected");
                 None
             }
-            Num::Value(v) if v * scale > max_ms => {
+            Number::Value(v) if v * scale > max_ms => {
                 self.push(field, format_args!("implausible ({} ms)", v * scale));
                 None
             }
-            Num::Value(v) => Some(v * scale),
+            Number::Value(v) => Some(v * scale),
         }
     }
 
-    fn latency(&mut self, field: &str, secs: Num, ms: Num) -> Option<f64> {
+    fn latency(&mut self, field: &str, secs: Number, ms: Number) -> Option<f64> {
         self.millis(field, secs, ms, false, MAX_LATENCY_MS)
     }
 
-    fn seconds(&mut self, field: &str, secs: Num) -> Option<f64> {
-        self.millis(field, secs, Num::Missing, false, MAX_DURATION_MS).map(|ms| ms / 1000.0)
+    fn seconds(&mut self, field: &str, secs: Number) -> Option<f64> {
+        self.millis(field, secs, Number::Missing, false, MAX_DURATION_MS).map(|ms| ms / 1000.0)
     }
 
-    fn count(&mut self, field: &str, n: Num) -> Option<i64> {
+    fn count(&mut self, field: &str, n: Number) -> Option<i64> {
         match n {
-            Num::Missing => None,
-            Num::Bad(b) => {
+            Number::Missing => None,
+            Number::Bad(b) => {
                 self.bad(field, b);
                 None
             }
-            Num::Value(v) if !(0.0..=1e12).contains(&v) => {
+            Number::Value(v) if !(0.0..=1e12).contains(&v) => {
                 self.push(field, format_args!("not a count ({v})"));
                 None
             }
-            Num::Value(v) => Some(v.round() as i64),
+            Number::Value(v) => Some(v.round() as i64),
         }
     }
 
-    fn ratio(&mut self, field: &str, n: Num, max: f64) -> Option<f64> {
+    fn ratio(&mut self, field: &str, n: Number, max: f64) -> Option<f64> {
         match n {
-            Num::Missing => None,
-            Num::Bad(b) => {
+            Number::Missing => None,
+            Number::Bad(b) => {
                 self.bad(field, b);
                 None
             }
-            Num::Value(v) if !v.is_finite() || v < 0.0 || v > max => {
+            Number::Value(v) if !v.is_finite() || v < 0.0 || v > max => {
                 self.push(field, format_args!("out of range ({v})"));
                 None
             }
-            Num::Value(v) => Some(v),
+            Number::Value(v) => Some(v),
         }
     }
 }
@@ -212,11 +212,15 @@ fn within(issues: &mut Issues, field: &str, value: &mut Option<f64>, span_field:
 }
 
 /// The first candidate that is present, as (name, seconds field, milliseconds field).
-fn first_present<'n>(candidates: &[(&'n str, Num, Num)]) -> (&'n str, Num, Num) {
-    candidates.iter().copied().find(|(_, s, m)| !s.is_missing() || !m.is_missing()).unwrap_or((candidates[0].0, Num::Missing, Num::Missing))
+fn first_present<'n>(candidates: &[(&'n str, Number, Number)]) -> (&'n str, Number, Number) {
+    candidates.iter().copied().find(|(_, s, m)| !s.is_missing() || !m.is_missing()).unwrap_or((
+        candidates[0].0,
+        Number::Missing,
+        Number::Missing,
+    ))
 }
 
-fn any_present(nums: &[Num]) -> bool {
+fn any_present(nums: &[Number]) -> bool {
     nums.iter().any(|n| !n.is_missing())
 }
 

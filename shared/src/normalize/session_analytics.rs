@@ -7,7 +7,7 @@ use super::{
 };
 use crate::config::Config;
 use crate::event::RawEvent;
-use crate::lenient::{Num, Obj};
+use crate::lenient::{Number, Object};
 use crate::rows::{ModelUsageRow, SessionRecordType, SessionRow, SourceFormat, ToolCallRow, UsageKind};
 
 use crate::rows::caps::{
@@ -22,9 +22,9 @@ pub(super) fn observe(raw: &RawEvent, origin: &Origin, config: &Config) -> Obser
         Err(reject) => return reject.into(),
     };
     let duration = first_present(&[
-        ("duration_seconds", raw.duration_seconds, Num::Missing),
+        ("duration_seconds", raw.duration_seconds, Number::Missing),
         ("duration", raw.duration, raw.duration_ms),
-        ("session_duration", raw.session_duration, Num::Missing),
+        ("session_duration", raw.session_duration, Number::Missing),
     ]);
     row.duration_seconds = issues.millis(duration.0, duration.1, duration.2, false, MAX_DURATION_MS).map(|ms| ms / 1000.0);
     row.outcome = owned(issues.text("outcome", &raw.outcome));
@@ -91,7 +91,7 @@ fn tool_calls(raw: &RawEvent, row: &mut SessionRow, issues: &mut Issues) {
 /// What the agent discovered in the call, as text, capped in keys and bytes.
 fn discovered_signals(raw: &RawEvent, row: &mut SessionRow, issues: &mut Issues) {
     match &raw.discovered_signals {
-        Obj::Value(signals) => {
+        Object::Value(signals) => {
             for (key, value) in signals.iter() {
                 if row.discovered_signals.len() == MAX_SIGNALS {
                     issues.push("discovered_signals", format_args!("more than {MAX_SIGNALS} keys; the rest were dropped"));
