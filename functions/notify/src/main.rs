@@ -11,7 +11,7 @@ use voicelake_runtime::{Budget, logging};
 
 /// The template's timeout, of which 15 s are kept to deliver after enrichment, and to fail cleanly
 /// rather than time out.
-const BUDGET: Budget = Budget { timeout: Duration::from_secs(60), reserve: Duration::from_secs(15), floor: Duration::ZERO };
+const BUDGET: Budget = Budget { if_past: Duration::from_secs(60), reserve: Duration::from_secs(15), floor: Duration::ZERO };
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {

@@ -9,8 +9,9 @@ use voicelake_query_sync::aws::{AthenaNamedQueries, CloudWatchLogsInsights};
 use voicelake_query_sync::cfn::{self, HttpResponder};
 use voicelake_runtime::{Budget, logging};
 
-/// The template's timeout, of which 20 s are kept to answer CloudFormation however the sync ends.
-const BUDGET: Budget = Budget { timeout: Duration::from_secs(300), reserve: Duration::from_secs(20), floor: Duration::from_secs(5) };
+/// 20 s are kept to answer CloudFormation however the sync ends; a deadline already past leaves
+/// the sync only the floor, so that CloudFormation is answered before the function is stopped.
+const BUDGET: Budget = Budget { if_past: Duration::ZERO, reserve: Duration::from_secs(20), floor: Duration::from_secs(5) };
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
