@@ -33,11 +33,10 @@ fn see_session<'a>(names: &mut Spill<SessionName>, batch: &mut HashMap<&'a str, 
 
 impl ReportBuilder {
     pub fn with_limits(limits: Limits) -> ReportBuilder {
-        let spill = || Spill::new(limits.chunk_bytes);
         ReportBuilder {
             limits,
             stats: BatchStats::default(),
-            turns: spill(),
+            turns: Spill::new(limits.chunk_bytes),
             observations: (0..metric::ALL.len()).map(|_| Spill::new(limits.chunk_bytes)).collect(),
             agents: Vec::new(),
             reported: 0,

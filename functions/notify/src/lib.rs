@@ -311,12 +311,7 @@ impl<M: Metrics, I: Insights, S: Secrets, T: Topic> Notify<M, I, S, T> {
             if query.on_ingest() { self.config.ingest_log_group.iter().cloned().collect() } else { self.config.agent_log_groups.clone() };
         n.links.insights = Some(render::insights_url(region, query.text(), &groups, window.start_ms, window.end_ms));
         let (measured, rows) = self.gather(spec.as_ref(), query, &groups, window, budget, missing).await;
-        let reading = voicelake_shared::Config {
-            pii: self.config.pii,
-            pseudonym_key: self.config.pseudonym_key.clone(),
-            ..voicelake_shared::Config::default()
-        };
-        let found = query.read(&rows, &reading, window);
+        let found = query.read(&rows, &self.config, window);
         match spec {
             Some(spec) => explain(&spec, subject, measured, found, window, n, missing),
             None => explain_pipeline_alarm(subject, &found.error_lines, n),

@@ -4,6 +4,7 @@
 use voicelake_shared::alarms::{AlarmKind, AlarmSpec};
 use voicelake_shared::diagnosis::{Call, ProviderFailures, RejectSample, ToolFailures, Window};
 
+use crate::config::NotifyConfig;
 use crate::enrich::{self, Row};
 
 /// What an alarm is explained by in the logs.
@@ -84,14 +85,21 @@ impl LogQuery {
         }
     }
 
-    /// What its rows tell. Failure lines are read through the ingest pipeline with `reading`'s
-    /// privacy settings, and grouped for the breach in `window`.
-    pub fn read(self, rows: &[Row], reading: &voicelake_shared::Config, window: Window) -> RowEvidence {
+    /// What its rows tell. Failure lines are read through the ingest pipeline with the function's
+    /// privacy settings (`config`), and grouped for the breach in `window`.
+    pub fn read(self, rows: &[Row], config: &NotifyConfig, window: Window) -> RowEvidence {
         match self {
             LogQuery::WorstCalls => RowEvidence { calls: enrich::calls_from_rows(rows), ..RowEvidence::default() },
             LogQuery::ToolFailures => RowEvidence { tool_failures: enrich::tool_failures_from_rows(rows), ..RowEvidence::default() },
             LogQuery::RejectsByReason => RowEvidence { rejects: enrich::rejects_from_rows(rows), ..RowEvidence::default() },
-            LogQuery::FailureLines => RowEvidence { failures: enrich::failures_from_rows(rows, reading, window), ..RowEvidence::default() },
+            LogQuery::FailureLines => {
+                let reading = voicelake_shared::Config {
+                    pii: config.pii,
+                    pseudonym_key: config.pseudonym_key.clone(),
+                    ..voicelake_shared::Config::default()
+                };
+                RowEvidence { failures: enrich::failures_from_rows(rows, &reading, window), ..RowEvidence::default() }
+            }
             LogQuery::IngestErrors => RowEvidence { error_lines: enrich::error_lines_from_rows(rows), ..RowEvidence::default() },
             LogQuery::CostPerDay => RowEvidence::default(),
         }
